@@ -1,0 +1,1 @@
+"""InfoGAN library: networks, latent codes, losses, the LightningModule, data, metrics, rendering."""

@@ -1,0 +1,57 @@
+"""Training callbacks: per-epoch evaluation and history, and sample snapshots.
+
+They call the same metric and rendering functions as the render stage, so numbers logged during
+training and numbers computed later from the checkpoint mean the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+from infogan.metrics import categorical_code_accuracy
+from infogan.traversal import sample_grid
+
+# The epoch aggregates of these step keys make up one row of the training history.
+HISTORY_KEYS = ("loss/d", "loss/g", "info/categorical", "info/continuous")
+
+
+class EpochEvaluation(pl.Callback):
+    """At each epoch end: categorical accuracy on held-out labelled images, then a history row.
+
+    `history` holds one dict per epoch: the epoch, the training iterations so far, the epoch mean
+    of each of HISTORY_KEYS, and the evaluation metrics.
+    """
+
+    def __init__(self, images: torch.Tensor | None, labels: torch.Tensor | None, batch_size: int = 1000):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # global_step counts optimizer steps, two per iteration here; count iterations instead
+        iterations = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        row: dict[str, float] = {"epoch": trainer.current_epoch, "iteration": iterations}
+        for key in HISTORY_KEYS:
+            value = trainer.callback_metrics.get(f"{key}_epoch")
+            if value is not None:
+                row[key] = float(value)
+        if self.images is not None and pl_module.codes.categorical_sizes:
+            metrics = categorical_code_accuracy(pl_module, self.images, self.labels, self.batch_size)
+            pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+            row.update(metrics)
+        self.history.append(row)
+
+
+class SampleSnapshots(pl.Callback):
+    """Every `every_n_epochs` epochs (and after the last), hand a grid of fixed-latent samples to `save`."""
+
+    def __init__(self, save: Callable[[int, Image.Image], None], every_n_epochs: int, seed: int = 0):
+        self.save, self.every_n_epochs, self.seed = save, every_n_epochs, seed
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs:
+            self.save(epoch, sample_grid(pl_module, seed=self.seed))

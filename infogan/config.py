@@ -1,0 +1,228 @@
+"""Typed configuration: dataclasses with defaults, built from plain mappings and checked once.
+
+`from_mapping(ModelConfig, params["model"]["mnist"], "model.mnist", require_all=True)` turns a
+params section into a frozen dataclass. Every bad value raises `InfoGANError` naming the full key
+and what is allowed, so a run stops before any work is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, TypeVar, Union
+
+from infogan.errors import InfoGANError
+
+C = TypeVar("C")
+
+
+def _bounded(default: Any, minimum: float, *, exclusive: bool = False) -> Any:
+    """A dataclass field with a lower bound, checked by `from_mapping`."""
+    return field(default=default, metadata={"min": minimum, "exclusive": exclusive})
+
+
+def positive(default: Any) -> Any:
+    return _bounded(default, 0, exclusive=True)
+
+
+def non_negative(default: Any) -> Any:
+    return _bounded(default, 0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Latent layout and network sizes: everything structural about one dataset's model.
+
+    The defaults are the InfoGAN paper's MNIST model (appendix C.1).
+    """
+
+    image_channels: int = positive(1)
+    image_size: int = positive(28)
+    noise_dim: int = non_negative(62)
+    categorical: tuple[int, ...] = (10,)  # one entry per categorical code: its number of classes
+    continuous: int = non_negative(2)  # number of continuous codes
+    continuous_prior: Literal["uniform", "gaussian"] = "uniform"
+    g_fc: tuple[int, ...] = (1024,)  # hidden FC widths before the reshape
+    g_base_channels: int = positive(128)  # channels of the first feature map
+    g_base_size: int = positive(7)  # its side
+    g_upconv: tuple[int, ...] = (64,)  # 4x4 stride-2 up-convs before the last one to the image
+    d_conv: tuple[int, ...] = (64, 128)  # 4x4 stride-2 convs
+    d_fc: tuple[int, ...] = (1024,)  # hidden FC widths after the convs
+    q_hidden: int = positive(128)
+    spectral_norm: bool = False  # on every D and Q layer, as in the seed's hinge option
+
+    def __post_init__(self) -> None:
+        for key in ("categorical", "g_fc", "g_upconv", "d_conv", "d_fc"):
+            if any(v <= 0 for v in getattr(self, key)):
+                raise InfoGANError(f"every entry of {key} must be a positive integer, got {list(getattr(self, key))}")
+        if any(k < 2 for k in self.categorical):
+            raise InfoGANError(f"categorical codes need at least 2 classes each, got {list(self.categorical)}")
+        if not self.categorical and self.continuous == 0:
+            raise InfoGANError("the model has no latent code: set categorical and/or continuous")
+        generated = self.g_base_size * 2 ** (len(self.g_upconv) + 1)
+        if generated != self.image_size:
+            raise InfoGANError(
+                f"g_base_size {self.g_base_size} doubled by {len(self.g_upconv) + 1} up-convs gives "
+                f"{generated}px, but image_size is {self.image_size}"
+            )
+        if self.image_size % 2 ** len(self.d_conv):
+            raise InfoGANError(f"image_size {self.image_size} is not divisible by 2**len(d_conv)")
+
+    @property
+    def code_dim(self) -> int:
+        return sum(self.categorical) + self.continuous
+
+    @property
+    def latent_dim(self) -> int:
+        return self.noise_dim + self.code_dim
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The objective and the optimizers (InfoGAN paper section 7 and appendix C.1)."""
+
+    lr_d: float = positive(2e-4)
+    lr_g: float = positive(1e-3)
+    beta1: float = non_negative(0.5)
+    beta2: float = non_negative(0.999)
+    lambda_cat: float = non_negative(1.0)
+    lambda_cont: float = non_negative(0.1)
+    adversarial_loss: Literal["bce", "hinge"] = "bce"
+
+    def __post_init__(self) -> None:
+        for key in ("beta1", "beta2"):
+            if getattr(self, key) >= 1:
+                raise InfoGANError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Return `value` as type `hint`, or raise naming `key` and what is allowed."""
+    origin = typing.get_origin(hint)
+    ok = False
+    if origin is Literal:
+        ok = value in typing.get_args(hint) and not isinstance(value, bool)
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            elem = typing.get_args(hint)[0]
+            return tuple(_coerce(f"{key}[{i}]", v, elem) for i, v in enumerate(value))
+    elif origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(key, value, option)
+            except InfoGANError:
+                pass
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise InfoGANError(f"{key} = {value!r} is invalid: it must be {_describe(hint)}")
+    return value
+
+
+def from_mapping(cls: type[C], mapping: Mapping[str, Any] | None, section: str, *, require_all: bool = False) -> C:
+    """Build the dataclass `cls` from `mapping`, the params section named `section`.
+
+    Unknown keys, missing keys (with `require_all`), wrong types and out-of-range values all raise
+    `InfoGANError` with the full key (`section.key`) and the allowed values.
+    """
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise InfoGANError(f"{section} must be a mapping of keys to values, got {mapping!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise InfoGANError(f"unknown key {section}.{unknown[0]}; the keys of {section} are: {', '.join(fields)}")
+    missing = [name for name in fields if name not in mapping]
+    if require_all and missing:
+        raise InfoGANError(f"{section}.{missing[0]} is missing from the params")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in mapping.items():
+        key = f"{section}.{name}"
+        value = _coerce(key, value, hints[name])
+        meta = fields[name].metadata
+        if "min" in meta and isinstance(value, (int, float)):
+            too_small = value <= meta["min"] if meta["exclusive"] else value < meta["min"]
+            if too_small:
+                bound = "greater than" if meta["exclusive"] else "at least"
+                raise InfoGANError(f"{key} = {value!r} is invalid: it must be {bound} {meta['min']}")
+        values[name] = value
+    try:
+        return cls(**values)
+    except InfoGANError as err:
+        raise InfoGANError(f"{section}: {err}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The dataclass as plain JSON-able types (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and where to train; the seed's CLI arguments map onto these keys."""
+
+    seed: int = 0
+    batch_size: int = positive(128)
+    batches_per_epoch: int = positive(100)
+    max_epochs: int = positive(50)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    num_workers: int = non_negative(0)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    log_every_n_steps: int = positive(10)
+    sample_every_n_epochs: int = positive(5)
+    eval_batch_size: int = positive(1000)
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Traversal GIFs and evaluation after training."""
+
+    continuous_range: tuple[float, ...] = (-2.0, 2.0)
+    continuous_frames: int = positive(9)
+    samples_per_row: int = positive(10)
+    scale: int = positive(2)
+    frame_ms: int = positive(500)
+    seed: int = 0
+    mi_samples: int = positive(10000)
+    eval_batch_size: int = positive(1000)
+
+    def __post_init__(self) -> None:
+        if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:
+            raise InfoGANError(f"continuous_range must be [low, high] with low < high, got {list(self.continuous_range)}")
+
+
+def split_section(mapping: Mapping[str, Any], classes: tuple[type, ...], section: str) -> tuple:
+    """Build several configs from one params section whose keys they share out; every key must belong to one."""
+    if not isinstance(mapping, Mapping):
+        raise InfoGANError(f"{section} must be a mapping of keys to values, got {mapping!r}")
+    owned = [{f.name for f in dataclasses.fields(cls)} for cls in classes]
+    unknown = sorted(set(mapping) - set().union(*owned))
+    if unknown:
+        allowed = ", ".join(sorted(set().union(*owned)))
+        raise InfoGANError(f"unknown key {section}.{unknown[0]}; the keys of {section} are: {allowed}")
+    return tuple(
+        from_mapping(cls, {k: v for k, v in mapping.items() if k in names}, section, require_all=True)
+        for cls, names in zip(classes, owned)
+    )

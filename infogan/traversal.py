@@ -1,0 +1,136 @@
+"""Latent traversals: vary one code, hold everything else fixed, and render captioned GIFs and sheets.
+
+A traversal is a list of `Frame`s. Every frame is a row of samples; sample j keeps the same noise
+(and the same values of the other codes) in every frame, so only the traversed code changes.
+Codes are named as in the paper: c1, c2, ... counting categorical codes first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from infogan.atomic import atomic_path
+from infogan.data import to_uint8
+from infogan.module import InfoGAN
+
+CAPTION_HEIGHT = 18
+GAP = 2  # pixels between tiles
+
+
+@dataclass
+class Frame:
+    caption: str
+    images: torch.Tensor  # (n, C, H, W) uint8
+
+
+@torch.no_grad()
+def _generate(module: InfoGAN, noise, categorical, continuous) -> torch.Tensor:
+    latent = module.codes.assemble(noise, categorical, continuous)
+    return to_uint8(module(latent.vector)).cpu()
+
+
+def _fixed_codes(module: InfoGAN, n: int, seed: int):
+    """Noise and code values for n columns, reproducible from `seed`."""
+    codes = module.codes
+    g = torch.Generator().manual_seed(seed)
+    noise = codes.sample_noise(n, g)
+    categorical = codes.sample_categorical(n, g)
+    if codes.categorical_sizes:  # spread the columns over the first code's classes
+        categorical[:, 0] = torch.arange(n) % codes.categorical_sizes[0]
+    continuous = torch.zeros(n, codes.n_continuous)
+    return noise.to(module.device), categorical.to(module.device), continuous.to(module.device)
+
+
+def categorical_traversal(module: InfoGAN, code: int, n_samples: int = 10, seed: int = 0) -> list[Frame]:
+    """One frame per class of categorical code `code`; continuous codes at 0."""
+    was_training = module.training
+    module.eval()
+    noise, categorical, continuous = _fixed_codes(module, n_samples, seed)
+    frames = []
+    for value in range(module.codes.categorical_sizes[code]):
+        categorical[:, code] = value
+        frames.append(Frame(f"c{code + 1} = {value}", _generate(module, noise, categorical, continuous)))
+    module.train(was_training)
+    return frames
+
+
+def continuous_traversal(
+    module: InfoGAN, code: int, values: Sequence[float], n_samples: int = 10, seed: int = 0
+) -> list[Frame]:
+    """One frame per value of continuous code `code`; columns cycle through the first categorical code."""
+    was_training = module.training
+    module.eval()
+    noise, categorical, continuous = _fixed_codes(module, n_samples, seed)
+    name = f"c{len(module.codes.categorical_sizes) + code + 1}"
+    frames = []
+    for value in values:
+        continuous[:, code] = value
+        frames.append(Frame(f"{name} = {value:+.2f}", _generate(module, noise, categorical, continuous)))
+    module.train(was_training)
+    return frames
+
+
+def _row(images: torch.Tensor, scale: int) -> Image.Image:
+    """(n, C, H, W) uint8 -> one RGB strip of tiles, each upscaled by `scale` (nearest)."""
+    n, c, h, w = images.shape
+    tiles = images.expand(n, 3, h, w) if c == 1 else images
+    strip = np.full((h, n * (w + GAP) - GAP, 3), 255, dtype=np.uint8)
+    for j, tile in enumerate(tiles.permute(0, 2, 3, 1).numpy()):
+        strip[:, j * (w + GAP) : j * (w + GAP) + w] = tile
+    image = Image.fromarray(strip)
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def _font() -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=CAPTION_HEIGHT - 4)
+
+
+def frame_image(frame: Frame, scale: int = 2) -> Image.Image:
+    """A frame as a picture: the caption on a white strip above the row of samples."""
+    row = _row(frame.images, scale)
+    canvas = Image.new("RGB", (row.width, row.height + CAPTION_HEIGHT), "white")
+    canvas.paste(row, (0, CAPTION_HEIGHT))
+    ImageDraw.Draw(canvas).text((4, 1), frame.caption, fill="black", font=_font())
+    return canvas
+
+
+def render_traversal_gif(frames: list[Frame], path: Path, scale: int = 2, frame_ms: int = 500) -> None:
+    """Write an endlessly looping GIF, one captioned frame per traversal step, atomically."""
+    pictures = np.stack([np.asarray(frame_image(f, scale)) for f in frames])
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, pictures, extension=".gif", duration=frame_ms, loop=0)
+
+
+def render_contact_sheet(frames: list[Frame], path: Path, scale: int = 2) -> None:
+    """Write every frame of a traversal as one PNG, captions in a column on the left, atomically."""
+    rows = [_row(f.images, scale) for f in frames]
+    label_width = 84
+    sheet = Image.new("RGB", (label_width + rows[0].width, sum(r.height + GAP for r in rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for frame, row in zip(frames, rows):
+        sheet.paste(row, (label_width, y))
+        draw.text((4, y + row.height // 2 - CAPTION_HEIGHT // 2), frame.caption, fill="black", font=_font())
+        y += row.height + GAP
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+
+
+def sample_grid(module: InfoGAN, n_columns: int = 10, seed: int = 0) -> Image.Image:
+    """Rows = classes of the first categorical code, columns = fixed noise: a training snapshot."""
+    if module.codes.categorical_sizes:
+        frames = categorical_traversal(module, 0, n_columns, seed)
+    else:
+        frames = continuous_traversal(module, 0, np.linspace(-1, 1, 5), n_columns, seed)
+    rows = [_row(f.images, 1) for f in frames]
+    grid = Image.new("RGB", (rows[0].width, sum(r.height + GAP for r in rows) - GAP), "white")
+    for i, row in enumerate(rows):
+        grid.paste(row, (0, i * (row.height + GAP)))
+    return grid

@@ -1,0 +1,101 @@
+"""Stage `render@<dataset>`: traversal GIFs and contact sheets, and metrics.json, into the training run.
+
+    python -m pipeline.render --dataset mnist --model models/mnist --data data/prepared/mnist \
+        --media media/mnist --metrics reports/mnist/metrics.json \
+        --history reports/mnist/train_history.csv
+
+Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
+(categorical_<i>, continuous_<j>), and --metrics with the categorical accuracy on the test split,
+each code's MI lower bound and the final training losses. Everything is also logged to the MLflow
+run that trained the checkpoint (its id is in <model>/run.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from infogan.atomic import write_json
+from infogan.callbacks import HISTORY_KEYS
+from infogan.config import RenderConfig, from_mapping
+from infogan.data import load_split
+from infogan.errors import InfoGANError
+from infogan.metrics import categorical_code_accuracy, information_lower_bounds
+from infogan.module import InfoGAN
+from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
+from pipeline import tracking
+from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+
+
+def render_traversals(module: InfoGAN, config: RenderConfig, media: Path) -> list[Path]:
+    """One GIF + PNG per code; returns the written paths."""
+    written = []
+    traversals = [
+        (f"categorical_{i}", categorical_traversal(module, i, config.samples_per_row, config.seed))
+        for i in range(len(module.codes.categorical_sizes))
+    ]
+    values = np.linspace(*config.continuous_range, config.continuous_frames).tolist()
+    traversals += [
+        (f"continuous_{j}", continuous_traversal(module, j, values, config.samples_per_row, config.seed))
+        for j in range(module.codes.n_continuous)
+    ]
+    for name, frames in traversals:
+        render_traversal_gif(frames, media / f"{name}.gif", config.scale, config.frame_ms)
+        render_contact_sheet(frames, media / f"{name}.png", config.scale)
+        written += [media / f"{name}.gif", media / f"{name}.png"]
+    return written
+
+
+def final_losses(history: Path) -> dict[str, float]:
+    table = pd.read_csv(history)
+    if table.empty:
+        raise InfoGANError(f"{history} has no epochs; rerun the train stage")
+    last = table.iloc[-1]
+    return {f"final/{key}": float(last[key]) for key in HISTORY_KEYS if key in table}
+
+
+@entry_point
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, required=True, help="train stage output folder")
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    p.add_argument("--media", type=Path, required=True, help="folder for the GIFs and PNG sheets")
+    p.add_argument("--metrics", type=Path, required=True, help="metrics.json to write")
+    p.add_argument("--history", type=Path, required=True, help="the train stage's history CSV")
+    args = p.parse_args()
+
+    params = load_params(args.params)
+    check_dataset(args.dataset, params)
+    config = from_mapping(RenderConfig, section(params, "render"), "render", require_all=True)
+    checkpoint, run_file = args.model / "model.ckpt", args.model / "run.json"
+    for path in (checkpoint, run_file, args.history):
+        if not path.is_file():
+            raise InfoGANError(f"{path} does not exist; run the train stage first (dvc repro train@{args.dataset})")
+    run = json.loads(run_file.read_text())
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    module = InfoGAN.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
+    written = render_traversals(module, config, args.media)
+
+    metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
+    test_images, test_labels = load_split(args.data / "test.pt")
+    if module.codes.categorical_sizes:
+        metrics.update(categorical_code_accuracy(module, test_images, test_labels, config.eval_batch_size))
+    metrics.update(final_losses(args.history))
+    write_json(metrics, args.metrics)
+
+    # the same run as training, whose id train passed on in run.json
+    client = tracking.client_for(tracking.tracking_uri(params))
+    tracking.log_metrics(client, run["run_id"], metrics)
+    for path in written:
+        client.log_artifact(run["run_id"], str(path), "media")
+    client.log_artifact(run["run_id"], str(args.metrics))
+    print(f"rendered {len(written)} files into {args.media}; " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Stage `train@<dataset>`: train InfoGAN with Lightning, tracked in one MLflow run.
+
+    python -m pipeline.train --dataset mnist --data data/prepared/mnist --out models/mnist \
+        --history reports/mnist/train_history.csv
+
+Reads `model.<dataset>`, `train` and `tracking` from params.yaml, all checked before any work.
+Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved configuration) and
+run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import MLFlowLogger
+
+from infogan.atomic import atomic_path, write_json
+from infogan.callbacks import EpochEvaluation, SampleSnapshots
+from infogan.config import ModelConfig, OptimConfig, TrainConfig, from_mapping, split_section, to_dict
+from infogan.data import load_split, train_loader
+from infogan.errors import InfoGANError
+from infogan.module import InfoGAN
+from pipeline import tracking
+from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+
+
+def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig]:
+    model = from_mapping(ModelConfig, section(params, f"model.{dataset}"), f"model.{dataset}", require_all=True)
+    optim, train = split_section(section(params, "train"), (OptimConfig, TrainConfig), "train")
+    return model, optim, train
+
+
+def check_data_matches(images, model: ModelConfig, dataset: str) -> None:
+    expected = (model.image_channels, model.image_size, model.image_size)
+    if tuple(images.shape[1:]) != expected:
+        raise InfoGANError(
+            f"prepared {dataset} images are {tuple(images.shape[1:])} but model.{dataset} expects "
+            f"{expected} (image_channels, image_size); fix params.yaml or rerun prepare"
+        )
+
+
+@entry_point
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="folder for model.ckpt, config.json, run.json")
+    p.add_argument("--history", type=Path, required=True, help="per-epoch history CSV")
+    args = p.parse_args()
+
+    params = load_params(args.params)
+    dataset = check_dataset(args.dataset, params)
+    model_cfg, optim_cfg, train_cfg = load_configs(params, dataset)
+    train_images, _ = load_split(args.data / "train.pt")
+    test_images, test_labels = load_split(args.data / "test.pt")
+    check_data_matches(train_images, model_cfg, dataset)
+
+    pl.seed_everything(train_cfg.seed, workers=True)
+    module = InfoGAN(model_cfg, optim_cfg)
+    # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides
+    resolved = {
+        "dataset": dataset,
+        "model": to_dict(model_cfg),
+        "train": {**to_dict(optim_cfg), **to_dict(train_cfg)},
+    }
+    run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
+    uri = tracking.tracking_uri(params)
+    client = tracking.client_for(uri)
+    print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}")
+
+    def save_snapshot(epoch: int, image) -> None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"epoch_{epoch:04d}.png"
+            path.write_bytes(buffer.getvalue())
+            client.log_artifact(run_id, str(path), "samples")
+
+    evaluation = EpochEvaluation(test_images, test_labels, train_cfg.eval_batch_size)
+    trainer = pl.Trainer(
+        accelerator=train_cfg.accelerator,
+        devices=train_cfg.devices,
+        precision=train_cfg.precision,
+        max_epochs=train_cfg.max_epochs,
+        logger=MLFlowLogger(experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id),
+        callbacks=[evaluation, SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed)],
+        log_every_n_steps=train_cfg.log_every_n_steps,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        deterministic=False,
+    )
+    client.set_tag(run_id, "device", str(trainer.strategy.root_device))
+    loader = train_loader(
+        train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed, train_cfg.num_workers
+    )
+    try:
+        trainer.fit(module, loader)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "model.ckpt") as tmp:
+        trainer.save_checkpoint(tmp)
+    write_json(resolved, args.out / "config.json")
+    write_json(
+        {"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri},
+        args.out / "run.json",
+    )
+    with atomic_path(args.history) as tmp:
+        pd.DataFrame(evaluation.history).to_csv(tmp, index=False)
+    for path in (args.out / "model.ckpt", args.out / "config.json", args.history):
+        client.log_artifact(run_id, str(path), "model" if path.parent == args.out else None)
+    client.set_terminated(run_id, "FINISHED")
+    last = evaluation.history[-1] if evaluation.history else {}
+    print(f"trained {dataset}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+
+
+if __name__ == "__main__":
+    main()

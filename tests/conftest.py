@@ -1,0 +1,68 @@
+"""Shared pytest fixtures: the real MNIST files and a loopback HTTP mirror serving them.
+
+Tests never touch the internet; downloads are exercised against a local http.server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_MNIST_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """Static file handler that does not print a line per request into test output."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    """Serve directory over HTTP on a free loopback port; yield the base URL (trailing slash)."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # A short poll interval keeps shutdown (once per test server) fast.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def mnist_fixture_dir() -> Path:
+    """Directory holding the four genuine MNIST .gz files (override with INFOGAN_MNIST_DIR)."""
+    directory = Path(os.environ.get("INFOGAN_MNIST_DIR", _PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
+    missing = [name for name in _MNIST_NAMES if not (directory / name).is_file()]
+    if missing:
+        # Fail loudly: a silent skip would hide that the data tests never ran.
+        pytest.fail(
+            f"MNIST fixture files missing from {directory}: {', '.join(missing)}. "
+            "Put the four MNIST .gz files there or set INFOGAN_MNIST_DIR to a directory holding them."
+        )
+    return directory
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror_url(mnist_fixture_dir: Path) -> Iterator[str]:
+    """Base URL (with trailing slash) of a loopback HTTP mirror serving the real MNIST files."""
+    with _serve(mnist_fixture_dir) as url:
+        yield url

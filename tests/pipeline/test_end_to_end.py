@@ -1,0 +1,151 @@
+"""The real `dvc repro` on a copy of the project, with a tiny config and MNIST from a loopback mirror."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = 2
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
+    return output
+
+
+def copy_project(dst: Path) -> None:
+    """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dst / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=dst, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dst, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "copy"], cwd=dst, check=True)
+
+
+def edit_params(path: Path, **sections: dict) -> None:
+    params = yaml.safe_load(path.read_text())
+    for name, values in sections.items():
+        node = params
+        for part in name.split("."):
+            node = node[part]
+        node.update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_mirror_url):
+    """A tiny-config copy of the project after one `dvc repro`; yields (folder, env, repro output)."""
+    dst = tmp_path_factory.mktemp("project")
+    copy_project(dst)
+    edit_params(
+        dst / "params.yaml",
+        # a dead mirror first: the loopback one must be reached by falling through
+        **{"prepare.mnist": {"mirrors": ["http://127.0.0.1:1/", mnist_mirror_url]}},
+        train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
+        render={"continuous_frames": 5, "mi_samples": 200},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    output = run([sys.executable, "-m", "dvc", "repro"], dst, env)
+    return dst, env, output
+
+
+def test_repro_downloads_and_prepares_mnist(project):
+    dst, _, _ = project
+    manifest = json.loads((dst / "data/prepared/mnist/manifest.json").read_text())
+    assert manifest["splits"]["train"] == {"count": 60000, "image_shape": [1, 28, 28], "classes": 10}
+    assert manifest["splits"]["test"]["count"] == 10000
+    assert manifest["source_md5"]["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+    assert sorted(p.name for p in (dst / "data/raw/mnist").iterdir()) == sorted(manifest["source_md5"])
+
+
+@pytest.mark.parametrize("name, frames", [("categorical_0", 10), ("continuous_0", 5), ("continuous_1", 5)])
+def test_repro_renders_captioned_gifs(project, name, frames):
+    dst, _, _ = project
+    gif = Image.open(dst / "media/mnist" / f"{name}.gif")
+    assert gif.n_frames == frames
+    samples = 10  # render.samples_per_row
+    assert gif.size == ((samples * (28 + 2) - 2) * SCALE, 28 * SCALE + 18)
+    assert gif.info.get("loop") == 0
+    sheet = Image.open(dst / "media/mnist" / f"{name}.png")
+    assert sheet.height == frames * (28 * SCALE + 2)
+
+
+def test_repro_writes_metrics_and_history(project):
+    dst, _, _ = project
+    metrics = json.loads((dst / "reports/mnist/metrics.json").read_text())
+    assert 0.0 <= metrics["eval/categorical_accuracy"] <= 1.0
+    assert 0.0 <= metrics["eval/categorical_nmi"] <= 1.0
+    assert -1.0 < metrics["info_bound/categorical_0"] <= math.log(10)
+    for key in ("info_bound/continuous_0", "info_bound/continuous_1", "final/loss/d", "final/loss/g"):
+        assert math.isfinite(metrics[key])
+    assert metrics["final/loss/d"] > 0
+    history = pd.read_csv(dst / "reports/mnist/train_history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert list(history["iteration"]) == [2, 4]
+    assert {"loss/d", "loss/g", "info/categorical", "eval/categorical_accuracy"} <= set(history.columns)
+
+
+def test_repro_records_one_mlflow_run_with_everything(project):
+    dst, _, _ = project
+    client = MlflowClient(f"sqlite:///{dst}/mlflow.db")
+    experiment = client.get_experiment_by_name("infogan-mnist")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.lr_g"] == "0.001"
+    assert run.data.params["train.batch_size"] == "16"
+    assert run.data.params["model.categorical"] == "[10]"
+    assert run.data.params["model.continuous_prior"] == "uniform"
+    assert {"git_commit", "dataset_manifest_sha256", "torch_version", "cuda_version", "device"} <= set(run.data.tags)
+    assert run.data.tags["device"] == "cpu"
+    # training curves from Lightning, evaluation from render, in the same run
+    assert {"loss/d_epoch", "info/categorical_epoch", "eval/categorical_accuracy"} <= set(run.data.metrics)
+    assert "info_bound/categorical_0" in run.data.metrics
+    accuracy_history = client.get_metric_history(run.info.run_id, "eval/categorical_accuracy")
+    assert len(accuracy_history) >= 2  # one per epoch, plus render's
+
+    def names(path=None):
+        return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
+
+    assert {"categorical_0.gif", "continuous_1.gif", "categorical_0.png"} <= names("media")
+    assert {"model.ckpt", "config.json"} <= names("model")
+    assert {"epoch_0001.png", "epoch_0002.png"} == names("samples")
+    assert "metrics.json" in names()
+
+
+def test_repro_reruns_only_what_changed(project):
+    dst, env, _ = project
+    again = run([sys.executable, "-m", "dvc", "repro"], dst, env)
+    assert "Running stage" not in again
+    edit_params(dst / "params.yaml", train={"lr_g": 0.0005})
+    changed = run([sys.executable, "-m", "dvc", "repro"], dst, env)
+    assert "Running stage 'train@mnist'" in changed
+    assert "Running stage 'render@mnist'" in changed
+    assert "Running stage 'prepare@mnist'" not in changed
+    client = MlflowClient(f"sqlite:///{dst}/mlflow.db")
+    experiment = client.get_experiment_by_name("infogan-mnist")
+    lrs = sorted(r.data.params["train.lr_g"] for r in client.search_runs([experiment.experiment_id]))
+    assert lrs == ["0.0005", "0.001"]
