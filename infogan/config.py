@@ -51,7 +51,7 @@ class ModelConfig:
     d_conv: tuple[int, ...] = (64, 128)  # 4x4 stride-2 convs
     d_fc: tuple[int, ...] = (1024,)  # hidden FC widths after the convs
     q_hidden: int = positive(128)
-    spectral_norm: bool = False  # on every D and Q layer, as in the seed's hinge option
+    spectral_norm: bool = False  # on D's trunk and D head (replacing their BN), as in the seed's hinge option
 
     def __post_init__(self) -> None:
         for key in ("categorical", "g_fc", "g_upconv", "d_conv", "d_fc"):

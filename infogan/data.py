@@ -14,7 +14,7 @@ from infogan.errors import InfoGANError
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 images in [0, 255] -> float images in [-1, 1], the generator's tanh range."""
-    return images.float().div_(127.5).sub_(1.0)
+    return images.float().div(127.5).sub_(1.0)  # div makes a new tensor: the input is never modified
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

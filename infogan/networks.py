@@ -52,7 +52,7 @@ class DiscriminatorTrunk(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        sn = spectral_norm if config.spectral_norm else (lambda m: m)
+        sn = _spectral_norm if config.spectral_norm else (lambda m: m)
         norm = config.spectral_norm is False
         layers: list[nn.Module] = []
         channels = config.image_channels
@@ -83,7 +83,7 @@ class AdversarialHead(nn.Module):
     def __init__(self, config: ModelConfig, in_features: int):
         super().__init__()
         linear = nn.Linear(in_features, 1)
-        self.linear = spectral_norm(linear) if config.spectral_norm else linear
+        self.linear = _spectral_norm(linear) if config.spectral_norm else linear
         init_weights(self)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -120,12 +120,22 @@ class QHead(nn.Module):
         return CodeParams(logits, mean, log_scale)
 
 
+def _spectral_norm(layer: nn.Module) -> nn.Module:
+    """Initialise, then wrap: the power iteration starts from the weight it will normalise."""
+    init_weights(layer)
+    return spectral_norm(layer)
+
+
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, BN scales N(1, 0.02), zero biases."""
+    """DCGAN initialisation: N(0, 0.02) weights, BN scales N(1, 0.02), zero biases.
+
+    Layers already wrapped in spectral norm were initialised before wrapping and are left alone.
+    """
     for m in module.modules():
+        if hasattr(m, "parametrizations"):
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-            nn.init.normal_(weight, 0.0, 0.02)
+            nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):

@@ -14,6 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _MNIST_NAMES = (
@@ -66,3 +67,13 @@ def mnist_mirror_url(mnist_fixture_dir: Path) -> Iterator[str]:
     """Base URL (with trailing slash) of a loopback HTTP mirror serving the real MNIST files."""
     with _serve(mnist_fixture_dir) as url:
         yield url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """The tests' tensors are small: on a 2-core machine, torch's intra-op threads only contend
+    (the library tests ran about 4x slower with 2 threads beside another process)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

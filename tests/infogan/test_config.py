@@ -1,0 +1,270 @@
+"""Tests for infogan.config: building typed configs from params sections, and every way that fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from infogan.config import ModelConfig, OptimConfig, RenderConfig, TrainConfig, from_mapping, split_section, to_dict
+from infogan.errors import InfoGANError
+
+
+def full(cls: type) -> dict:
+    """Every key of cls with its default, as a params file would spell it (tuples as lists)."""
+    return to_dict(cls())
+
+
+def error_of(cls: type, mapping: dict, section: str = "train", **kwargs) -> str:
+    with pytest.raises(InfoGANError) as info:
+        from_mapping(cls, mapping, section, **kwargs)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- from_mapping: success
+
+
+def test_full_section_builds_the_dataclass_with_the_given_values():
+    params = full(TrainConfig) | {"batch_size": 64, "accelerator": "cpu", "devices": 1}
+    config = from_mapping(TrainConfig, params, "train", require_all=True)
+    assert isinstance(config, TrainConfig)
+    assert (config.batch_size, config.accelerator, config.devices) == (64, "cpu", 1)
+
+
+def test_partial_section_keeps_defaults_without_require_all():
+    config = from_mapping(TrainConfig, {"batch_size": 7}, "train")
+    assert config == dataclasses.replace(TrainConfig(), batch_size=7)
+
+
+def test_none_section_gives_the_defaults():
+    assert from_mapping(OptimConfig, None, "optim") == OptimConfig()
+
+
+def test_lists_become_tuples():
+    config = from_mapping(ModelConfig, {"categorical": [10, 3], "d_conv": [32, 64]}, "model")
+    assert config.categorical == (10, 3) and isinstance(config.categorical, tuple)
+    assert config.d_conv == (32, 64) and isinstance(config.d_conv, tuple)
+    render = from_mapping(RenderConfig, {"continuous_range": [-1, 3]}, "render")
+    assert render.continuous_range == (-1.0, 3.0)
+    assert all(isinstance(v, float) for v in render.continuous_range)
+
+
+def test_ints_are_accepted_for_float_fields():
+    config = from_mapping(OptimConfig, {"lr_d": 1, "lambda_cont": 0}, "optim")
+    assert config.lr_d == 1.0 and type(config.lr_d) is float
+    assert config.lambda_cont == 0.0 and type(config.lambda_cont) is float
+
+
+@pytest.mark.parametrize("value", ["auto", 2])
+def test_union_field_accepts_each_option(value):
+    assert from_mapping(TrainConfig, {"devices": value}, "train").devices == value
+
+
+def test_configs_are_frozen():
+    config = from_mapping(TrainConfig, {}, "train")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.batch_size = 3  # type: ignore[misc]
+
+
+def test_to_dict_round_trips_through_from_mapping():
+    model = ModelConfig(categorical=(10, 3), continuous=1)
+    assert to_dict(model)["categorical"] == [10, 3]
+    assert from_mapping(ModelConfig, to_dict(model), "model", require_all=True) == model
+
+
+# ---------------------------------------------------------------- from_mapping: errors
+
+
+@pytest.mark.parametrize(
+    ("cls", "section", "key", "value", "expected"),
+    [
+        (TrainConfig, "train", "batch_size", "64", "an integer"),
+        (TrainConfig, "train", "batch_size", 64.0, "an integer"),
+        (TrainConfig, "train", "seed", None, "an integer"),
+        (OptimConfig, "optim", "lr_d", "2e-4", "a number"),
+        (ModelConfig, "model.mnist", "spectral_norm", "yes", "true or false"),
+        (ModelConfig, "model.mnist", "spectral_norm", 1, "true or false"),
+        (ModelConfig, "model.mnist", "g_fc", 1024, "a list of"),
+        (TrainConfig, "train", "devices", "two", "an integer or one of 'auto'"),
+    ],
+)
+def test_wrong_type_names_the_full_key_and_the_expected_type(cls, section, key, value, expected):
+    message = error_of(cls, {key: value}, section)
+    assert f"{section}.{key} = {value!r}" in message
+    assert expected in message
+
+
+def test_wrong_element_type_in_a_list_names_the_element():
+    message = error_of(ModelConfig, {"categorical": [10, "3"]}, "model")
+    assert "model.categorical[1] = '3'" in message
+    assert "an integer" in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "key"),
+    [(TrainConfig, "batch_size"), (TrainConfig, "eval_batch_size"), (TrainConfig, "max_epochs")],
+)
+def test_bools_are_rejected_for_int_fields(cls, key):
+    message = error_of(cls, {key: True})
+    assert f"train.{key} = True" in message and "an integer" in message
+
+
+def test_bools_are_rejected_for_float_fields():
+    message = error_of(OptimConfig, {"lambda_cat": True}, "optim")
+    assert "optim.lambda_cat = True" in message and "a number" in message
+
+
+@pytest.mark.parametrize("value", [0, -1])
+@pytest.mark.parametrize("key", ["batch_size", "batches_per_epoch", "max_epochs", "eval_batch_size"])
+def test_non_positive_sizes_are_rejected_with_the_key(key, value):
+    message = error_of(TrainConfig, {key: value})
+    assert f"train.{key} = {value}" in message
+    assert "greater than 0" in message
+
+
+def test_non_positive_model_size_is_rejected_with_the_key():
+    message = error_of(ModelConfig, {"q_hidden": 0}, "model.mnist")
+    assert "model.mnist.q_hidden = 0" in message and "greater than 0" in message
+
+
+def test_non_negative_fields_accept_zero_and_reject_negatives():
+    assert from_mapping(TrainConfig, {"num_workers": 0}, "train").num_workers == 0
+    message = error_of(TrainConfig, {"num_workers": -1})
+    assert "train.num_workers = -1" in message and "at least 0" in message
+    message = error_of(OptimConfig, {"lambda_cont": -0.5}, "optim")
+    assert "optim.lambda_cont = -0.5" in message and "at least 0" in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "section", "key", "value", "choices"),
+    [
+        (ModelConfig, "model.mnist", "continuous_prior", "normal", ("uniform", "gaussian")),
+        (TrainConfig, "train", "accelerator", "tpu", ("auto", "cpu", "gpu", "cuda", "mps")),
+        (TrainConfig, "train", "precision", "32", ("32-true", "bf16-mixed", "16-mixed")),
+        (OptimConfig, "optim", "adversarial_loss", "wgan", ("bce", "hinge")),
+    ],
+)
+def test_literal_choices_are_listed(cls, section, key, value, choices):
+    message = error_of(cls, {key: value}, section)
+    assert f"{section}.{key} = {value!r}" in message
+    for choice in choices:
+        assert repr(choice) in message
+
+
+def test_unknown_key_lists_allowed_keys():
+    message = error_of(TrainConfig, {"batchsize": 3})
+    assert "unknown key train.batchsize" in message
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in message
+
+
+def test_missing_key_with_require_all_names_it():
+    params = full(OptimConfig)
+    del params["lambda_cont"]
+    message = error_of(OptimConfig, params, "optim", require_all=True)
+    assert "optim.lambda_cont" in message and "missing" in message
+    # the same section is fine when defaults may fill in
+    assert from_mapping(OptimConfig, params, "optim").lambda_cont == OptimConfig().lambda_cont
+
+
+@pytest.mark.parametrize("mapping", [[1, 2], "batch_size: 3", 5])
+def test_non_mapping_section_is_rejected(mapping):
+    message = error_of(TrainConfig, mapping)
+    assert message.startswith("train must be a mapping")
+
+
+# ---------------------------------------------------------------- cross-field checks
+
+
+def test_generator_output_size_must_match_image_size():
+    # 7 * 2**(2 + 1) = 56, not 28
+    message = error_of(ModelConfig, {"g_upconv": [64, 32]}, "model.mnist")
+    assert message.startswith("model.mnist:")
+    assert "56px" in message and "image_size is 28" in message
+
+
+def test_matching_generator_size_is_accepted():
+    config = from_mapping(ModelConfig, {"g_base_size": 4, "g_upconv": [64, 32], "image_size": 32}, "model")
+    assert config.g_base_size * 2 ** (len(config.g_upconv) + 1) == config.image_size == 32
+
+
+def test_one_class_categorical_code_is_rejected():
+    message = error_of(ModelConfig, {"categorical": [10, 1]}, "model.mnist")
+    assert message.startswith("model.mnist:") and "at least 2 classes" in message and "[10, 1]" in message
+
+
+def test_non_positive_list_entries_are_rejected():
+    message = error_of(ModelConfig, {"d_conv": [64, 0]}, "model")
+    assert "d_conv" in message and "positive" in message
+
+
+def test_model_without_any_code_is_rejected():
+    message = error_of(ModelConfig, {"categorical": [], "continuous": 0}, "model")
+    assert "no latent code" in message
+
+
+def test_image_size_must_be_divisible_by_the_discriminator_downsampling():
+    # 28 is not divisible by 2**3
+    message = error_of(ModelConfig, {"d_conv": [32, 64, 128]}, "model")
+    assert "not divisible" in message
+
+
+@pytest.mark.parametrize("beta", [1, 1.5])
+def test_adam_betas_must_be_below_one(beta):
+    message = error_of(OptimConfig, {"beta2": beta}, "optim")
+    assert message.startswith("optim:") and "beta2" in message and "[0, 1)" in message
+
+
+@pytest.mark.parametrize("bounds", [[2, -2], [1, 1], [0, 1, 2]])
+def test_continuous_range_must_be_increasing_pair(bounds):
+    message = error_of(RenderConfig, {"continuous_range": bounds}, "render")
+    assert "continuous_range" in message
+
+
+def test_model_properties():
+    config = ModelConfig(categorical=(10, 3), continuous=2, noise_dim=5)
+    assert config.code_dim == 15
+    assert config.latent_dim == 20
+
+
+# ---------------------------------------------------------------- split_section
+
+
+def test_split_section_shares_the_keys_out():
+    params = full(TrainConfig) | full(RenderConfig)
+    params["batch_size"] = 16
+    params["mi_samples"] = 500
+    train, render = split_section(params, (TrainConfig, RenderConfig), "train")
+    assert train.batch_size == 16 and render.mi_samples == 500
+    # a key both own reaches both
+    params["eval_batch_size"] = 250
+    train, render = split_section(params, (TrainConfig, RenderConfig), "train")
+    assert train.eval_batch_size == render.eval_batch_size == 250
+
+
+def test_split_section_unknown_key_lists_every_allowed_key():
+    params = full(TrainConfig) | full(RenderConfig) | {"oops": 1}
+    with pytest.raises(InfoGANError, match=re.escape("unknown key train.oops")) as info:
+        split_section(params, (TrainConfig, RenderConfig), "train")
+    for cls in (TrainConfig, RenderConfig):
+        for field in dataclasses.fields(cls):
+            assert field.name in str(info.value)
+
+
+def test_split_section_requires_every_key():
+    params = full(TrainConfig) | full(RenderConfig)
+    del params["frame_ms"]
+    with pytest.raises(InfoGANError, match=re.escape("train.frame_ms is missing")):
+        split_section(params, (TrainConfig, RenderConfig), "train")
+
+
+def test_split_section_checks_values_with_the_full_key():
+    params = full(TrainConfig) | full(RenderConfig) | {"scale": 0}
+    with pytest.raises(InfoGANError, match=re.escape("train.scale = 0")):
+        split_section(params, (TrainConfig, RenderConfig), "train")
+
+
+def test_split_section_rejects_non_mapping():
+    with pytest.raises(InfoGANError, match="must be a mapping"):
+        split_section(["batch_size"], (TrainConfig,), "train")

@@ -1,0 +1,162 @@
+"""Tests for infogan.metrics: Hungarian-matched accuracy, NMI, and the metrics computed on a module."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from infogan.config import ModelConfig, OptimConfig
+from infogan.metrics import (
+    categorical_code_accuracy,
+    confusion_matrix,
+    hungarian_accuracy,
+    information_lower_bounds,
+    normalized_mutual_information,
+    predict_categorical,
+)
+from infogan.module import InfoGAN
+
+BIJECTION = {0: 3, 1: 7, 2: 0, 3: 9, 4: 1, 5: 5, 6: 2, 7: 8, 8: 4, 9: 6}
+
+
+@pytest.fixture(scope="module")
+def module():
+    torch.manual_seed(0)
+    return InfoGAN(ModelConfig(categorical=(10, 3)), OptimConfig())
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (200,), generator=g)
+    return images, labels
+
+
+def test_confusion_matrix_counts():
+    counts = confusion_matrix(np.array([0, 0, 1, 2]), np.array([1, 1, 0, 1]))
+    assert counts.tolist() == [[0, 2], [1, 0], [0, 1]]
+
+
+def test_permuted_labels_give_full_accuracy_and_the_bijection():
+    rng = np.random.default_rng(0)
+    pred = np.concatenate([np.arange(10), rng.integers(0, 10, 490)])  # every value occurs
+    labels = np.array([BIJECTION[p] for p in pred])
+    accuracy, mapping = hungarian_accuracy(pred, labels)
+    assert accuracy == 1.0
+    assert mapping == BIJECTION
+
+
+def test_hungarian_accuracy_on_a_known_confusion():
+    # code 0 -> label 1 (3 of 4), code 1 -> label 0 (2 of 3), code 2 -> label 2 (2 of 3).
+    pred = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    labels = np.array([1, 1, 1, 0, 0, 0, 2, 2, 2, 1])
+    accuracy, mapping = hungarian_accuracy(pred, labels)
+    assert accuracy == pytest.approx(7 / 10)
+    assert mapping == {0: 1, 1: 0, 2: 2}
+
+
+def test_hungarian_matching_is_one_to_one():
+    """Greedy per-code majority would map both codes to label 0 (4/4); one-to-one allows only 3/4."""
+    pred = np.array([0, 0, 1, 1])
+    labels = np.array([0, 0, 0, 1])
+    accuracy, mapping = hungarian_accuracy(pred, labels)
+    assert accuracy == pytest.approx(3 / 4)
+    assert mapping == {0: 0, 1: 1}
+
+
+def test_nmi_of_identical_labels_is_one():
+    labels = np.random.default_rng(0).integers(0, 10, 1000)
+    assert normalized_mutual_information(labels, labels) == pytest.approx(1.0)
+
+
+def test_nmi_is_invariant_to_relabelling():
+    pred = np.random.default_rng(1).integers(0, 10, 1000)
+    labels = np.array([BIJECTION[p] for p in pred])
+    assert normalized_mutual_information(pred, labels) == pytest.approx(1.0)
+
+
+def test_nmi_of_independent_labels_is_near_zero():
+    rng = np.random.default_rng(2)
+    nmi = normalized_mutual_information(rng.integers(0, 10, 200_000), rng.integers(0, 10, 200_000))
+    assert 0 <= nmi < 0.01
+
+
+def test_nmi_of_a_known_joint():
+    # pred determines the label's half: I = ln 2, H(pred) = ln 4, H(label) = ln 2 -> NMI = ln2 / (1.5 ln 2) = 2/3
+    pred = np.array([0, 1, 2, 3] * 25)
+    labels = pred // 2
+    assert normalized_mutual_information(pred, labels) == pytest.approx(2 / 3)
+
+
+def test_nmi_of_constant_labels_is_zero():
+    assert normalized_mutual_information(np.zeros(10, dtype=int), np.zeros(10, dtype=int)) == 0.0
+
+
+def test_predict_categorical_shape_and_batching(module, labelled):
+    images, _ = labelled
+    whole = predict_categorical(module, images, batch_size=200)
+    assert whole.shape == (200, 2)
+    assert whole[:, 0].max() < 10 and whole[:, 1].max() < 3 and whole.min() >= 0
+    # eval mode: the result does not depend on how the images are batched
+    assert torch.equal(predict_categorical(module, images, batch_size=64), whole)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["from-train", "from-eval"])
+def test_categorical_code_accuracy_keys_range_and_mode(module, labelled, training):
+    images, labels = labelled
+    module.train(training)
+    metrics = categorical_code_accuracy(module, images, labels, batch_size=100)
+    assert set(metrics) == {"eval/categorical_accuracy", "eval/categorical_nmi"}
+    for value in metrics.values():
+        assert isinstance(value, float) and 0 <= value <= 1
+    # at least chance level: the Hungarian matching can always get the largest class right
+    assert metrics["eval/categorical_accuracy"] >= np.bincount(labels.numpy()).max() / len(labels)
+    assert module.training is training
+    assert all(m.training is training for m in module.modules())
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["from-train", "from-eval"])
+def test_information_lower_bounds_of_an_untrained_model(training):
+    torch.manual_seed(0)
+    module = InfoGAN(ModelConfig(), OptimConfig()).train(training)
+    bounds = information_lower_bounds(module, n_samples=500, batch_size=250, seed=0)
+    assert set(bounds) == {"info_bound/categorical_0", "info_bound/continuous_0", "info_bound/continuous_1"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in bounds.values())
+    # an untrained Q knows nothing about c: the bound is ~0, and it can never exceed H(c) = ln 10
+    assert abs(bounds["info_bound/categorical_0"]) < 0.1
+    assert bounds["info_bound/categorical_0"] <= math.log(10)
+    assert module.training is training
+
+
+def test_information_lower_bounds_are_reproducible_and_name_every_code(module):
+    a = information_lower_bounds(module, n_samples=300, batch_size=300, seed=5)
+    b = information_lower_bounds(module, n_samples=300, batch_size=300, seed=5)
+    assert a == b
+    assert set(a) == {
+        "info_bound/categorical_0",
+        "info_bound/categorical_1",
+        "info_bound/continuous_0",
+        "info_bound/continuous_1",
+    }
+    assert a["info_bound/categorical_0"] <= math.log(10) and a["info_bound/categorical_1"] <= math.log(3)
+
+
+def test_a_perfect_q_reaches_ln_k():
+    """With Q's categorical logits overwritten by the true code, the bound is H(c) = ln K."""
+    torch.manual_seed(0)
+    module = InfoGAN(ModelConfig(), OptimConfig())
+    latents = []
+    module.generator.register_forward_pre_hook(lambda m, args: latents.append(args[0]))
+
+    def oracle(m, args, q):
+        onehot = latents[-1][:, 62:72]
+        q.categorical_logits = onehot * 60 - 30
+        return q
+
+    module.q_head.register_forward_hook(oracle)
+    bounds = information_lower_bounds(module, n_samples=200, batch_size=100)
+    assert bounds["info_bound/categorical_0"] == pytest.approx(math.log(10), abs=1e-6)

@@ -1,0 +1,125 @@
+"""Bad input stops a stage before any work, with a clear message naming the key, and loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import prepare, render, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A folder with the project's params.yaml and a local tracking store; the stage runs from it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def set_param(workdir: Path, dotted: str, value, delete: bool = False) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    *parents, last = dotted.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def run_stage(module, monkeypatch, capsys, *args: str) -> str:
+    """Run a stage's main() as the command line would; return stderr, asserting exit status 2."""
+    capsys.readouterr()  # drop what earlier steps printed
+    monkeypatch.setattr(sys, "argv", [module.__name__, *args])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("error: ")
+    return err
+
+
+TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "models/mnist",
+              "--history", "reports/mnist/train_history.csv")
+
+
+@pytest.mark.parametrize(
+    "dotted, value, delete, expected",
+    [
+        ("train.lr_g", None, True, "train.lr_g is missing from the params"),
+        ("train.batch_size", "big", False, "train.batch_size = 'big' is invalid: it must be an integer"),
+        ("train.batch_size", 0, False, "train.batch_size = 0 is invalid: it must be greater than 0"),
+        ("model.mnist.noise_dim", -1, False, "model.mnist.noise_dim = -1 is invalid: it must be at least 0"),
+        ("model.mnist.categorical", [10, 0], False, "every entry of categorical must be a positive integer"),
+        ("model.mnist.continuous_prior", "laplace", False, "one of 'uniform', 'gaussian'"),
+        ("train.accelerator", "tpu", False, "train.accelerator = 'tpu' is invalid"),
+        ("train.max_epoch", 3, False, "unknown key train.max_epoch; the keys of train are:"),
+        ("model.mnist", None, True, "model.mnist is missing from params.yaml"),
+    ],
+)
+def test_train_rejects_bad_params_before_any_work(workdir, monkeypatch, capsys, dotted, value, delete, expected):
+    set_param(workdir, dotted, value, delete)
+    err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
+    assert expected in err
+    # nothing was started: no tracking store, no outputs
+    assert not (workdir / "mlflow.db").exists()
+    assert not (workdir / "models").exists()
+
+
+@pytest.mark.parametrize("stage, extra", [
+    (prepare, ("--raw-dir", "data/raw/x", "--out-dir", "data/prepared/x")),
+    (train, TRAIN_ARGS[2:]),
+])
+def test_unknown_dataset_names_the_allowed_values(workdir, monkeypatch, capsys, stage, extra):
+    err = run_stage(stage, monkeypatch, capsys, "--dataset", "svhm", *extra)
+    assert "unknown dataset 'svhm'; allowed values: mnist" in err
+    assert not (workdir / "data").exists()
+
+
+def test_unknown_dataset_in_params_list_is_rejected(workdir, monkeypatch, capsys):
+    set_param(workdir, "datasets", ["mnist", "cifar"])
+    err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", "r", "--out-dir", "o")
+    assert "unknown dataset 'cifar'; allowed values: mnist" in err
+
+
+def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(
+    workdir, monkeypatch, capsys, mnist_fixture_dir, mnist_mirror_url
+):
+    raw, out = workdir / "raw", workdir / "prepared"
+    set_param(workdir, "prepare.mnist.mirrors", [mnist_mirror_url])
+    monkeypatch.setattr(sys, "argv", ["prepare", "--dataset", "mnist", "--raw-dir", str(raw), "--out-dir", str(out)])
+    prepare.main()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"train.pt", "test.pt", "manifest.json"}
+
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"<html>quota exceeded</html>")
+    err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", str(raw), "--out-dir", str(out))
+    assert "t10k-labels-idx1-ubyte.gz" in err and "ec29112dd5afa0611ce80d1b7f02629c" in err and ".bad" in err
+    assert (raw / "t10k-labels-idx1-ubyte.gz.bad").read_bytes() == b"<html>quota exceeded</html>"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_prepare_rejects_a_mirror_list_that_is_not_a_list(workdir, monkeypatch, capsys):
+    set_param(workdir, "prepare.mnist.mirrors", "https://example.org/mnist/")
+    err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", "r", "--out-dir", "o")
+    assert "prepare.mnist.mirrors" in err
+
+
+def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, capsys):
+    err = run_stage(
+        render, monkeypatch, capsys, "--dataset", "mnist", "--model", "models/mnist", "--data", "data/prepared/mnist",
+        "--media", "media/mnist", "--metrics", "reports/mnist/metrics.json",
+        "--history", "reports/mnist/train_history.csv",
+    )
+    assert "models/mnist/model.ckpt does not exist; run the train stage first" in err
+    assert not (workdir / "media").exists()
