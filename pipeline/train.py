@@ -10,8 +10,6 @@ run.json (the MLflow run id, which render logs into). Writes the per-epoch histo
 
 from __future__ import annotations
 
-import io
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -72,12 +70,7 @@ def main() -> None:
     print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}")
 
     def save_snapshot(epoch: int, image) -> None:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"epoch_{epoch:04d}.png"
-            path.write_bytes(buffer.getvalue())
-            client.log_artifact(run_id, str(path), "samples")
+        client.log_image(run_id, image, artifact_file=f"samples/epoch_{epoch:04d}.png")
 
     evaluation = EpochEvaluation(test_images, test_labels, train_cfg.eval_batch_size)
     trainer = pl.Trainer(
@@ -90,7 +83,6 @@ def main() -> None:
         log_every_n_steps=train_cfg.log_every_n_steps,
         enable_checkpointing=False,
         enable_model_summary=False,
-        deterministic=False,
     )
     client.set_tag(run_id, "device", str(trainer.strategy.root_device))
     loader = train_loader(
