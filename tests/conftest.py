@@ -9,8 +9,8 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,9 +33,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _serve(directory: Path) -> Iterator[str]:
-    """Serve directory over HTTP on a free loopback port; yield the base URL (trailing slash)."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run an HTTP server with `handler` on a free loopback port; yield the base URL (trailing slash)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     # A short poll interval keeps shutdown (once per test server) fast.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -46,6 +45,12 @@ def _serve(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def loopback_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """`with loopback_server(handler) as url:` serves requests with `handler` on 127.0.0.1."""
+    return _serve
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +70,7 @@ def mnist_fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_mirror_url(mnist_fixture_dir: Path) -> Iterator[str]:
     """Base URL (with trailing slash) of a loopback HTTP mirror serving the real MNIST files."""
-    with _serve(mnist_fixture_dir) as url:
+    with _serve(functools.partial(_QuietHandler, directory=str(mnist_fixture_dir))) as url:
         yield url
 
 

@@ -5,15 +5,13 @@ No internet: downloads go to loopback HTTP servers serving the real MNIST files 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
 import hashlib
 import shutil
 import struct
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -86,21 +84,9 @@ class _DroppingHandler(_Quiet, BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-@contextlib.contextmanager
-def serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Run a loopback server with the given request handler; yield its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def serve_dir(handler: type[SimpleHTTPRequestHandler], directory: Path) -> contextlib.AbstractContextManager[str]:
-    return serve(functools.partial(handler, directory=str(directory)))
+def files(handler: type[SimpleHTTPRequestHandler], directory: Path) -> Callable[..., BaseHTTPRequestHandler]:
+    """`handler` serving the files of `directory`."""
+    return functools.partial(handler, directory=str(directory))
 
 
 # --- fetch_mnist: downloading ---------------------------------------------------------------
@@ -140,12 +126,12 @@ def test_no_mirrors_and_missing_file_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def corrupt_mirror_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def corrupt_mirror_url(tmp_path_factory: pytest.TempPathFactory, loopback_server) -> Iterator[str]:
     """A loopback mirror serving files with the MNIST names but the wrong bytes."""
     directory = tmp_path_factory.mktemp("corrupt-mirror")
     for name in MNIST_FILES:
         (directory / name).write_bytes(b"not the real " + name.encode())
-    with serve_dir(_FilesHandler, directory) as url:
+    with loopback_server(files(_FilesHandler, directory)) as url:
         yield url
 
 
@@ -167,14 +153,14 @@ def test_only_corrupt_mirror_reports_mismatch_and_leaves_nothing(corrupt_mirror_
     assert not (tmp_path / (TRAIN_IMAGES + ".part")).exists()
 
 
-def test_mirror_rejecting_default_user_agent_works(mnist_fixture_dir: Path, tmp_path: Path) -> None:
-    with serve_dir(_PickyHandler, mnist_fixture_dir) as url:
+def test_mirror_rejecting_default_user_agent_works(mnist_fixture_dir: Path, tmp_path: Path, loopback_server) -> None:
+    with loopback_server(files(_PickyHandler, mnist_fixture_dir)) as url:
         assert fetch(tmp_path, [url]) == MNIST_FILES
     assert_complete(tmp_path)
 
 
-def test_connection_dropped_mid_download(mnist_mirror_url: str, tmp_path: Path) -> None:
-    with serve(_DroppingHandler) as dropping:
+def test_connection_dropped_mid_download(mnist_mirror_url: str, tmp_path: Path, loopback_server) -> None:
+    with loopback_server(_DroppingHandler) as dropping:
         with pytest.raises(InfoGANError, match="connection closed after 1000 of 1000000 bytes"):
             fetch(tmp_path, [dropping])
         assert list(tmp_path.iterdir()) == []  # the partial .part was cleaned up
