@@ -67,6 +67,7 @@ def project(tmp_path_factory, mnist_mirror_url):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")  # tests make no outside calls
     output = run([sys.executable, "-m", "dvc", "repro"], dst, env)
     return dst, env, output
 
