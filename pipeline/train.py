@@ -21,6 +21,7 @@ from infogan.callbacks import EpochEvaluation, SampleSnapshots
 from infogan.config import ModelConfig, OptimConfig, TrainConfig, from_mapping, split_section, to_dict
 from infogan.data import load_split, train_loader
 from infogan.errors import InfoGANError
+from infogan.hardware import fastest_precision
 from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
@@ -58,11 +59,15 @@ def main() -> None:
 
     pl.seed_everything(train_cfg.seed, workers=True)
     module = InfoGAN(model_cfg, optim_cfg)
-    # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides
+    precision = train_cfg.precision
+    if precision == "auto":
+        precision = fastest_precision(train_cfg.accelerator)
+    # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides;
+    # `precision` is the one that ran, not "auto"
     resolved = {
         "dataset": dataset,
         "model": to_dict(model_cfg),
-        "train": {**to_dict(optim_cfg), **to_dict(train_cfg)},
+        "train": {**to_dict(optim_cfg), **to_dict(train_cfg), "precision": precision},
     }
     run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
     uri = tracking.tracking_uri(params)
@@ -76,7 +81,7 @@ def main() -> None:
     trainer = pl.Trainer(
         accelerator=train_cfg.accelerator,
         devices=train_cfg.devices,
-        precision=train_cfg.precision,
+        precision=precision,
         max_epochs=train_cfg.max_epochs,
         logger=MLFlowLogger(experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id),
         callbacks=[evaluation, SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed)],

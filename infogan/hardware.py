@@ -1,0 +1,33 @@
+"""Which numeric precision trains fastest on the hardware at hand (for `precision: auto`).
+
+bf16 autocast roughly halves the cost of the matrix products that dominate this model on CPUs with
+AVX512-BF16 or AMX (benchmarks/train_throughput.py) without changing what it learns
+(benchmarks/precision_check.py); on GPUs with bf16 it uses the tensor cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_supports_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True when the CPU has native bf16 dot products (Linux; elsewhere assume not)."""
+    try:
+        flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in BF16_CPU_FLAGS)
+
+
+def fastest_precision(accelerator: str) -> str:
+    """A Lightning precision string for `accelerator` ('auto', 'cpu', 'gpu', 'cuda' or 'mps')."""
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if cuda:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "cpu"):
+        return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+    return "32-true"

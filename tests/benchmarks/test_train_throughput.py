@@ -1,0 +1,30 @@
+"""The throughput benchmark runs end to end on a tiny setting and prints its figures."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
+    raw = tmp_path / "raw"
+    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--raw-dir", str(raw),
+         "--batch-size", "16", "--steps", "4", "--warmup", "1", "--repeats", "2"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    runs = re.findall(r"run (\d) (baseline|ours)\s+([\d.]+) images/s\s+peak RSS\s+(\d+) MiB", out)
+    # alternated: A B A B
+    assert [(r, kind) for r, kind, _, _ in runs] == [("1", "baseline"), ("1", "ours"), ("2", "baseline"), ("2", "ours")]
+    assert all(float(rate) > 0 and int(rss) > 100 for _, _, rate, rss in runs)
+    medians = dict(re.findall(r"^(baseline|ours)\s+median\s+([\d.]+) images/s", out, re.M))
+    ratio = float(re.search(r"ratio ours / baseline: ([\d.]+)x", out).group(1))
+    assert abs(ratio - float(medians["ours"]) / float(medians["baseline"])) < 0.01
