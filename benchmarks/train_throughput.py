@@ -28,7 +28,7 @@ from torchvision import datasets, transforms
 
 from infogan.config import ModelConfig, OptimConfig
 from infogan.data import train_loader
-from infogan.hardware import fastest_precision
+from infogan.hardware import resolve_precision
 from infogan.losses import discriminator_loss, generator_loss
 from infogan.mnist import fetch_mnist, load_mnist_split
 from infogan.module import InfoGAN
@@ -135,8 +135,7 @@ def main() -> None:
     args = p.parse_args()
     if not 0 < args.warmup < args.steps:
         p.error("need 0 < --warmup < --steps")
-    if args.precision == "auto":
-        args.precision = fastest_precision(args.accelerator)
+    args.precision = resolve_precision(args.precision, args.accelerator)
 
     fetch_mnist(args.raw_dir, [], progress=False)  # verifies the files; downloads nothing
     images, _ = load_mnist_split(args.raw_dir, "train")

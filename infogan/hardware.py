@@ -31,3 +31,8 @@ def fastest_precision(accelerator: str) -> str:
     if accelerator in ("auto", "cpu"):
         return "bf16-mixed" if cpu_supports_bf16() else "32-true"
     return "32-true"
+
+
+def resolve_precision(requested: str, accelerator: str) -> str:
+    """`requested`, or for 'auto' the fastest precision for `accelerator`."""
+    return fastest_precision(accelerator) if requested == "auto" else requested

@@ -21,7 +21,7 @@ from infogan.callbacks import EpochEvaluation, SampleSnapshots
 from infogan.config import ModelConfig, OptimConfig, TrainConfig, from_mapping, split_section, to_dict
 from infogan.data import load_split, train_loader
 from infogan.errors import InfoGANError
-from infogan.hardware import fastest_precision
+from infogan.hardware import resolve_precision
 from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
@@ -59,9 +59,7 @@ def main() -> None:
 
     pl.seed_everything(train_cfg.seed, workers=True)
     module = InfoGAN(model_cfg, optim_cfg)
-    precision = train_cfg.precision
-    if precision == "auto":
-        precision = fastest_precision(train_cfg.accelerator)
+    precision = resolve_precision(train_cfg.precision, train_cfg.accelerator)
     # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides;
     # `precision` is the one that ran, not "auto"
     resolved = {

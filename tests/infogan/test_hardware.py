@@ -39,3 +39,9 @@ def test_gpu_precision_follows_bf16_support(monkeypatch, bf16, expected):
 
 def test_mps_stays_fp32():
     assert hardware.fastest_precision("mps") == "32-true"
+
+
+def test_resolve_precision_keeps_an_explicit_choice(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_supports_bf16", lambda: True)
+    assert hardware.resolve_precision("32-true", "cpu") == "32-true"
+    assert hardware.resolve_precision("auto", "cpu") == "bf16-mixed"
