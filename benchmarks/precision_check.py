@@ -18,7 +18,7 @@ import torch
 
 from infogan.callbacks import EpochEvaluation
 from infogan.config import ModelConfig, OptimConfig
-from infogan.data import train_loader
+from infogan.data import DeviceImages
 from infogan.mnist import fetch_mnist, load_mnist_split
 from infogan.module import InfoGAN
 
@@ -48,7 +48,7 @@ def main() -> None:
             callbacks=[evaluation],
         )
         start = time.perf_counter()
-        trainer.fit(module, train_loader(train_images, args.batch_size, args.batches_per_epoch, args.seed))
+        trainer.fit(module, datamodule=DeviceImages(train_images, args.batch_size, args.batches_per_epoch, args.seed))
         rows.append((precision, time.perf_counter() - start, evaluation.history[-1]))
 
     keys = ("loss/d", "loss/g", "info/categorical", "info/continuous", "eval/categorical_accuracy")

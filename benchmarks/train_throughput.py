@@ -6,8 +6,15 @@ Both train the same networks with the same losses on the same MNIST training ima
 process, alternating A B A B ... so that machine noise hits both alike. The baseline is how typical
 InfoGAN code trains: a torchvision MNIST Dataset with ToTensor/Normalize, a DataLoader, and a
 module that draws fresh latents and runs G separately for D's loss and for G's loss. Ours is
-`infogan.module.InfoGAN` fed by `infogan.data.train_loader`, as the train stage runs it.
-Prints images/s for every run, the medians, their ratio, and the peak RSS of each run.
+`infogan.module.InfoGAN` fed by `infogan.data.DeviceImages`, as the train stage runs it.
+Prints images/s for every run, the medians, their ratio, and the peak memory of each (RSS on
+CPU, torch's max_memory_allocated on CUDA).
+
+With --ladder it also runs the steps in between, each adding one of our choices to the one
+before: batches drawn on the device, then one G forward per iteration (and logging off the hot
+path), then the fused Adam, then ours (adding the precision, and on CUDA torch.compile, that
+`auto` picks), and last ours with the other torch.compile choice. The medians then show what
+each choice bought.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from __future__ import annotations
 import argparse
 import gc
 import gzip
+import os
+import platform
 import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -27,18 +37,30 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from infogan.config import ModelConfig, OptimConfig
-from infogan.data import train_loader
-from infogan.hardware import resolve_precision
+from infogan.data import DeviceImages, to_model_range
+from infogan.hardware import resolve_compile, resolve_precision
 from infogan.losses import discriminator_loss, generator_loss
 from infogan.mnist import fetch_mnist, load_mnist_split
 from infogan.module import InfoGAN
 
 
 class BaselineInfoGAN(InfoGAN):
-    """The usual step: G runs twice (fresh latents for D's loss and for G's loss); float batches."""
+    """The usual step: G runs twice (fresh latents for D's loss and for G's loss), torch.optim.Adam
+    with its defaults, Lightning's per-step logging, no memory-format or compile choices."""
+
+    def configure_optimizers(self):
+        betas = (self.optim_config.beta1, self.optim_config.beta2)
+        d_params = [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters()]
+        opt_d = torch.optim.Adam(d_params, lr=self.optim_config.lr_d, betas=betas)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.optim_config.lr_g, betas=betas)
+        return opt_d, opt_g
+
+    def on_fit_start(self) -> None:
+        pass
 
     def training_step(self, batch, batch_idx: int) -> None:
-        real, _ = batch
+        # (images, labels) in [-1, 1] from the torchvision loader; uint8 images from DeviceImages (--ladder)
+        real = to_model_range(batch) if isinstance(batch, torch.Tensor) else batch[0]
         opt_d, opt_g = self.optimizers()
         kind = self.optim_config.adversarial_loss
 
@@ -66,31 +88,60 @@ class BaselineInfoGAN(InfoGAN):
         self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, on_step=True, on_epoch=True)
 
 
+class UnfusedInfoGAN(InfoGAN):
+    """Our step with torch.optim.Adam's defaults instead of the fused Adam (for --ladder)."""
+
+    configure_optimizers = BaselineInfoGAN.configure_optimizers
+
+
 class StepTimer(pl.Callback):
-    """Wall time from the end of the warm-up batches to the end of the last batch."""
+    """Wall time from the end of the warm-up batches to the end of the last batch (waiting for the GPU)."""
 
     def __init__(self, warmup: int):
         self.warmup, self.start, self.end = warmup, None, None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if batch_idx + 1 == self.warmup:
+            synchronize(pl_module.device)
             self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        synchronize(pl_module.device)
         self.end = time.perf_counter()
 
 
-def reset_peak_rss() -> None:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: str) -> None:
     gc.collect()  # free the previous run's modules first, so its memory is not counted here
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        return
     try:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
     except OSError:
         pass
 
 
-def peak_rss_mib() -> float:
+def peak_memory_mib(device: str) -> float:
+    """CUDA: the most memory torch allocated; CPU: the peak resident set size (VmHWM)."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    return platform.machine()
 
 
 def torchvision_mnist(raw_dir: Path, root: Path) -> datasets.MNIST:
@@ -105,22 +156,52 @@ def torchvision_mnist(raw_dir: Path, root: Path) -> datasets.MNIST:
     return datasets.MNIST(str(root), train=True, transform=normalize, download=False)
 
 
-def measure(
-    kind: str, loader: DataLoader, steps: int, warmup: int, seed: int, device: str, precision: str
-) -> tuple[float, float]:
-    """Train `steps` iterations; return (images/s after warm-up, peak RSS MiB)."""
+@dataclass(frozen=True)
+class Arm:
+    """One way of training: which module, fed by which data, at which precision."""
+
+    name: str
+    module: type[InfoGAN]
+    device_data: bool  # DeviceImages; else the torchvision Dataset and DataLoader
+    precision: str
+    compile_networks: bool = False
+
+
+def arms(ladder: bool, precision: str, compile_networks: bool) -> list[Arm]:
+    """baseline and ours; with `ladder`, the steps between them, each adding one choice to the last."""
+    ours = Arm("ours", InfoGAN, True, precision, compile_networks)
+    baseline = Arm("baseline", BaselineInfoGAN, False, "32-true")
+    if not ladder:
+        return [baseline, ours]
+    return [
+        baseline,
+        Arm("+device", BaselineInfoGAN, True, "32-true"),  # batches indexed on the device, no DataLoader
+        Arm("+1xG", UnfusedInfoGAN, True, "32-true"),  # one G forward, logging off the hot path
+        Arm("+fused", InfoGAN, True, "32-true"),  # fused Adam
+        ours,  # + the precision (and on CUDA torch.compile) that `auto` picks
+        # ours with the other torch.compile choice, to show that `compile: auto` picks the faster
+        Arm("eager" if compile_networks else "compiled", InfoGAN, True, precision, not compile_networks),
+    ]
+
+
+def measure(arm: Arm, data: DataLoader | DeviceImages, batch_size: int, steps: int, warmup: int, seed: int,
+            device: str) -> tuple[float, float]:
+    """Train `steps` iterations; return (images/s after warm-up, peak memory MiB: RSS, or CUDA allocated)."""
     pl.seed_everything(seed, verbose=False)
-    module = (BaselineInfoGAN if kind == "baseline" else InfoGAN)(ModelConfig(), OptimConfig())
+    module = arm.module(ModelConfig(), OptimConfig(), compile_networks=arm.compile_networks)
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
-        accelerator=device, devices=1, precision=precision, max_steps=2 * steps, max_epochs=1, limit_train_batches=steps,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer],
+        accelerator=device, devices=1, precision=arm.precision, max_steps=2 * steps, max_epochs=1,
+        limit_train_batches=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[timer],
     )
-    reset_peak_rss()
-    trainer.fit(module, loader)
+    reset_peak_memory(device)
+    if isinstance(data, DeviceImages):
+        trainer.fit(module, datamodule=data)
+    else:
+        trainer.fit(module, data)
     elapsed = timer.end - timer.start
-    return (steps - warmup) * loader.batch_size / elapsed, peak_rss_mib()
+    return (steps - warmup) * batch_size / elapsed, peak_memory_mib(device)
 
 
 def main() -> None:
@@ -130,35 +211,52 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40, help="iterations per run, warm-up included")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3, help="runs of each, alternated")
-    p.add_argument("--accelerator", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--accelerator", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="auto", help="of our step, as train.precision; the baseline runs fp32")
+    p.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="of our step, as train.compile")
+    p.add_argument("--ladder", action="store_true",
+                   help="also run the steps from baseline to ours, adding one choice at a time, to show what each buys")
+    p.add_argument("--baseline-workers", type=int, default=None,
+                   help="DataLoader workers of the baseline (default: 0 on CPU, where workers take the cores the "
+                        "step needs; 4 with pinned memory on CUDA, as GPU training scripts usually set)")
     args = p.parse_args()
     if not 0 < args.warmup < args.steps:
         p.error("need 0 < --warmup < --steps")
-    args.precision = resolve_precision(args.precision, args.accelerator)
+    precision = resolve_precision(args.precision, args.accelerator)
+    compile_networks = resolve_compile({"true": True, "false": False}.get(args.compile, "auto"), args.accelerator)
+    cuda = args.accelerator == "cuda"
+    workers = args.baseline_workers if args.baseline_workers is not None else (4 if cuda else 0)
+    memory = "peak CUDA" if cuda else "peak RSS"
 
     fetch_mnist(args.raw_dir, [], progress=False)  # verifies the files; downloads nothing
     images, _ = load_mnist_split(args.raw_dir, "train")
-    ours_loader = train_loader(images, args.batch_size, args.steps, seed=0)
+    device_data = DeviceImages(images, args.batch_size, args.steps, seed=0)
+    order = arms(args.ladder, precision, compile_networks)
     with tempfile.TemporaryDirectory() as tmp:
-        baseline_loader = DataLoader(
+        loader = DataLoader(
             torchvision_mnist(args.raw_dir, Path(tmp)), batch_size=args.batch_size, shuffle=True, drop_last=True,
-            generator=torch.Generator().manual_seed(0),
+            generator=torch.Generator().manual_seed(0), num_workers=workers, pin_memory=cuda,
+            persistent_workers=workers > 0,
         )
-        results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": []}
-        print(f"device {args.accelerator}, ours at precision {args.precision}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-              f"{args.steps} iterations per run ({args.warmup} warm-up), {args.repeats} repeats, alternating")
+        device_name = torch.cuda.get_device_name() if cuda else cpu_name()
+        print(f"device {args.accelerator} ({device_name}), torch threads {torch.get_num_threads()}, "
+              f"batch {args.batch_size}, {args.steps} iterations per run ({args.warmup} warm-up), "
+              f"{args.repeats} repeats, alternating")
+        print(f"baseline: fp32, G run twice, torchvision MNIST + DataLoader ({workers} workers); "
+              f"ours: precision {precision}, compile {compile_networks}, batches drawn on the device")
+        results: dict[str, list[tuple[float, float]]] = {arm.name: [] for arm in order}
         for repeat in range(args.repeats):
-            for kind, loader in (("baseline", baseline_loader), ("ours", ours_loader)):
-                precision = args.precision if kind == "ours" else "32-true"
-                rate, rss = measure(kind, loader, args.steps, args.warmup, repeat, args.accelerator, precision)
-                results[kind].append((rate, rss))
-                print(f"  run {repeat + 1} {kind:8s} {rate:8.1f} images/s   peak RSS {rss:7.0f} MiB")
+            for arm in order:
+                data = device_data if arm.device_data else loader
+                rate, peak = measure(arm, data, args.batch_size, args.steps, args.warmup, repeat, args.accelerator)
+                results[arm.name].append((rate, peak))
+                print(f"  run {repeat + 1} {arm.name:8s} {rate:8.1f} images/s   {memory} {peak:7.0f} MiB", flush=True)
 
-    medians = {kind: statistics.median(rate for rate, _ in runs) for kind, runs in results.items()}
-    peaks = {kind: max(rss for _, rss in runs) for kind, runs in results.items()}
-    for kind in ("baseline", "ours"):
-        print(f"{kind:8s} median {medians[kind]:8.1f} images/s   peak RSS {peaks[kind]:7.0f} MiB")
+    medians = {name: statistics.median(rate for rate, _ in runs) for name, runs in results.items()}
+    peaks = {name: max(peak for _, peak in runs) for name, runs in results.items()}
+    for name in results:
+        versus = f"   {medians[name] / medians['baseline']:.2f}x baseline" if args.ladder else ""
+        print(f"{name:8s} median {medians[name]:8.1f} images/s   {memory} {peaks[name]:7.0f} MiB{versus}")
     print(f"ratio ours / baseline: {medians['ours'] / medians['baseline']:.2f}x")
 
 

@@ -35,15 +35,23 @@ class LatentCodes:
         self.dim = config.latent_dim
         sizes = torch.tensor(self.categorical_sizes, dtype=torch.long)
         # start column of each one-hot block inside the latent vector
-        self._onehot_offsets = config.noise_dim + torch.cumsum(sizes, 0) - sizes
-        self._sizes = sizes
+        offsets = config.noise_dim + torch.cumsum(sizes, 0) - sizes
+        # (sizes, offsets) per device, so the training loop never copies them host-to-device
+        self._tables = {torch.device("cpu"): (sizes, offsets)}
+
+    def _on(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        device = torch.device(device if device is not None else "cpu")
+        if device not in self._tables:
+            sizes, offsets = self._tables[torch.device("cpu")]
+            self._tables[device] = (sizes.to(device), offsets.to(device))
+        return self._tables[device]
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, generator=generator, device=device)
 
     def sample_categorical(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """(n, n_categorical) uniform class indices, every code sampled at once."""
-        sizes = self._sizes.to(device)
+        sizes, _ = self._on(device)
         u = torch.rand(n, len(self.categorical_sizes), generator=generator, device=device)
         return (u * sizes).long().clamp_max_(sizes - 1)
 
@@ -58,7 +66,7 @@ class LatentCodes:
         vector = torch.zeros(n, self.dim, device=noise.device, dtype=noise.dtype)
         vector[:, : self.noise_dim] = noise
         if self.categorical_sizes:
-            columns = categorical + self._onehot_offsets.to(noise.device)  # (B, n_categorical)
+            columns = categorical + self._on(noise.device)[1]  # (B, n_categorical)
             vector.scatter_(1, columns, 1.0)
         if self.n_continuous:
             vector[:, self.dim - self.n_continuous :] = continuous

@@ -188,8 +188,8 @@ class TrainConfig:
     max_epochs: int = positive(50)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = "auto"
-    num_workers: int = non_negative(0)
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"  # auto: infogan.hardware
+    compile: bool | Literal["auto"] = "auto"  # torch.compile the networks; auto: infogan.hardware
     log_every_n_steps: int = positive(10)
     sample_every_n_epochs: int = positive(5)
     eval_batch_size: int = positive(1000)

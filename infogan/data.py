@@ -1,12 +1,13 @@
-"""Image datasets as uint8 tensors: saving and loading prepared splits, and the training loader."""
+"""Image datasets as uint8 tensors: prepared splits on disk, and training batches drawn on the device."""
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Iterator
 
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from infogan.atomic import atomic_path
 from infogan.errors import InfoGANError
@@ -50,17 +51,86 @@ def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def train_loader(
-    images: torch.Tensor, batch_size: int, batches_per_epoch: int, seed: int, num_workers: int = 0
-) -> DataLoader:
-    """Shuffled batches of uint8 images; an epoch is `batches_per_epoch` batches, reproducible from `seed`."""
-    generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(images, num_samples=batch_size * batches_per_epoch, generator=generator)
-    return DataLoader(
-        TensorDataset(images),
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-    )
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A generator seed for one epoch's order, distinct for each (seed, epoch) pair in practice."""
+    return (seed * 0x9E3779B97F4A7C15 + epoch) % 2**63
+
+
+class ShardedShuffle:
+    """Which images each rank trains on in each epoch: a seeded shuffle split into disjoint shards.
+
+    Every rank computes the same order, from a CPU generator seeded by (seed, epoch), so it is the
+    same on any hardware and after a restart, and takes every `world_size`-th index from position
+    `rank`. An epoch is `batches_per_epoch` batches per rank; when that asks for more images than
+    there are, whole shuffled passes are chained. Lightning calls `set_epoch` at each epoch start,
+    as it does for a DistributedSampler.
+    """
+
+    def __init__(
+        self, n_items: int, batch_size: int, batches_per_epoch: int, seed: int, rank: int = 0, world_size: int = 1
+    ):
+        if n_items <= 0 or batch_size <= 0 or batches_per_epoch <= 0:
+            raise InfoGANError(f"need images, a positive batch size and batches per epoch; got {n_items}, "
+                               f"{batch_size}, {batches_per_epoch}")
+        if not 0 <= rank < world_size:
+            raise InfoGANError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.n_items, self.batch_size, self.batches_per_epoch = n_items, batch_size, batches_per_epoch
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def batches(self) -> torch.Tensor:
+        """This rank's indices for the current epoch, int64 (batches_per_epoch, batch_size), on the CPU."""
+        needed = self.batch_size * self.batches_per_epoch * self.world_size
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        passes = -(-needed // self.n_items)
+        order = torch.cat([torch.randperm(self.n_items, generator=generator) for _ in range(passes)])
+        return order[:needed][self.rank :: self.world_size].view(self.batches_per_epoch, self.batch_size)
+
+
+class DeviceBatches:
+    """Batches of uint8 images indexed out of a tensor that stays on the training device.
+
+    One host-to-device copy of the epoch's indices per epoch, then each batch is one `index_select`
+    on the device: no worker processes, no per-batch host work, no per-batch copy. It is a plain
+    iterable with a length, which Lightning's `fit` takes in place of a DataLoader; its `sampler`
+    receives Lightning's `set_epoch` calls.
+    """
+
+    def __init__(self, images: torch.Tensor, sampler: ShardedShuffle):
+        self.images, self.sampler = images, sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = self.sampler.batches().to(self.images.device, non_blocking=True)
+        for index in order:
+            yield self.images.index_select(0, index)
+
+
+class DeviceImages(pl.LightningDataModule):
+    """The training split for `Trainer.fit`: moved once to the device Lightning trains on, sharded by rank."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, batches_per_epoch: int, seed: int):
+        super().__init__()
+        self.images, self.batch_size, self.batches_per_epoch, self.seed = images, batch_size, batches_per_epoch, seed
+        self.on_device: torch.Tensor | None = None
+
+    def setup(self, stage: str) -> None:
+        self.on_device = self.images.to(self.trainer.strategy.root_device)
+
+    def train_dataloader(self) -> DeviceBatches:
+        sampler = ShardedShuffle(
+            len(self.images), self.batch_size, self.batches_per_epoch, self.seed,
+            rank=self.trainer.global_rank, world_size=self.trainer.world_size,
+        )
+        return DeviceBatches(self.on_device, sampler)
+
+    def teardown(self, stage: str) -> None:
+        self.on_device = None  # frees the device copy once fit is done

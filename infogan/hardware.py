@@ -1,8 +1,12 @@
-"""Which numeric precision trains fastest on the hardware at hand (for `precision: auto`).
+"""What trains fastest on the hardware at hand, for `precision: auto` and `compile: auto`.
 
 bf16 autocast roughly halves the cost of the matrix products that dominate this model on CPUs with
 AVX512-BF16 or AMX (benchmarks/train_throughput.py) without changing what it learns
 (benchmarks/precision_check.py); on GPUs with bf16 it uses the tensor cores.
+
+torch.compile fuses the many small elementwise kernels (batch norm, leaky ReLU, the losses) that
+dominate a GPU step of this small model. On CPU it was slower than eager (benchmarks/
+train_throughput.py --compile true) and costs half a minute of compilation, so auto leaves it off.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ def cpu_supports_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def fastest_precision(accelerator: str) -> str:
     """A Lightning precision string for `accelerator` ('auto', 'cpu', 'gpu', 'cuda' or 'mps')."""
-    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if cuda:
+    if uses_cuda(accelerator):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     if accelerator in ("auto", "cpu"):
         return "bf16-mixed" if cpu_supports_bf16() else "32-true"
@@ -36,3 +39,12 @@ def fastest_precision(accelerator: str) -> str:
 def resolve_precision(requested: str, accelerator: str) -> str:
     """`requested`, or for 'auto' the fastest precision for `accelerator`."""
     return fastest_precision(accelerator) if requested == "auto" else requested
+
+
+def uses_cuda(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def resolve_compile(requested: bool | str, accelerator: str) -> bool:
+    """`requested`, or for 'auto': compile on CUDA, run eagerly elsewhere."""
+    return uses_cuda(accelerator) if requested == "auto" else bool(requested)

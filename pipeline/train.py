@@ -19,9 +19,9 @@ from pytorch_lightning.loggers import MLFlowLogger
 from infogan.atomic import atomic_path, write_json
 from infogan.callbacks import EpochEvaluation, SampleSnapshots
 from infogan.config import ModelConfig, OptimConfig, TrainConfig, from_mapping, split_section, to_dict
-from infogan.data import load_split, train_loader
+from infogan.data import DeviceImages, load_split
 from infogan.errors import InfoGANError
-from infogan.hardware import resolve_precision
+from infogan.hardware import resolve_compile, resolve_precision
 from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
@@ -58,14 +58,15 @@ def main() -> None:
     check_data_matches(train_images, model_cfg, dataset)
 
     pl.seed_everything(train_cfg.seed, workers=True)
-    module = InfoGAN(model_cfg, optim_cfg)
     precision = resolve_precision(train_cfg.precision, train_cfg.accelerator)
+    compile_networks = resolve_compile(train_cfg.compile, train_cfg.accelerator)
+    module = InfoGAN(model_cfg, optim_cfg, compile_networks=compile_networks)
     # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides;
-    # `precision` is the one that ran, not "auto"
+    # `precision` and `compile` are what ran, not "auto"
     resolved = {
         "dataset": dataset,
         "model": to_dict(model_cfg),
-        "train": {**to_dict(optim_cfg), **to_dict(train_cfg), "precision": precision},
+        "train": {**to_dict(optim_cfg), **to_dict(train_cfg), "precision": precision, "compile": compile_networks},
     }
     run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
     uri = tracking.tracking_uri(params)
@@ -88,11 +89,9 @@ def main() -> None:
         enable_model_summary=False,
     )
     client.set_tag(run_id, "device", str(trainer.strategy.root_device))
-    loader = train_loader(
-        train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed, train_cfg.num_workers
-    )
+    data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed)
     try:
-        trainer.fit(module, loader)
+        trainer.fit(module, datamodule=data)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise

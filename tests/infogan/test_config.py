@@ -129,9 +129,9 @@ def test_non_positive_model_size_is_rejected_with_the_key():
 
 
 def test_non_negative_fields_accept_zero_and_reject_negatives():
-    assert from_mapping(TrainConfig, {"num_workers": 0}, "train").num_workers == 0
-    message = error_of(TrainConfig, {"num_workers": -1})
-    assert "train.num_workers = -1" in message and "at least 0" in message
+    assert from_mapping(ModelConfig, {"noise_dim": 0}, "model.mnist").noise_dim == 0
+    message = error_of(ModelConfig, {"noise_dim": -1}, "model.mnist")
+    assert "model.mnist.noise_dim = -1" in message and "at least 0" in message
     message = error_of(OptimConfig, {"lambda_cont": -0.5}, "optim")
     assert "optim.lambda_cont = -0.5" in message and "at least 0" in message
 
@@ -268,3 +268,13 @@ def test_split_section_checks_values_with_the_full_key():
 def test_split_section_rejects_non_mapping():
     with pytest.raises(InfoGANError, match="must be a mapping"):
         split_section(["batch_size"], (TrainConfig,), "train")
+
+
+@pytest.mark.parametrize("value", [True, False, "auto"])
+def test_compile_takes_a_bool_or_auto(value):
+    assert from_mapping(TrainConfig, {"compile": value}, "train").compile == value
+
+
+def test_compile_rejects_other_values_naming_the_choices():
+    message = error_of(TrainConfig, {"compile": "yes"})
+    assert "train.compile = 'yes'" in message and "true or false" in message and "'auto'" in message

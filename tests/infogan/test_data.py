@@ -1,12 +1,15 @@
-"""Tests for infogan.data: pixel ranges, prepared splits on disk, and the seeded training loader."""
+"""Tests for infogan.data: pixel ranges, prepared splits on disk, the seeded sharded shuffle, device batches."""
 
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
-from infogan.data import load_split, save_split, to_model_range, to_uint8, train_loader
+from infogan.config import ModelConfig, OptimConfig
+from infogan.data import DeviceBatches, DeviceImages, ShardedShuffle, load_split, save_split, to_model_range, to_uint8
 from infogan.errors import InfoGANError
+from infogan.module import InfoGAN
 
 
 def images(n: int, channels: int = 1, size: int = 4, seed: int = 0) -> torch.Tensor:
@@ -96,37 +99,103 @@ def test_load_split_of_a_truncated_split_says_to_rerun_prepare(tmp_path):
         load_split(path)
 
 
-def epoch(loader) -> list[torch.Tensor]:
-    return [batch[0] for batch in loader]
+# ---------------------------------------------------------------- the seeded, sharded shuffle
 
 
-@pytest.mark.parametrize(("n_images", "batch_size", "batches"), [(50, 8, 3), (20, 8, 5), (32, 32, 1)])
-def test_train_loader_yields_batches_per_epoch_batches(n_images, batch_size, batches):
-    data = images(n_images)
-    batches_seen = epoch(train_loader(data, batch_size, batches, seed=0))
-    assert len(batches_seen) == batches
-    for batch in batches_seen:
-        assert batch.shape == (batch_size, 1, 4, 4) and batch.dtype == torch.uint8
+def order(n: int, batch: int, batches: int, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1):
+    sampler = ShardedShuffle(n, batch, batches, seed, rank=rank, world_size=world)
+    sampler.set_epoch(epoch)
+    return sampler.batches()
 
 
-def test_train_loader_draws_from_the_data():
-    data = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).contiguous()
-    drawn = torch.cat(epoch(train_loader(data, 10, 4, seed=0)))[:, 0, 0, 0]
-    # an epoch of exactly one pass over the data is a permutation of it
-    assert sorted(drawn.tolist()) == list(range(40))
+def test_shuffle_has_the_epoch_shape():
+    batches = order(100, 8, 5)
+    assert batches.shape == (5, 8) and batches.dtype == torch.int64
+    assert len(ShardedShuffle(100, 8, 5, seed=0)) == 5
 
 
-def test_train_loader_order_is_reproducible_from_the_seed():
+def test_an_epoch_of_one_pass_is_a_permutation():
+    assert sorted(order(40, 10, 4).flatten().tolist()) == list(range(40))
+
+
+def test_shuffle_is_reproducible_from_seed_and_epoch():
+    assert torch.equal(order(64, 8, 4, seed=1, epoch=3), order(64, 8, 4, seed=1, epoch=3))
+    assert not torch.equal(order(64, 8, 4, seed=1), order(64, 8, 4, seed=2))
+    assert not torch.equal(order(64, 8, 4, epoch=0), order(64, 8, 4, epoch=1))
+    assert not torch.equal(order(64, 8, 4).flatten(), torch.arange(32))  # shuffled
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_draw_disjoint_shards_of_one_shuffle(world):
+    shards = [order(60, 4, 5, seed=7, epoch=2, rank=rank, world=world).flatten() for rank in range(world)]
+    drawn = torch.cat(shards)
+    assert len(set(drawn.tolist())) == len(drawn) == 20 * world  # no image on two ranks
+    single = order(60, 4 * world, 5, seed=7, epoch=2).flatten()  # the same global order, dealt round-robin
+    for rank, shard in enumerate(shards):
+        assert torch.equal(shard, single[rank::world])
+
+
+def test_epochs_longer_than_the_data_chain_whole_passes():
+    drawn = order(10, 5, 5).flatten().tolist()  # 25 draws from 10 images
+    assert sorted(drawn[:10]) == list(range(10)) and sorted(drawn[10:20]) == list(range(10))
+    assert set(drawn[20:]) <= set(range(10))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((0, 8, 1, 0), "need images"), ((10, 0, 1, 0), "positive batch size"), ((10, 2, 0, 0), "batches per epoch")],
+)
+def test_shuffle_rejects_empty_epochs(args, message):
+    with pytest.raises(InfoGANError, match=message):
+        ShardedShuffle(*args)
+
+
+def test_shuffle_rejects_a_rank_outside_the_world():
+    with pytest.raises(InfoGANError, match="rank 2 is not in 0..1"):
+        ShardedShuffle(10, 2, 1, 0, rank=2, world_size=2)
+
+
+# ---------------------------------------------------------------- batches drawn on the device
+
+
+def test_device_batches_index_the_images_in_the_shuffled_order():
+    data = images(50)
+    sampler = ShardedShuffle(50, 8, 3, seed=4)
+    batches = list(DeviceBatches(data, sampler))
+    assert len(batches) == len(DeviceBatches(data, sampler)) == 3
+    for batch, index in zip(batches, sampler.batches(), strict=True):
+        assert batch.dtype == torch.uint8 and batch.shape == (8, 1, 4, 4)
+        assert torch.equal(batch, data[index])
+
+
+def test_device_batches_follow_set_epoch():
     data = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1)
-    first = epoch(train_loader(data, 8, 4, seed=1))
-    again = epoch(train_loader(data, 8, 4, seed=1))
-    other = epoch(train_loader(data, 8, 4, seed=2))
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
-    assert not torch.equal(torch.cat(first).flatten(), torch.arange(32, dtype=torch.uint8))  # shuffled
+    loader = DeviceBatches(data, ShardedShuffle(64, 8, 4, seed=1))
+    first = torch.cat(list(loader))
+    assert torch.equal(torch.cat(list(loader)), first)  # same epoch, same order
+    loader.sampler.set_epoch(1)
+    assert not torch.equal(torch.cat(list(loader)), first)
 
 
-def test_train_loader_epochs_differ():
-    data = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1)
-    loader = train_loader(data, 8, 4, seed=1)
-    assert not all(torch.equal(a, b) for a, b in zip(epoch(loader), epoch(loader)))
+class Recorder(pl.Callback):
+    def __init__(self):
+        self.batches: list[torch.Tensor] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batches.append(batch.clone())
+
+
+def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
+    data = images(48, size=28)
+    recorder = Recorder()
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[recorder],
+    )
+    datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=3, seed=5)
+    trainer.fit(InfoGAN(ModelConfig(), OptimConfig()), datamodule=datamodule)
+    assert len(recorder.batches) == 6
+    for epoch in (0, 1):  # Lightning's set_epoch reached the shuffle: each epoch is that epoch's order
+        expected = data[order(48, 8, 3, seed=5, epoch=epoch)]
+        assert torch.equal(torch.stack(recorder.batches[3 * epoch : 3 * epoch + 3]), expected)
+    assert datamodule.on_device is None  # the device copy is dropped after fit

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from infogan.config import ModelConfig, OptimConfig
-from infogan.data import to_model_range, train_loader
+from infogan.data import DeviceImages, to_model_range
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
 
@@ -44,7 +44,7 @@ def fitted():
     module = InfoGAN(ModelConfig(), OptimConfig())
     before = {part: snapshot(getattr(module, part)) for part in ("generator", "trunk", "d_head", "q_head")}
     fit = trainer()
-    fit.fit(module, train_loader(random_images(), BATCH, batches_per_epoch=2, seed=0))
+    fit.fit(module, datamodule=DeviceImages(random_images(), BATCH, batches_per_epoch=2, seed=0))
     return module, fit, before
 
 
@@ -201,7 +201,7 @@ def test_hinge_with_spectral_norm_trains(tmp_path):
     module = InfoGAN(ModelConfig(spectral_norm=True), OptimConfig(adversarial_loss="hinge"))
     before = snapshot(module)
     fit = trainer(max_steps=2)
-    fit.fit(module, train_loader(random_images(64), 16, batches_per_epoch=1, seed=0))
+    fit.fit(module, datamodule=DeviceImages(random_images(64), 16, batches_per_epoch=1, seed=0))
     assert fit.global_step == 2
     assert torch.isfinite(fit.callback_metrics["loss/d_epoch"]) and torch.isfinite(fit.callback_metrics["loss/g_epoch"])
     after = snapshot(module)

@@ -1,0 +1,40 @@
+"""The memory-growth check runs the real train stage twice on a tiny setting and prints its verdict."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixture_dir):
+    raw, prepared = tmp_path / "raw", tmp_path / "prepared"
+    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))  # placed by hand
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"]["mnist"]["mirrors"] = []  # nothing to download: the files are in place
+    params["train"].update(batch_size=16, batches_per_epoch=3, sample_every_n_epochs=1)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    subprocess.run([sys.executable, "-m", "pipeline.prepare", "--dataset", "mnist", "--params", str(params_file),
+                    "--raw-dir", str(raw), "--out-dir", str(prepared)], cwd=ROOT, check=True, capture_output=True)
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/memory_growth.py"), "--params", str(params_file),
+         "--data", str(prepared), "--epochs", "1", "--factor", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    out = result.stdout
+    runs = re.findall(r"^(short|long)\s+(\d+) epochs\s+(\d+) iterations\s+([\d.]+) s\s+peak RSS\s+(\d+) MiB", out, re.M)
+    assert [(name, int(epochs), int(iters)) for name, epochs, iters, _, _ in runs] == [("short", 1, 3), ("long", 3, 9)], \
+        out + result.stderr[-3000:]
+    ratio = float(re.search(r"peak RSS long / short: ([\d.]+)x", out).group(1))
+    assert abs(ratio - int(runs[1][4]) / int(runs[0][4])) < 0.01
+    assert int(runs[0][4]) > 100  # a real process measured, not a default
+    assert result.returncode == (0 if ratio <= 1.10 else 1)
+    assert ratio <= 1.10, out
