@@ -26,6 +26,14 @@ mkdir -p "$out"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export MLFLOW_TRACKING_URI="sqlite:///$scratch/mlflow.db" PYTHONUNBUFFERED=1
+# the same params with the MLflow artifacts in the scratch folder too
+python - "$params" "$scratch" <<'PY'
+import sys, yaml
+params = yaml.safe_load(open(sys.argv[1]))
+params["tracking"]["artifact_root"] = f"{sys.argv[2]}/mlartifacts"
+yaml.safe_dump(params, open(f"{sys.argv[2]}/params.yaml", "w"), sort_keys=False)
+PY
+params="$scratch/params.yaml"
 
 summary="$out/summary.txt"
 {

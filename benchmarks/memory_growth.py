@@ -5,7 +5,7 @@
 Runs the train stage (`python -m pipeline.train`, with everything it does: MLflow logging, the
 per-epoch evaluation, sample snapshots) twice, each in a fresh process: once for --epochs epochs
 and once for --factor times as many, with the params file otherwise unchanged. Their models,
-history and MLflow store go to a scratch folder. Prints each run's iterations, wall time and peak
+history and MLflow store and artifacts go to a scratch folder. Prints each run's iterations, wall time and peak
 resident memory (the process's ru_maxrss), then the ratio long/short. Anything kept per step (a
 loss tensor with its graph, a growing list) shows as a ratio above 1.
 """
@@ -63,7 +63,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, epochs in (("short", args.epochs), ("long", args.epochs * args.factor)):
-            run_params = {**params, "train": {**params["train"], "max_epochs": epochs}}
+            run_params = {
+                **params,
+                "train": {**params["train"], "max_epochs": epochs},
+                "tracking": {**params["tracking"], "artifact_root": str(Path(tmp) / "mlartifacts")},
+            }
             seconds, peak = train_peak_rss(run_params, args.dataset, args.data, Path(tmp), name)
             rows.append((name, epochs, seconds, peak))
             print(f"{name:5s} {epochs:4d} epochs {epochs * per_epoch:6d} iterations {seconds:7.1f} s   "

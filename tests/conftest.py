@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -82,3 +83,18 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _repository_state() -> list[str]:
+    """Changed, new and ignored paths of the checkout with their modification times (bytecode aside)."""
+    listed = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=_PROJECT_ROOT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    paths = [line[3:] for line in listed if "__pycache__" not in line and not line[3:].startswith(".venv/")]
+    return [f"{path} {(_PROJECT_ROOT / path).stat().st_mtime_ns if (_PROJECT_ROOT / path).exists() else '-'}"
+            for path in paths]
+
+
+@pytest.fixture
+def repository_state() -> Callable[[], list[str]]:
+    """Call before and after running a script: equal lists mean it wrote nothing into the checkout."""
+    return _repository_state

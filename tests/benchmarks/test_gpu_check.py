@@ -15,15 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def repository_state() -> list[str]:
-    """Changed, new and ignored paths with their modification times (bytecode caches aside)."""
-    listed = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    paths = [line[3:] for line in listed if "__pycache__" not in line and ".venv/" not in line]
-    return [f"{path} {(ROOT / path).stat().st_mtime_ns if (ROOT / path).exists() else '-'}" for path in paths]
-
-
-def test_gpu_check_runs_benchmark_training_and_render_into_out(tmp_path, mnist_fixture_dir):
+def test_gpu_check_runs_benchmark_training_and_render_into_out(tmp_path, mnist_fixture_dir, repository_state):
     raw, out = tmp_path / "raw", tmp_path / "out"
     shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

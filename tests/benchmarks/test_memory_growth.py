@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixture_dir):
+def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixture_dir, repository_state):
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))  # placed by hand
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -24,6 +24,7 @@ def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixt
     subprocess.run([sys.executable, "-m", "pipeline.prepare", "--dataset", "mnist", "--params", str(params_file),
                     "--raw-dir", str(raw), "--out-dir", str(prepared)], cwd=ROOT, check=True, capture_output=True)
 
+    before = repository_state()
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/memory_growth.py"), "--params", str(params_file),
          "--data", str(prepared), "--epochs", "1", "--factor", "3"],
@@ -38,3 +39,4 @@ def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixt
     assert int(runs[0][4]) > 100  # a real process measured, not a default
     assert result.returncode == (0 if ratio <= 1.10 else 1)
     assert ratio <= 1.10, out
+    assert repository_state() == before  # its MLflow store and artifacts went to a scratch folder
