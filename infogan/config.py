@@ -206,6 +206,7 @@ class RenderConfig:
     frame_ms: int = positive(500)
     seed: int = 0
     mi_samples: int = positive(10000)
+    factor_samples: int = positive(100)  # latents per continuous-code sweep (infogan/factors.py)
     eval_batch_size: int = positive(1000)
 
     def __post_init__(self) -> None:

@@ -6,13 +6,15 @@
 
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
 (categorical_<i>, continuous_<j>), and --metrics with the categorical accuracy on the test split,
-each code's MI lower bound and the final training losses. Everything is also logged to the MLflow
+each code's MI lower bound, the final training losses, and for each continuous code the Spearman
+correlation of its value with the slant and the stroke thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow
 run that trained the checkpoint (its id is in <model>/run.json).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from infogan.callbacks import HISTORY_KEYS
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
+from infogan.factors import factor_correlations
 from infogan.metrics import categorical_code_accuracy, information_lower_bounds
 from infogan.module import InfoGAN
 from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
@@ -86,6 +89,9 @@ def main() -> None:
     if module.codes.categorical_sizes:
         metrics.update(categorical_code_accuracy(module, test_images, test_labels, config.eval_batch_size))
     metrics.update(final_losses(args.history))
+    # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
+    correlations = factor_correlations(module, config.factor_samples, config.seed)
+    metrics.update({key: value for key, value in correlations.items() if math.isfinite(value)})
     write_json(metrics, args.metrics)
 
     # the same run as training, whose id train passed on in run.json

@@ -63,7 +63,7 @@ def project(tmp_path_factory, mnist_mirror_url):
         # a dead mirror first: the loopback one must be reached by falling through
         **{"prepare.mnist": {"mirrors": ["http://127.0.0.1:1/", mnist_mirror_url]}},
         train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
-        render={"continuous_frames": 5, "mi_samples": 200},
+        render={"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -102,6 +102,9 @@ def test_repro_writes_metrics_and_history(project):
     for key in ("info_bound/continuous_0", "info_bound/continuous_1", "final/loss/d", "final/loss/g"):
         assert math.isfinite(metrics[key])
     assert metrics["final/loss/d"] > 0
+    for code in (0, 1):
+        for factor in ("slant", "thickness"):
+            assert -1.0 <= metrics[f"factor/continuous_{code}/{factor}_spearman"] <= 1.0
     history = pd.read_csv(dst / "reports/mnist/train_history.csv")
     assert list(history["epoch"]) == [0, 1]
     assert list(history["iteration"]) == [2, 4]
