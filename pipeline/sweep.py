@@ -1,0 +1,112 @@
+"""Seed sweep: train one recipe on several seeds and report each seed, the mean and the minimum.
+
+    python -m pipeline.sweep --dataset mnist --data data/prepared/mnist --seeds 0 1 2
+
+Runs the train stage once per seed, each in its own process, with params.yaml as it is except
+`train.seed`. Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
+`infogan-<dataset>`, tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
+The checkpoint evaluated is the last one: nothing is picked by looking at labels. Writes --table
+(CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
+one seed; this is for measuring a recipe's robustness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from infogan.atomic import atomic_path
+from infogan.config import RenderConfig, from_mapping
+from infogan.data import load_split
+from infogan.errors import InfoGANError
+from infogan.metrics import categorical_code_accuracy, information_lower_bounds
+from infogan.module import InfoGAN
+from pipeline import tracking
+from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+
+COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
+
+
+def train_seed(params: dict, seed: int, args, folder: Path) -> float:
+    """Run the train stage for `seed` into `folder`; return its wall time in seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seeded = {**params, "train": {**params["train"], "seed": seed}}
+    (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
+    cmd = [sys.executable, "-m", "pipeline.train", "--dataset", args.dataset, "--params", str(folder / "params.yaml"),
+           "--data", str(args.data), "--out", str(folder / "model"), "--history", str(folder / "history.csv")]
+    start = time.perf_counter()
+    with (folder / "train.log").open("w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    if code != 0:
+        tail = (folder / "train.log").read_text()[-2000:]
+        raise InfoGANError(f"training seed {seed} failed (exit {code}); the end of {folder / 'train.log'}:\n{tail}")
+    return time.perf_counter() - start
+
+
+def evaluate(folder: Path, test_images, test_labels, render: RenderConfig) -> dict[str, float]:
+    module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
+    metrics = information_lower_bounds(module, render.mi_samples, render.eval_batch_size, render.seed)
+    metrics.update(categorical_code_accuracy(module, test_images, test_labels, render.eval_batch_size))
+    return metrics
+
+
+def summarise(rows: list[dict]) -> pd.DataFrame:
+    """The per-seed rows, then their mean and minimum over seeds."""
+    table = pd.DataFrame(rows)
+    numeric = table[list(COLUMNS)]
+    summary = pd.DataFrame([{"seed": "mean", **numeric.mean().to_dict()}, {"seed": "min", **numeric.min().to_dict()}])
+    return pd.concat([table, summary], ignore_index=True)
+
+
+@entry_point
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", type=Path, default=None, help="folder for each seed's model (default sweeps/<dataset>)")
+    p.add_argument("--table", type=Path, default=None, help="CSV to write (default reports/<dataset>/seed_sweep.csv)")
+    args = p.parse_args()
+
+    params = load_params(args.params)
+    dataset = check_dataset(args.dataset, params)
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
+    render = from_mapping(RenderConfig, section(params, "render"), "render", require_all=True)
+    test_images, test_labels = load_split(args.data / "test.pt")
+    load_split(args.data / "train.pt")  # checked before the first hour of training, not after
+    out = args.out or Path("sweeps") / dataset
+    table_path = args.table or Path("reports") / dataset / "seed_sweep.csv"
+    sweep_id = uuid.uuid4().hex[:12]
+    client = tracking.client_for(tracking.tracking_uri(params))
+
+    rows = []
+    for i, seed in enumerate(args.seeds, 1):
+        print(f"[{i}/{len(args.seeds)}] training seed {seed} ...", flush=True)
+        folder = out / f"seed_{seed}"
+        wall = train_seed(params, seed, args, folder)
+        metrics = evaluate(folder, test_images, test_labels, render)
+        run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
+        client.set_tag(run_id, "seed_sweep", sweep_id)
+        tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall})
+        rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
+        print(f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "
+              f"NMI {metrics['eval/categorical_nmi']:.4f}, {wall:.0f} s", flush=True)
+
+    table = summarise(rows)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"seed sweep {sweep_id} ({len(rows)} seeds), written to {table_path}:")
+    print(table.drop(columns=["run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""pipeline.sweep on a tiny setting: one training per seed, a table with mean and minimum, tagged MLflow runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, mnist_fixture_dir):
+    tmp = tmp_path_factory.mktemp("sweep")
+    raw = tmp / "raw"
+    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"]["mnist"]["mirrors"] = []
+    params["train"].update(batch_size=16, batches_per_epoch=2, max_epochs=1, sample_every_n_epochs=1)
+    params["render"].update(mi_samples=200)
+    params["tracking"].update(uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "mlartifacts"))
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    base = [sys.executable, "-m"]
+    subprocess.run([*base, "pipeline.prepare", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+                    "--raw-dir", str(raw), "--out-dir", str(tmp / "prepared")], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    result = subprocess.run(
+        [*base, "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
+         str(tmp / "prepared"), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp, result.stdout
+
+
+def test_sweep_table_has_each_seed_then_mean_and_min(sweep):
+    tmp, stdout = sweep
+    table = pd.read_csv(tmp / "sweep.csv")
+    assert list(table["seed"]) == ["3", "5", "mean", "min"]
+    seeds = table.iloc[:2]
+    for column in ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s"):
+        values = seeds[column].astype(float)
+        assert table.iloc[2][column] == pytest.approx(values.mean())
+        assert table.iloc[3][column] == pytest.approx(values.min())
+    assert (seeds["eval/categorical_accuracy"].between(0, 1)).all() and (seeds["wall_s"] > 0).all()
+    assert "mean" in stdout and "min" in stdout
+
+
+def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
+    tmp, _ = sweep
+    table = pd.read_csv(tmp / "sweep.csv").iloc[:2]
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    tags = set()
+    for seed, run_id in zip(table["seed"], table["run_id"]):
+        run = client.get_run(run_id)
+        assert run.data.params["train.seed"] == seed
+        assert "eval/categorical_accuracy" in run.data.metrics and "wall_s" in run.data.metrics
+        tags.add(run.data.tags["seed_sweep"])
+        assert (tmp / "sweeps" / f"seed_{seed}" / "model" / "model.ckpt").is_file()
+    assert len(tags) == 1  # one sweep id for both
+
+
+def test_sweep_rejects_repeated_seeds(sweep):
+    tmp, _ = sweep
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+         "--data", str(tmp / "prepared"), "--seeds", "1", "1"], cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "error: --seeds must be distinct" in result.stderr
