@@ -5,9 +5,9 @@
 Runs the train stage (`python -m pipeline.train`, with everything it does: MLflow logging, the
 per-epoch evaluation, sample snapshots) twice, each in a fresh process: once for --epochs epochs
 and once for --factor times as many, with the params file otherwise unchanged. Their models,
-history and MLflow store and artifacts go to a scratch folder. Prints each run's iterations, wall time and peak
-resident memory (the process's ru_maxrss), then the ratio long/short. Anything kept per step (a
-loss tensor with its graph, a growing list) shows as a ratio above 1.
+history, MLflow store and artifacts go to a scratch folder. Prints each run's iterations, wall
+time and peak resident memory (the process's ru_maxrss), then the ratio long/short. Anything kept
+per step (a loss tensor with its graph, a growing list) shows as a ratio above 1.
 """
 
 from __future__ import annotations

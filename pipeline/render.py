@@ -7,8 +7,9 @@
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
 (categorical_<i>, continuous_<j>), and --metrics with the categorical accuracy on the test split,
 each code's MI lower bound, the final training losses, and for each continuous code the Spearman
-correlation of its value with the slant and the stroke thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow
-run that trained the checkpoint (its id is in <model>/run.json).
+correlation of its value with the slant and the stroke thickness of the digits
+(infogan/factors.py). Everything is also logged to the MLflow run that trained the checkpoint
+(its id is in <model>/run.json).
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def render_traversals(module: InfoGAN, config: RenderConfig, media: Path) -> lis
     return written
 
 
+def code_metrics(module: InfoGAN, test_images, test_labels, config: RenderConfig) -> dict[str, float]:
+    """Each code's MI lower bound, and the categorical code's accuracy and NMI on the labelled test split."""
+    metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
+    if module.codes.categorical_sizes:
+        metrics.update(categorical_code_accuracy(module, test_images, test_labels, config.eval_batch_size))
+    return metrics
+
+
 def final_losses(history: Path) -> dict[str, float]:
     table = pd.read_csv(history)
     if table.empty:
@@ -84,10 +93,8 @@ def main() -> None:
     module = InfoGAN.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
     written = render_traversals(module, config, args.media)
 
-    metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
     test_images, test_labels = load_split(args.data / "test.pt")
-    if module.codes.categorical_sizes:
-        metrics.update(categorical_code_accuracy(module, test_images, test_labels, config.eval_batch_size))
+    metrics = code_metrics(module, test_images, test_labels, config)
     metrics.update(final_losses(args.history))
     # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
     correlations = factor_correlations(module, config.factor_samples, config.seed)

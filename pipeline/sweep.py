@@ -27,9 +27,9 @@ from infogan.atomic import atomic_path
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
-from infogan.metrics import categorical_code_accuracy, information_lower_bounds
 from infogan.module import InfoGAN
 from pipeline import tracking
+from pipeline.render import code_metrics
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 
 COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
@@ -49,13 +49,6 @@ def train_seed(params: dict, seed: int, args, folder: Path) -> float:
         tail = (folder / "train.log").read_text()[-2000:]
         raise InfoGANError(f"training seed {seed} failed (exit {code}); the end of {folder / 'train.log'}:\n{tail}")
     return time.perf_counter() - start
-
-
-def evaluate(folder: Path, test_images, test_labels, render: RenderConfig) -> dict[str, float]:
-    module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
-    metrics = information_lower_bounds(module, render.mi_samples, render.eval_batch_size, render.seed)
-    metrics.update(categorical_code_accuracy(module, test_images, test_labels, render.eval_batch_size))
-    return metrics
 
 
 def summarise(rows: list[dict]) -> pd.DataFrame:
@@ -92,7 +85,8 @@ def main() -> None:
         print(f"[{i}/{len(args.seeds)}] training seed {seed} ...", flush=True)
         folder = out / f"seed_{seed}"
         wall = train_seed(params, seed, args, folder)
-        metrics = evaluate(folder, test_images, test_labels, render)
+        module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
+        metrics = code_metrics(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)
         tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall})

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _MNIST_NAMES = (
@@ -98,3 +101,17 @@ def _repository_state() -> list[str]:
 def repository_state() -> Callable[[], list[str]]:
     """Call before and after running a script: equal lists mean it wrote nothing into the checkout."""
     return _repository_state
+
+
+@pytest.fixture(scope="session")
+def prepared_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_fixture_dir: Path) -> Path:
+    """The prepare stage's output folder for the real MNIST files, placed by hand (nothing downloaded)."""
+    tmp = tmp_path_factory.mktemp("prepared-mnist")
+    shutil.copytree(mnist_fixture_dir, tmp / "raw", ignore=shutil.ignore_patterns("MD5SUMS"))
+    params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
+    params["prepare"]["mnist"]["mirrors"] = []
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    subprocess.run([sys.executable, "-m", "pipeline.prepare", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+                    "--raw-dir", str(tmp / "raw"), "--out-dir", str(tmp / "prepared")],
+                   cwd=_PROJECT_ROOT, check=True, capture_output=True)
+    return tmp / "prepared"

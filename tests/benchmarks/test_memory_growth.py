@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, mnist_fixture_dir, repository_state):
-    raw, prepared = tmp_path / "raw", tmp_path / "prepared"
-    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))  # placed by hand
+def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, prepared_mnist, repository_state):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["prepare"]["mnist"]["mirrors"] = []  # nothing to download: the files are in place
     params["train"].update(batch_size=16, batches_per_epoch=3, sample_every_n_epochs=1)
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "pipeline.prepare", "--dataset", "mnist", "--params", str(params_file),
-                    "--raw-dir", str(raw), "--out-dir", str(prepared)], cwd=ROOT, check=True, capture_output=True)
 
     before = repository_state()
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/memory_growth.py"), "--params", str(params_file),
-         "--data", str(prepared), "--epochs", "1", "--factor", "3"],
+         "--data", str(prepared_mnist), "--epochs", "1", "--factor", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     out = result.stdout

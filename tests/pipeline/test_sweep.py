@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,25 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory, mnist_fixture_dir):
+def sweep(tmp_path_factory, prepared_mnist):
     tmp = tmp_path_factory.mktemp("sweep")
-    raw = tmp / "raw"
-    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["prepare"]["mnist"]["mirrors"] = []
     params["train"].update(batch_size=16, batches_per_epoch=2, max_epochs=1, sample_every_n_epochs=1)
     params["render"].update(mi_samples=200)
     params["tracking"].update(uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "mlartifacts"))
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    base = [sys.executable, "-m"]
-    subprocess.run([*base, "pipeline.prepare", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-                    "--raw-dir", str(raw), "--out-dir", str(tmp / "prepared")], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
     result = subprocess.run(
-        [*base, "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
-         str(tmp / "prepared"), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv")],
+        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
+         str(prepared_mnist), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -69,10 +61,10 @@ def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
     assert len(tags) == 1  # one sweep id for both
 
 
-def test_sweep_rejects_repeated_seeds(sweep):
+def test_sweep_rejects_repeated_seeds(sweep, prepared_mnist):
     tmp, _ = sweep
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(tmp / "prepared"), "--seeds", "1", "1"], cwd=ROOT, capture_output=True, text=True,
+         "--data", str(prepared_mnist), "--seeds", "1", "1"], cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 2 and "error: --seeds must be distinct" in result.stderr
