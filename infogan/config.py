@@ -51,6 +51,9 @@ class ModelConfig:
     d_conv: tuple[int, ...] = (64, 128)  # 4x4 stride-2 convs
     d_fc: tuple[int, ...] = (1024,)  # hidden FC widths after the convs
     q_hidden: int = positive(128)
+    # Q's Gaussian over each continuous code: its std is learned per image, or fixed at 1 (the
+    # paper authors' released code). A learned std scales the code's gradient by 1/std^2.
+    q_continuous_std: Literal["learned", "fixed"] = "learned"
     spectral_norm: bool = False  # on D's trunk and D head (replacing their BN), as in the seed's hinge option
 
     def __post_init__(self) -> None:
@@ -90,11 +93,33 @@ class OptimConfig:
     lambda_cat: float = non_negative(1.0)
     lambda_cont: float = non_negative(0.1)
     adversarial_loss: Literal["bce", "hinge"] = "bce"
+    # paper: the InfoGAN objective alone; improved: plus the terms set in ImprovedConfig
+    recipe: Literal["paper", "improved"] = "paper"
 
     def __post_init__(self) -> None:
         for key in ("beta1", "beta2"):
             if getattr(self, key) >= 1:
                 raise InfoGANError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class ImprovedConfig:
+    """What `train.recipe: improved` adds to the paper's objective (params section `improved`).
+
+    Both terms ask Q's categorical code to ignore nuisances (infogan/augment.py): rotation, shift
+    and stroke thickness, which a digit's identity does not depend on. README, "Improved recipe",
+    has the sources and the ablation.
+    """
+
+    # lambda of the categorical information term on transformed fakes: Q must still read the
+    # sampled class from T(G(z, c)), so G cannot signal the class by slant or thickness alone
+    augmented_information: float = non_negative(1.0)
+    # weight of KL(Q(c | x) || Q(c | T(x))) on real images, the first held fixed: Q's class for a
+    # real digit must not change under T (self-augmented training)
+    real_consistency: float = non_negative(1.0)
+    rotation_deg: float = non_negative(15.0)  # T rotates by up to this many degrees either way
+    shift_px: float = non_negative(2.0)  # and shifts by up to this many pixels on each axis
+    thickness: bool = True  # and erodes or dilates the strokes by a 3x3 minimum or maximum
 
 
 def _describe(hint: Any) -> str:
@@ -207,6 +232,9 @@ class RenderConfig:
     seed: int = 0
     mi_samples: int = positive(10000)
     factor_samples: int = positive(100)  # latents per continuous-code sweep (infogan/factors.py)
+    # a continuous code's GIF is named after the property it controls (slant.gif) only when its
+    # |Spearman rho| with it reaches this (infogan/factors.factor_names); otherwise continuous_<j>.gif
+    factor_name_min_rho: float = non_negative(0.8)
     eval_batch_size: int = positive(1000)
 
     def __post_init__(self) -> None:

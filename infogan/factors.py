@@ -89,3 +89,24 @@ def factor_correlations(module: InfoGAN, n_samples: int = 100, seed: int = 0) ->
             mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
             metrics[f"factor/continuous_{code}/{name}_spearman"] = mean
     return metrics
+
+
+def factor_names(correlations: dict[str, float], n_continuous: int, min_abs_rho: float) -> dict[int, str]:
+    """{code: property} for the continuous codes that clearly control one property.
+
+    Code j is named after property P when |rho(j, P)| >= min_abs_rho, P is the property j moves
+    most, and no other code moves P more. Codes without such evidence are left out (neutral names).
+    Missing or NaN correlations count as 0.
+    """
+
+    def strength(code: int, prop: str) -> float:
+        value = correlations.get(f"factor/continuous_{code}/{prop}_spearman", math.nan)
+        return abs(value) if math.isfinite(value) else 0.0
+
+    names = {}
+    for code in range(n_continuous):
+        prop = max(PROPERTIES, key=lambda name: strength(code, name))
+        strongest_code = max(range(n_continuous), key=lambda other: strength(other, prop))
+        if strength(code, prop) >= min_abs_rho and strength(code, prop) > 0 and strongest_code == code:
+            names[code] = prop
+    return names

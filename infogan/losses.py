@@ -69,3 +69,14 @@ def information_loss(
     cat = categorical_nll(q.categorical_logits, categorical, categorical_sizes).sum() if categorical_sizes else zero
     cont = gaussian_nll(q.continuous_mean, q.continuous_log_scale, continuous).sum() if continuous.shape[1] else zero
     return InfoLoss(cat, cont)
+
+
+def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """KL(p_target || p) per categorical code, summed over codes, batch mean; the target is held
+    fixed (no gradient), so only `logits` (Q on the transformed images) is pulled towards it."""
+    total = logits.new_zeros(())
+    for target, chunk in zip(target_logits.detach().split(list(sizes), dim=1), logits.split(list(sizes), dim=1)):
+        total = total + F.kl_div(
+            F.log_softmax(chunk.float(), 1), F.log_softmax(target.float(), 1), log_target=True, reduction="batchmean"
+        )
+    return total

@@ -63,17 +63,26 @@ def predict_categorical(module: InfoGAN, images: torch.Tensor, batch_size: int =
     return torch.cat(predictions)
 
 
+def categorical_code_matching(
+    module: InfoGAN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> tuple[dict[str, float], dict[int, int]]:
+    """Hungarian-matched accuracy and NMI of the first categorical code against `labels`, and the
+    matching itself, {code value: label} (values left unmatched are absent)."""
+    pred = predict_categorical(module, images, batch_size)[:, 0].numpy()
+    truth = labels.numpy()
+    accuracy, matching = hungarian_accuracy(pred, truth)
+    metrics = {
+        "eval/categorical_accuracy": accuracy,
+        "eval/categorical_nmi": normalized_mutual_information(pred, truth),
+    }
+    return metrics, matching
+
+
 def categorical_code_accuracy(
     module: InfoGAN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
 ) -> dict[str, float]:
     """Hungarian-matched accuracy and NMI of the first categorical code against `labels`."""
-    pred = predict_categorical(module, images, batch_size)[:, 0].numpy()
-    truth = labels.numpy()
-    accuracy, _ = hungarian_accuracy(pred, truth)
-    return {
-        "eval/categorical_accuracy": accuracy,
-        "eval/categorical_nmi": normalized_mutual_information(pred, truth),
-    }
+    return categorical_code_matching(module, images, labels, batch_size)[0]
 
 
 @torch.no_grad()

@@ -7,6 +7,10 @@ One iteration draws a latent batch, runs G once, then
      D/Q (frozen by `toggled_optimizer`), updates G.
 So the information term reaches G, Q and the shared trunk, as in the paper's min-max of
 V(D, G) - lambda * L_I(G, Q).
+
+With `recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance transformation T
+(infogan/augment.py) adds two terms: the categorical information term on T(fake) in both steps,
+and the consistency of Q's class between real x and T(x) in the discriminator step.
 """
 
 from __future__ import annotations
@@ -16,29 +20,45 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from infogan.augment import nuisance
 from infogan.codes import Latent, LatentCodes
-from infogan.config import ModelConfig, OptimConfig, from_mapping, to_dict
+from infogan.config import ImprovedConfig, ModelConfig, OptimConfig, from_mapping, to_dict
 from infogan.data import to_model_range
-from infogan.losses import InfoLoss, discriminator_loss, generator_loss, information_loss
+from infogan.losses import (
+    InfoLoss,
+    categorical_consistency,
+    categorical_nll,
+    discriminator_loss,
+    generator_loss,
+    information_loss,
+)
 from infogan.networks import AdversarialHead, CodeParams, DiscriminatorTrunk, Generator, QHead
 
 
 class InfoGAN(pl.LightningModule):
     def __init__(
-        self, model: ModelConfig | dict[str, Any], optim: OptimConfig | dict[str, Any], compile_networks: bool = False
+        self,
+        model: ModelConfig | dict[str, Any],
+        optim: OptimConfig | dict[str, Any],
+        improved: ImprovedConfig | dict[str, Any] | None = None,
+        compile_networks: bool = False,
     ):
-        """`compile_networks`: `torch.compile` each network when fit starts (a runtime choice, not
+        """`improved`: the terms `optim.recipe == "improved"` adds (its defaults when not given).
+        `compile_networks`: `torch.compile` each network when fit starts (a runtime choice, not
         saved with the hyperparameters, so a checkpoint always reloads uncompiled)."""
         super().__init__()
         if not isinstance(model, ModelConfig):
             model = from_mapping(ModelConfig, model, "model")
         if not isinstance(optim, OptimConfig):
             optim = from_mapping(OptimConfig, optim, "optim")
+        if not isinstance(improved, ImprovedConfig):
+            improved = from_mapping(ImprovedConfig, improved, "improved")
         # plain dicts, so a checkpoint reloads with `InfoGAN.load_from_checkpoint(path)`
-        self.save_hyperparameters({"model": to_dict(model), "optim": to_dict(optim)})
+        self.save_hyperparameters({"model": to_dict(model), "optim": to_dict(optim), "improved": to_dict(improved)})
         self.automatic_optimization = False
         self.model_config = model
         self.optim_config = optim
+        self.improved = improved if optim.recipe == "improved" else None
         self.codes = LatentCodes(model)
         self.generator = Generator(model)
         self.trunk = DiscriminatorTrunk(model)
@@ -73,23 +93,48 @@ class InfoGAN(pl.LightningModule):
     def weighted_information(self, info: InfoLoss) -> torch.Tensor:
         return self.optim_config.lambda_cat * info.categorical + self.optim_config.lambda_cont * info.continuous
 
+    def augmented_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
+        """Improved recipe: the categorical information loss on T(fake), nats."""
+        logits = self.encode(nuisance(fake, self.improved)).categorical_logits
+        return categorical_nll(logits, latent.categorical, self.codes.categorical_sizes).sum()
+
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
-        real_logits = self.d_head(self.trunk(real))
+        real_features = self.trunk(real)
+        real_logits = self.d_head(real_features)
         fake_features = self.trunk(fake.detach())
         adversarial = discriminator_loss(real_logits, self.d_head(fake_features), self.optim_config.adversarial_loss)
         info = self.information_loss(self.q_head(fake_features), latent)
-        return {
+        losses = {
             "total": adversarial + self.weighted_information(info),
             "loss/d": adversarial,
             "info/categorical": info.categorical,
             "info/continuous": info.continuous,
         }
+        improved = self.improved
+        if improved is not None and self.codes.categorical_sizes:  # a term with weight 0 is not computed
+            if improved.augmented_information > 0:
+                augmented = self.augmented_information(fake.detach(), latent)
+                losses["total"] = losses["total"] + improved.augmented_information * augmented
+                losses["improved/augmented_information"] = augmented
+            if improved.real_consistency > 0:
+                consistency = categorical_consistency(
+                    self.q_head(real_features).categorical_logits,
+                    self.encode(nuisance(real, improved)).categorical_logits,
+                    self.codes.categorical_sizes,
+                )
+                losses["total"] = losses["total"] + improved.real_consistency * consistency
+                losses["improved/real_consistency"] = consistency
+        return losses
 
     def generator_step(self, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
         features = self.trunk(fake)
         adversarial = generator_loss(self.d_head(features), self.optim_config.adversarial_loss)
         info = self.information_loss(self.q_head(features), latent)
-        return {"total": adversarial + self.weighted_information(info), "loss/g": adversarial}
+        total = adversarial + self.weighted_information(info)
+        improved = self.improved
+        if improved is not None and self.codes.categorical_sizes and improved.augmented_information > 0:
+            total = total + improved.augmented_information * self.augmented_information(fake, latent)
+        return {"total": total, "loss/g": adversarial}
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":  # NHWC is what cuDNN's convolutions run fastest on

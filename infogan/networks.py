@@ -105,18 +105,22 @@ class QHead(nn.Module):
         super().__init__()
         self.n_categorical_logits = sum(config.categorical)
         self.n_continuous = config.continuous
+        self.learned_std = config.q_continuous_std == "learned"
         self.hidden = nn.Sequential(
             nn.Linear(in_features, config.q_hidden, bias=False),
             nn.BatchNorm1d(config.q_hidden),
             nn.LeakyReLU(LEAK, inplace=True),
         )
-        self.out = nn.Linear(config.q_hidden, self.n_categorical_logits + 2 * config.continuous)
+        n_std = config.continuous if self.learned_std else 0
+        self.out = nn.Linear(config.q_hidden, self.n_categorical_logits + config.continuous + n_std)
         init_weights(self)
 
     def forward(self, features: torch.Tensor) -> CodeParams:
-        logits, mean, log_scale = self.out(self.hidden(features)).split(
-            [self.n_categorical_logits, self.n_continuous, self.n_continuous], dim=1
-        )
+        out = self.out(self.hidden(features))
+        if not self.learned_std:  # std 1: log-scale 0
+            logits, mean = out.split([self.n_categorical_logits, self.n_continuous], dim=1)
+            return CodeParams(logits, mean, torch.zeros_like(mean))
+        logits, mean, log_scale = out.split([self.n_categorical_logits, self.n_continuous, self.n_continuous], dim=1)
         return CodeParams(logits, mean, log_scale)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import imageio.v3 as iio
 import numpy as np
@@ -36,39 +36,66 @@ def _generate(module: InfoGAN, noise, categorical, continuous) -> torch.Tensor:
     return to_uint8(module(latent.vector)).cpu()
 
 
-def _fixed_codes(module: InfoGAN, n: int, seed: int):
+def class_order(size: int, matching: Mapping[int, int] | None) -> list[int]:
+    """The values of a `size`-class code ordered by the label each was matched to (values without
+    a match last, in their own order); 0..size-1 without a matching."""
+    matching = matching or {}
+    return sorted(range(size), key=lambda value: (value not in matching, matching.get(value, 0), value))
+
+
+def _fixed_codes(module: InfoGAN, n: int, seed: int, first_code_order: Sequence[int] | None = None):
     """Noise and code values for n columns, reproducible from `seed`."""
     codes = module.codes
     g = torch.Generator().manual_seed(seed)
     noise = codes.sample_noise(n, g)
     categorical = codes.sample_categorical(n, g)
-    if codes.categorical_sizes:  # spread the columns over the first code's classes
-        categorical[:, 0] = torch.arange(n) % codes.categorical_sizes[0]
+    if codes.categorical_sizes:  # spread the columns over the first code's classes, in the given order
+        order = torch.tensor(first_code_order or range(codes.categorical_sizes[0]))
+        categorical[:, 0] = order[torch.arange(n) % len(order)]
     continuous = torch.zeros(n, codes.n_continuous)
     return noise.to(module.device), categorical.to(module.device), continuous.to(module.device)
 
 
-def categorical_traversal(module: InfoGAN, code: int, n_samples: int = 10, seed: int = 0) -> list[Frame]:
-    """One frame per class of categorical code `code`; continuous codes at 0."""
+def categorical_traversal(
+    module: InfoGAN, code: int, n_samples: int = 10, seed: int = 0, matching: Mapping[int, int] | None = None
+) -> list[Frame]:
+    """One frame per class of categorical code `code`; continuous codes at 0.
+
+    `matching` ({code value: label}, from `metrics.categorical_code_matching`) orders the frames by
+    label and names the label in each caption; it is only for code 0, the one matched to labels.
+    """
     was_training = module.training
     module.eval()
     noise, categorical, continuous = _fixed_codes(module, n_samples, seed)
+    matching = matching if code == 0 else None
     frames = []
-    for value in range(module.codes.categorical_sizes[code]):
+    for value in class_order(module.codes.categorical_sizes[code], matching):
         categorical[:, code] = value
-        frames.append(Frame(f"c{code + 1} = {value}", _generate(module, noise, categorical, continuous)))
+        caption = f"c{code + 1} = {value}"
+        if matching and value in matching:
+            caption += f" (label {matching[value]})"
+        frames.append(Frame(caption, _generate(module, noise, categorical, continuous)))
     module.train(was_training)
     return frames
 
 
 def continuous_traversal(
-    module: InfoGAN, code: int, values: Sequence[float], n_samples: int = 10, seed: int = 0
+    module: InfoGAN,
+    code: int,
+    values: Sequence[float],
+    n_samples: int = 10,
+    seed: int = 0,
+    matching: Mapping[int, int] | None = None,
+    factor: str | None = None,
 ) -> list[Frame]:
-    """One frame per value of continuous code `code`; columns cycle through the first categorical code."""
+    """One frame per value of continuous code `code`; columns cycle through the first categorical
+    code's classes, ordered by label when `matching` is given. `factor` names what the code was
+    found to control, in the captions."""
     was_training = module.training
     module.eval()
-    noise, categorical, continuous = _fixed_codes(module, n_samples, seed)
-    name = f"c{len(module.codes.categorical_sizes) + code + 1}"
+    order = class_order(module.codes.categorical_sizes[0], matching) if module.codes.categorical_sizes else None
+    noise, categorical, continuous = _fixed_codes(module, n_samples, seed, order)
+    name = f"c{len(module.codes.categorical_sizes) + code + 1}" + (f" ({factor})" if factor else "")
     frames = []
     for value in values:
         continuous[:, code] = value
@@ -111,7 +138,7 @@ def render_traversal_gif(frames: list[Frame], path: Path, scale: int = 2, frame_
 def render_contact_sheet(frames: list[Frame], path: Path, scale: int = 2) -> None:
     """Write every frame of a traversal as one PNG, captions in a column on the left, atomically."""
     rows = [_row(f.images, scale) for f in frames]
-    label_width = 84
+    label_width = 8 + max(int(_font().getlength(f.caption)) for f in frames)
     sheet = Image.new("RGB", (label_width + rows[0].width, sum(r.height + GAP for r in rows)), "white")
     draw = ImageDraw.Draw(sheet)
     y = 0

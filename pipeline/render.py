@@ -5,7 +5,7 @@
         --history reports/mnist/train_history.csv
 
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
-(categorical_<i>, continuous_<j>), and --metrics with the categorical accuracy on the test split,
+(categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with the categorical accuracy on the test split,
 each code's MI lower bound, the final training losses, and for each continuous code the Spearman
 correlation of its value with the slant and the stroke thickness of the digits
 (infogan/factors.py). Everything is also logged to the MLflow run that trained the checkpoint
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,39 +28,66 @@ from infogan.callbacks import HISTORY_KEYS
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
-from infogan.factors import factor_correlations
-from infogan.metrics import categorical_code_accuracy, information_lower_bounds
+from infogan.factors import PROPERTIES, factor_correlations, factor_names
+from infogan.metrics import categorical_code_matching, information_lower_bounds
 from infogan.module import InfoGAN
 from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
 from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 
 
-def render_traversals(module: InfoGAN, config: RenderConfig, media: Path) -> list[Path]:
-    """One GIF + PNG per code; returns the written paths."""
+# File stems render writes into --media; anything else there is the user's and is left alone
+OWN_MEDIA = re.compile(r"^(categorical_\d+|continuous_\d+|" + "|".join(PROPERTIES) + r")\.(gif|png)$")
+
+
+def render_traversals(
+    module: InfoGAN, config: RenderConfig, media: Path, matching: dict[int, int], names: dict[int, str]
+) -> list[Path]:
+    """One GIF + PNG per code; returns the written paths.
+
+    The first categorical code's frames (and every traversal's columns) follow the matched labels,
+    0 to 9 for MNIST; continuous code j is written as <names[j]>.gif when it has a name, else
+    continuous_<j>.gif. Files of ours from an earlier render that this one did not write are removed.
+    """
     written = []
     traversals = [
-        (f"categorical_{i}", categorical_traversal(module, i, config.samples_per_row, config.seed))
+        (f"categorical_{i}", categorical_traversal(module, i, config.samples_per_row, config.seed, matching))
         for i in range(len(module.codes.categorical_sizes))
     ]
     values = np.linspace(*config.continuous_range, config.continuous_frames).tolist()
     traversals += [
-        (f"continuous_{j}", continuous_traversal(module, j, values, config.samples_per_row, config.seed))
+        (
+            names.get(j, f"continuous_{j}"),
+            continuous_traversal(module, j, values, config.samples_per_row, config.seed, matching, names.get(j)),
+        )
         for j in range(module.codes.n_continuous)
     ]
     for name, frames in traversals:
         render_traversal_gif(frames, media / f"{name}.gif", config.scale, config.frame_ms)
         render_contact_sheet(frames, media / f"{name}.png", config.scale)
         written += [media / f"{name}.gif", media / f"{name}.png"]
+    for stale in media.iterdir():
+        if OWN_MEDIA.match(stale.name) and stale not in written:
+            stale.unlink()
     return written
 
 
-def code_metrics(module: InfoGAN, test_images, test_labels, config: RenderConfig) -> dict[str, float]:
-    """Each code's MI lower bound, and the categorical code's accuracy and NMI on the labelled test split."""
+def code_matching(
+    module: InfoGAN, test_images, test_labels, config: RenderConfig
+) -> tuple[dict[str, float], dict[int, int]]:
+    """Each code's MI lower bound, the categorical code's accuracy and NMI on the labelled test
+    split, and its matching {code value: label} (empty without a categorical code)."""
     metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
+    matching: dict[int, int] = {}
     if module.codes.categorical_sizes:
-        metrics.update(categorical_code_accuracy(module, test_images, test_labels, config.eval_batch_size))
-    return metrics
+        accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
+        metrics.update(accuracy)
+    return metrics, matching
+
+
+def code_metrics(module: InfoGAN, test_images, test_labels, config: RenderConfig) -> dict[str, float]:
+    """The metrics of `code_matching`."""
+    return code_matching(module, test_images, test_labels, config)[0]
 
 
 def final_losses(history: Path) -> dict[str, float]:
@@ -91,23 +119,28 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = InfoGAN.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
-    written = render_traversals(module, config, args.media)
-
     test_images, test_labels = load_split(args.data / "test.pt")
-    metrics = code_metrics(module, test_images, test_labels, config)
+    metrics, matching = code_matching(module, test_images, test_labels, config)
     metrics.update(final_losses(args.history))
     # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
     correlations = factor_correlations(module, config.factor_samples, config.seed)
     metrics.update({key: value for key, value in correlations.items() if math.isfinite(value)})
+    names = factor_names(correlations, module.codes.n_continuous, config.factor_name_min_rho)
+    args.media.mkdir(parents=True, exist_ok=True)
+    written = render_traversals(module, config, args.media, matching, names)
     write_json(metrics, args.metrics)
 
     # the same run as training, whose id train passed on in run.json
     client = tracking.client_for(tracking.tracking_uri(params))
     tracking.log_metrics(client, run["run_id"], metrics)
+    for code in range(module.codes.n_continuous):  # what each continuous code was found to control
+        client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))
     for path in written:
         client.log_artifact(run["run_id"], str(path), "media")
     client.log_artifact(run["run_id"], str(args.metrics))
-    print(f"rendered {len(written)} files into {args.media}; " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    found = ", ".join(f"c{len(module.codes.categorical_sizes) + j + 1} {name}" for j, name in names.items()) or "none"
+    print(f"rendered {len(written)} files into {args.media} (named continuous codes: {found}); "
+          + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
 
 if __name__ == "__main__":

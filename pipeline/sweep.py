@@ -1,9 +1,11 @@
 """Seed sweep: train one recipe on several seeds and report each seed, the mean and the minimum.
 
-    python -m pipeline.sweep --dataset mnist --data data/prepared/mnist --seeds 0 1 2
+    python -m pipeline.sweep --dataset mnist --data data/prepared/mnist --seeds 0 1 2 \
+        [--set train.recipe=improved improved.real_consistency=0]
 
 Runs the train stage once per seed, each in its own process, with params.yaml as it is except
-`train.seed`. Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
+`train.seed` and the `--set` overrides (dotted keys that params.yaml has, YAML values, as in
+`dvc exp run -S`). Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
 `infogan-<dataset>`, tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
 The checkpoint evaluated is the last one: nothing is picked by looking at labels. Writes --table
 (CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
@@ -12,6 +14,7 @@ one seed; this is for measuring a recipe's robustness.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -31,8 +34,30 @@ from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.render import code_metrics
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+from pipeline.train import load_configs
 
 COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
+
+
+def apply_overrides(params: dict, overrides: list[str]) -> dict:
+    """A copy of params with each `dotted.key=value` applied; the key must already exist."""
+    params = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise InfoGANError(f"--set {item!r} must look like dotted.key=value")
+        *parents, last = key.split(".")
+        node = params
+        for i, part in enumerate([*parents, last]):
+            if not isinstance(node, dict) or part not in node:
+                raise InfoGANError(f"--set {item!r}: params.yaml has no key {'.'.join([*parents, last][: i + 1])}")
+            if i < len(parents):
+                node = node[part]
+        try:
+            node[last] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise InfoGANError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+    return params
 
 
 def train_seed(params: dict, seed: int, args, folder: Path) -> float:
@@ -66,9 +91,11 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=None, help="folder for each seed's model (default sweeps/<dataset>)")
     p.add_argument("--table", type=Path, default=None, help="CSV to write (default reports/<dataset>/seed_sweep.csv)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.recipe=improved")
     args = p.parse_args()
 
-    params = load_params(args.params)
+    params = apply_overrides(load_params(args.params), args.set)
+    load_configs(params, check_dataset(args.dataset, params))  # every value checked before the first seed
     dataset = check_dataset(args.dataset, params)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
@@ -89,6 +116,8 @@ def main() -> None:
         metrics = code_metrics(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)
+        if args.set:
+            client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
         tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall})
         rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
         print(f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "

@@ -3,7 +3,8 @@
     python -m pipeline.train --dataset mnist --data data/prepared/mnist --out models/mnist \
         --history reports/mnist/train_history.csv
 
-Reads `model.<dataset>`, `train` and `tracking` from params.yaml, all checked before any work.
+Reads `model.<dataset>`, `train`, `improved` (used when `train.recipe` is improved) and `tracking`
+from params.yaml, all checked before any work.
 Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved configuration) and
 run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
 """
@@ -18,7 +19,15 @@ from pytorch_lightning.loggers import MLFlowLogger
 
 from infogan.atomic import atomic_path, write_json
 from infogan.callbacks import EpochEvaluation, SampleSnapshots
-from infogan.config import ModelConfig, OptimConfig, TrainConfig, from_mapping, split_section, to_dict
+from infogan.config import (
+    ImprovedConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    from_mapping,
+    split_section,
+    to_dict,
+)
 from infogan.data import DeviceImages, load_split
 from infogan.errors import InfoGANError
 from infogan.hardware import resolve_compile, resolve_precision
@@ -27,10 +36,14 @@ from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 
 
-def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig]:
+def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig, ImprovedConfig | None]:
+    """The configs of one training; the last is None unless `train.recipe` is improved."""
     model = from_mapping(ModelConfig, section(params, f"model.{dataset}"), f"model.{dataset}", require_all=True)
     optim, train = split_section(section(params, "train"), (OptimConfig, TrainConfig), "train")
-    return model, optim, train
+    improved = None
+    if optim.recipe == "improved":
+        improved = from_mapping(ImprovedConfig, section(params, "improved"), "improved", require_all=True)
+    return model, optim, train, improved
 
 
 def check_data_matches(images, model: ModelConfig, dataset: str) -> None:
@@ -52,7 +65,7 @@ def main() -> None:
 
     params = load_params(args.params)
     dataset = check_dataset(args.dataset, params)
-    model_cfg, optim_cfg, train_cfg = load_configs(params, dataset)
+    model_cfg, optim_cfg, train_cfg, improved_cfg = load_configs(params, dataset)
     train_images, _ = load_split(args.data / "train.pt")
     test_images, test_labels = load_split(args.data / "test.pt")
     check_data_matches(train_images, model_cfg, dataset)
@@ -60,7 +73,7 @@ def main() -> None:
     pl.seed_everything(train_cfg.seed, workers=True)
     precision = resolve_precision(train_cfg.precision, train_cfg.accelerator)
     compile_networks = resolve_compile(train_cfg.compile, train_cfg.accelerator)
-    module = InfoGAN(model_cfg, optim_cfg, compile_networks=compile_networks)
+    module = InfoGAN(model_cfg, optim_cfg, improved_cfg, compile_networks=compile_networks)
     # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides;
     # `precision` and `compile` are what ran, not "auto"
     resolved = {
@@ -68,6 +81,8 @@ def main() -> None:
         "model": to_dict(model_cfg),
         "train": {**to_dict(optim_cfg), **to_dict(train_cfg), "precision": precision, "compile": compile_networks},
     }
+    if improved_cfg is not None:
+        resolved["improved"] = to_dict(improved_cfg)
     run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
     uri = tracking.tracking_uri(params)
     client = tracking.client_for(uri)

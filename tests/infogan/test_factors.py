@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from infogan.config import ModelConfig, OptimConfig
-from infogan.factors import factor_correlations, per_column_spearman, slant_degrees, stroke_thickness
+from infogan.factors import factor_correlations, factor_names, per_column_spearman, slant_degrees, stroke_thickness
 from infogan.module import InfoGAN
 
 SIZE = 28
@@ -83,3 +83,34 @@ def test_factor_correlations_find_which_code_owns_which_property():
     # the code that does not own a property leaves it (all but) unmoved: no or little correlation
     for key in ("factor/continuous_0/thickness_spearman", "factor/continuous_1/slant_spearman"):
         assert math.isnan(metrics[key]) or abs(metrics[key]) < 0.3, (key, metrics[key])
+
+
+def rhos(**values: float) -> dict[str, float]:
+    """rhos(c0_slant=0.9) -> {'factor/continuous_0/slant_spearman': 0.9}."""
+    out = {}
+    for key, value in values.items():
+        code, prop = key.split("_")
+        out[f"factor/continuous_{code[1:]}/{prop}_spearman"] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "correlations, expected",
+    [
+        # each code clearly owns one property, whatever the sign
+        (rhos(c0_slant=-0.95, c0_thickness=0.1, c1_slant=0.05, c1_thickness=0.92), {0: "slant", 1: "thickness"}),
+        # below the bar: neutral
+        (rhos(c0_slant=0.7, c0_thickness=0.1, c1_slant=0.1, c1_thickness=0.95), {1: "thickness"}),
+        # both codes move slant most: only the stronger one is named, the other moves thickness less
+        (rhos(c0_slant=0.9, c0_thickness=0.85, c1_slant=0.95, c1_thickness=0.2), {1: "slant"}),
+        # missing (NaN) correlations count as no evidence
+        (rhos(c0_slant=math.nan, c1_thickness=0.99), {1: "thickness"}),
+        ({}, {}),
+    ],
+)
+def test_factor_names_only_when_the_evidence_is_clear(correlations, expected):
+    assert factor_names(correlations, 2, 0.8) == expected
+
+
+def test_factor_names_never_names_a_code_that_moves_nothing():
+    assert factor_names(rhos(c0_slant=0.0, c0_thickness=0.0, c1_slant=0.3), 2, 0.0) == {1: "slant"}

@@ -15,6 +15,7 @@ from infogan.traversal import (
     GAP,
     Frame,
     categorical_traversal,
+    class_order,
     continuous_traversal,
     frame_image,
     render_contact_sheet,
@@ -103,6 +104,41 @@ def test_only_the_traversed_categorical_code_changes(mixed, record, code):
     assert all((b == 0).all() for b in first[3:])
     if code != 0:
         assert torch.equal(first[1].argmax(1), torch.arange(N) % 10)
+
+
+MATCHING = {0: 3, 1: 0, 2: 9, 3: 1, 4: 4, 5: 8, 6: 2, 7: 6, 8: 5, 9: 7}  # code value -> label
+BY_LABEL = sorted(MATCHING, key=MATCHING.get)  # [1, 3, 6, 0, 4, 8, 7, 9, 5, 2]
+
+
+def test_class_order_follows_the_matched_labels():
+    assert class_order(10, MATCHING) == BY_LABEL
+    assert class_order(4, None) == [0, 1, 2, 3]
+    assert class_order(5, {4: 0, 2: 1}) == [4, 2, 0, 1, 3]  # unmatched values last, in their own order
+
+
+def test_matched_categorical_traversal_goes_from_label_0_to_9(mnist, record):
+    seen = record(mnist)
+    frames = categorical_traversal(mnist, 0, n_samples=N, matching=MATCHING)
+    assert [f.caption for f in frames] == [f"c1 = {v} (label {MATCHING[v]})" for v in BY_LABEL]
+    for value, vector in zip(BY_LABEL, seen):
+        assert torch.equal(split(mnist, vector)[1].argmax(1), torch.full((N,), value))
+    # the same pictures as the unordered traversal, only reordered
+    plain = categorical_traversal(mnist, 0, n_samples=N)
+    for value, frame in zip(BY_LABEL, frames):
+        assert torch.equal(frame.images, plain[value].images)
+
+
+def test_matching_applies_to_the_first_code_only(mixed):
+    frames = categorical_traversal(mixed, 1, n_samples=N, matching=MATCHING)
+    assert [f.caption for f in frames] == ["c2 = 0", "c2 = 1", "c2 = 2"]
+
+
+def test_matched_continuous_traversal_columns_go_from_label_0_to_9(mnist, record):
+    seen = record(mnist)
+    frames = continuous_traversal(mnist, 0, [-1.0, 1.0], n_samples=12, matching=MATCHING, factor="slant")
+    assert [f.caption for f in frames] == ["c2 (slant) = -1.00", "c2 (slant) = +1.00"]
+    columns = split(mnist, seen[0])[1].argmax(1)
+    assert columns.tolist() == BY_LABEL + BY_LABEL[:2]
 
 
 def test_frames_differ_when_the_code_changes(mnist):

@@ -65,6 +65,8 @@ TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "m
         ("train.accelerator", "tpu", False, "train.accelerator = 'tpu' is invalid"),
         ("train.max_epoch", 3, False, "unknown key train.max_epoch; the keys of train are:"),
         ("model.mnist", None, True, "model.mnist is missing from params.yaml"),
+        ("model.mnist.q_continuous_std", "learnt", False, "one of 'learned', 'fixed'"),
+        ("train.recipe", "better", False, "train.recipe = 'better' is invalid: it must be one of 'paper', 'improved'"),
     ],
 )
 def test_train_rejects_bad_params_before_any_work(workdir, monkeypatch, capsys, dotted, value, delete, expected):
@@ -74,6 +76,32 @@ def test_train_rejects_bad_params_before_any_work(workdir, monkeypatch, capsys, 
     # nothing was started: no tracking store, no outputs
     assert not (workdir / "mlflow.db").exists()
     assert not (workdir / "models").exists()
+
+
+@pytest.mark.parametrize(
+    "dotted, value, delete, expected",
+    [
+        ("improved", None, True, "improved is missing from params.yaml"),
+        ("improved.real_consistency", -1, False, "improved.real_consistency = -1.0 is invalid: it must be at least 0"),
+        ("improved.rotation_deg", None, True, "improved.rotation_deg is missing from the params"),
+        ("improved.thickness", "yes", False, "improved.thickness = 'yes' is invalid: it must be true or false"),
+    ],
+)
+def test_improved_recipe_checks_its_section_before_any_work(
+    workdir, monkeypatch, capsys, dotted, value, delete, expected
+):
+    set_param(workdir, "train.recipe", "improved")
+    set_param(workdir, dotted, value, delete)
+    err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
+    assert expected in err
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, capsys):
+    """The paper recipe ignores `improved`: without it, train gets past the params and stops at the data."""
+    set_param(workdir, "improved", None, delete=True)
+    err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
+    assert "improved" not in err and "prepared split" in err
 
 
 @pytest.mark.parametrize("stage, extra", [

@@ -16,6 +16,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from infogan.factors import factor_names
+
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = 2
 
@@ -63,7 +65,9 @@ def project(tmp_path_factory, mnist_mirror_url):
         # a dead mirror first: the loopback one must be reached by falling through
         **{"prepare.mnist": {"mirrors": ["http://127.0.0.1:1/", mnist_mirror_url]}},
         train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
-        render={"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20},
+        # min rho 0: every continuous code that is the clearest mover of its strongest property gets
+        # that name, so the naming path runs even on a 4-iteration model
+        render={"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20, "factor_name_min_rho": 0.0},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -81,9 +85,24 @@ def test_repro_downloads_and_prepares_mnist(project):
     assert sorted(p.name for p in (dst / "data/raw/mnist").iterdir()) == sorted(manifest["source_md5"])
 
 
-@pytest.mark.parametrize("name, frames", [("categorical_0", 10), ("continuous_0", 5), ("continuous_1", 5)])
-def test_repro_renders_captioned_gifs(project, name, frames):
+def continuous_names(dst: Path) -> list[str]:
+    """What render must have called each continuous code's files, from the metrics it wrote."""
+    metrics = json.loads((dst / "reports/mnist/metrics.json").read_text())
+    names = factor_names(metrics, 2, 0.0)
+    assert names, "with min rho 0 at least the strongest code/property pair is named"
+    return [names.get(code, f"continuous_{code}") for code in range(2)]
+
+
+def test_repro_names_continuous_gifs_after_what_they_control(project):
     dst, _, _ = project
+    expected = {f"{name}.{ext}" for name in ["categorical_0", *continuous_names(dst)] for ext in ("gif", "png")}
+    assert {p.name for p in (dst / "media/mnist").iterdir()} == expected
+
+
+@pytest.mark.parametrize("code, frames", [(None, 10), (0, 5), (1, 5)])
+def test_repro_renders_captioned_gifs(project, code, frames):
+    dst, _, _ = project
+    name = "categorical_0" if code is None else continuous_names(dst)[code]
     gif = Image.open(dst / "media/mnist" / f"{name}.gif")
     assert gif.n_frames == frames
     samples = 10  # render.samples_per_row
@@ -134,7 +153,10 @@ def test_repro_records_one_mlflow_run_with_everything(project):
     def names(path=None):
         return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
 
-    assert {"categorical_0.gif", "continuous_1.gif", "categorical_0.png"} <= names("media")
+    assert {"categorical_0.gif", f"{continuous_names(dst)[1]}.gif", "categorical_0.png"} <= names("media")
+    named = factor_names(run.data.metrics, 2, 0.0)
+    for code in (0, 1):
+        assert run.data.tags[f"factor/continuous_{code}"] == named.get(code, "unclear")
     assert {"model.ckpt", "config.json"} <= names("model")
     assert {"epoch_0001.png", "epoch_0002.png"} == names("samples")
     assert "metrics.json" in names()

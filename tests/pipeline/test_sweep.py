@@ -27,7 +27,8 @@ def sweep(tmp_path_factory, prepared_mnist):
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
-         str(prepared_mnist), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv")],
+         str(prepared_mnist), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv"),
+         "--set", "train.lr_g=0.0005", "train.recipe=improved"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -55,6 +56,11 @@ def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
     for seed, run_id in zip(table["seed"], table["run_id"]):
         run = client.get_run(run_id)
         assert run.data.params["train.seed"] == seed
+        # the overrides reached training, and the run says which they were
+        assert run.data.params["train.lr_g"] == "0.0005" and run.data.params["train.recipe"] == "improved"
+        assert run.data.params["improved.real_consistency"] == "1.0"
+        assert run.data.tags["seed_sweep_overrides"] == "train.lr_g=0.0005 train.recipe=improved"
+        assert "improved/real_consistency_epoch" in run.data.metrics
         assert "eval/categorical_accuracy" in run.data.metrics and "wall_s" in run.data.metrics
         tags.add(run.data.tags["seed_sweep"])
         assert (tmp / "sweeps" / f"seed_{seed}" / "model" / "model.ckpt").is_file()
@@ -68,3 +74,19 @@ def test_sweep_rejects_repeated_seeds(sweep, prepared_mnist):
          "--data", str(prepared_mnist), "--seeds", "1", "1"], cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 2 and "error: --seeds must be distinct" in result.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr_gen=1", "params.yaml has no key train.lr_gen"),
+    ("train", "must look like dotted.key=value"),
+    ("train.recipe=best", "train.recipe = 'best' is invalid"),
+])
+def test_sweep_rejects_bad_overrides_before_training(sweep, prepared_mnist, override, message):
+    tmp, _ = sweep
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+         "--data", str(prepared_mnist), "--seeds", "1", "--out", str(tmp / "bad"), "--set", override],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp / "bad").exists()
