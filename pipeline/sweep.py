@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,7 +70,16 @@ def train_seed(params: dict, seed: int, args, folder: Path) -> float:
            "--data", str(args.data), "--out", str(folder / "model"), "--history", str(folder / "history.csv")]
     start = time.perf_counter()
     with (folder / "train.log").open("w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        try:
+            code = child.wait()
+        except BaseException:  # interrupted (Ctrl-C, or SIGTERM via main's handler): no orphan keeps training
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
     if code != 0:
         tail = (folder / "train.log").read_text()[-2000:]
         raise InfoGANError(f"training seed {seed} failed (exit {code}); the end of {folder / 'train.log'}:\n{tail}")
@@ -93,6 +103,7 @@ def main() -> None:
     p.add_argument("--table", type=Path, default=None, help="CSV to write (default reports/<dataset>/seed_sweep.csv)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.recipe=improved")
     args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seed
 
     params = apply_overrides(load_params(args.params), args.set)
     load_configs(params, check_dataset(args.dataset, params))  # every value checked before the first seed

@@ -90,3 +90,30 @@ def test_sweep_rejects_bad_overrides_before_training(sweep, prepared_mnist, over
     )
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp / "bad").exists()
+
+
+def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
+    """SIGTERM to the sweep while a seed trains: the training process goes too, nothing is left running."""
+    import signal
+    import time
+
+    tmp, _ = sweep
+    out = tmp / "stopped"
+    sweep_process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+         "--data", str(prepared_mnist), "--seeds", "7", "--out", str(out), "--set", "train.max_epochs=1000"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    log = out / "seed_7" / "train.log"
+    deadline = time.monotonic() + 300
+    while "MLflow run" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.5)  # wait until training has started
+    assert time.monotonic() < deadline, "training never started"
+    children = subprocess.run(["pgrep", "-P", str(sweep_process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1
+    sweep_process.send_signal(signal.SIGTERM)
+    assert sweep_process.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{children[0]}").exists(), "the training process outlived the sweep"
