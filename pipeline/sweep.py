@@ -5,7 +5,7 @@
 
 Runs the train stage once per seed, each in its own process, with params.yaml as it is except
 `train.seed` and the `--set` overrides (dotted keys that params.yaml has, YAML values, as in
-`dvc exp run -S`). Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
+`dvc exp run -S`). `--jobs N` trains N seeds at once, each with 1/N of the CPU cores. Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
 `infogan-<dataset>`, tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
 The checkpoint evaluated is the last one: nothing is picked by looking at labels. Writes --table
 (CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import yaml
@@ -61,29 +62,73 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
     return params
 
 
-def train_seed(params: dict, seed: int, args, folder: Path) -> float:
-    """Run the train stage for `seed` into `folder`; return its wall time in seconds."""
-    folder.mkdir(parents=True, exist_ok=True)
-    seeded = {**params, "train": {**params["train"], "seed": seed}}
-    (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
-    cmd = [sys.executable, "-m", "pipeline.train", "--dataset", args.dataset, "--params", str(folder / "params.yaml"),
-           "--data", str(args.data), "--out", str(folder / "model"), "--history", str(folder / "history.csv")]
-    start = time.perf_counter()
-    with (folder / "train.log").open("w") as log:
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-        try:
-            code = child.wait()
-        except BaseException:  # interrupted (Ctrl-C, or SIGTERM via main's handler): no orphan keeps training
-            child.terminate()
+class SeedRun:
+    """One seed's train stage, running in its own process with its output in <folder>/train.log."""
+
+    def __init__(self, params: dict, seed: int, args, folder: Path, threads: int | None):
+        folder.mkdir(parents=True, exist_ok=True)
+        seeded = {**params, "train": {**params["train"], "seed": seed}}
+        (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
+        cmd = [sys.executable, "-m", "pipeline.train", "--dataset", args.dataset, "--params",
+               str(folder / "params.yaml"), "--data", str(args.data), "--out", str(folder / "model"),
+               "--history", str(folder / "history.csv")]
+        env = dict(os.environ)
+        if threads is not None:  # parallel seeds share the cores instead of each taking all of them
+            env["OMP_NUM_THREADS"] = str(threads)
+        self.seed, self.folder = seed, folder
+        self.log = (folder / "train.log").open("w")
+        self.start = time.perf_counter()
+        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def started(self) -> bool:
+        """True once its MLflow run exists (or it has exited): the next seed may start without racing it."""
+        return self.process.poll() is not None or "MLflow run" in (self.folder / "train.log").read_text()
+
+    def finished(self) -> float | None:
+        """None while training; then its wall time in seconds, or an error with the log's end."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        self.log.close()
+        if code != 0:
+            tail = (self.folder / "train.log").read_text()[-2000:]
+            raise InfoGANError(
+                f"training seed {self.seed} failed (exit {code}); the end of {self.folder / 'train.log'}:\n{tail}"
+            )
+        return time.perf_counter() - self.start
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
             try:
-                child.wait(timeout=30)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                child.kill()
-            raise
-    if code != 0:
-        tail = (folder / "train.log").read_text()[-2000:]
-        raise InfoGANError(f"training seed {seed} failed (exit {code}); the end of {folder / 'train.log'}:\n{tail}")
-    return time.perf_counter() - start
+                self.process.kill()
+        self.log.close()
+
+
+def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Iterator[tuple[int, float]]:
+    """Train every seed, at most `jobs` at a time; yield (seed, wall seconds) as each finishes.
+    If anything goes wrong here or in the caller (Ctrl-C, SIGTERM via main's handler), every
+    training still running is stopped: no orphan keeps training."""
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and "OMP_NUM_THREADS" not in os.environ else None
+    pending, running = list(seeds), []
+    try:
+        while pending or running:
+            if pending and len(running) < jobs and all(run.started() for run in running):
+                seed = pending.pop(0)
+                print(f"[{len(seeds) - len(pending)}/{len(seeds)}] training seed {seed} ...", flush=True)
+                running.append(SeedRun(params, seed, args, out / f"seed_{seed}", threads))
+                continue
+            for run in list(running):
+                wall = run.finished()
+                if wall is not None:
+                    running.remove(run)
+                    yield run.seed, wall
+            time.sleep(0.5)
+    finally:
+        for run in running:
+            run.stop()
 
 
 def summarise(rows: list[dict]) -> pd.DataFrame:
@@ -101,15 +146,18 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=None, help="folder for each seed's model (default sweeps/<dataset>)")
     p.add_argument("--table", type=Path, default=None, help="CSV to write (default reports/<dataset>/seed_sweep.csv)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at once, sharing the CPU cores (default 1)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.recipe=improved")
     args = p.parse_args()
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seeds
 
     params = apply_overrides(load_params(args.params), args.set)
     load_configs(params, check_dataset(args.dataset, params))  # every value checked before the first seed
     dataset = check_dataset(args.dataset, params)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
+    if args.jobs < 1:
+        raise InfoGANError(f"--jobs must be at least 1, got {args.jobs}")
     render = from_mapping(RenderConfig, section(params, "render"), "render", require_all=True)
     test_images, test_labels = load_split(args.data / "test.pt")
     load_split(args.data / "train.pt")  # checked before the first hour of training, not after
@@ -119,10 +167,8 @@ def main() -> None:
     client = tracking.client_for(tracking.tracking_uri(params))
 
     rows = []
-    for i, seed in enumerate(args.seeds, 1):
-        print(f"[{i}/{len(args.seeds)}] training seed {seed} ...", flush=True)
+    for seed, wall in train_seeds(params, args.seeds, args, out, args.jobs):
         folder = out / f"seed_{seed}"
-        wall = train_seed(params, seed, args, folder)
         module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
         metrics = code_metrics(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
@@ -134,6 +180,7 @@ def main() -> None:
         print(f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "
               f"NMI {metrics['eval/categorical_nmi']:.4f}, {wall:.0f} s", flush=True)
 
+    rows.sort(key=lambda row: args.seeds.index(row["seed"]))  # parallel seeds finish in any order
     table = summarise(rows)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(table_path) as tmp:

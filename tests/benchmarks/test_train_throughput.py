@@ -8,19 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
+def run_benchmark(tmp_path: Path, mnist_fixture_dir: Path, *args: str) -> str:
+    """Run the benchmark on the fixture MNIST files at batch 16; return its stdout, asserting success."""
     raw = tmp_path / "raw"
     shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--raw-dir", str(raw),
-         "--batch-size", "16", "--steps", "4", "--warmup", "1", "--repeats", "2"],
+        [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--raw-dir", str(raw), "--batch-size", "16",
+         *args],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+    return result.stdout
+
+
+def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
+    out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "4", "--warmup", "1", "--repeats", "2")
     runs = re.findall(r"run (\d) (baseline|ours)\s+([\d.]+) images/s\s+peak RSS\s+(\d+) MiB", out)
     # alternated: A B A B
     assert [(r, kind) for r, kind, _, _ in runs] == [("1", "baseline"), ("1", "ours"), ("2", "baseline"), ("2", "ours")]
@@ -33,15 +40,16 @@ def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
 
 
 def test_ladder_runs_each_step_from_baseline_to_ours(tmp_path, mnist_fixture_dir):
-    raw = tmp_path / "raw"
-    shutil.copytree(mnist_fixture_dir, raw, ignore=shutil.ignore_patterns("MD5SUMS"))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--raw-dir", str(raw),
-         "--batch-size", "16", "--steps", "3", "--warmup", "1", "--repeats", "1", "--ladder"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    medians = re.findall(r"^(\S+)\s+median\s+([\d.]+) images/s.*?([\d.]+)x baseline$", result.stdout, re.M)
+    out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "3", "--warmup", "1", "--repeats", "1", "--ladder")
+    medians = re.findall(r"^(\S+)\s+median\s+([\d.]+) images/s.*?([\d.]+)x baseline$", out, re.M)
     # on this CPU `compile: auto` is eager, so the last run is ours compiled
     assert [name for name, _, _ in medians] == ["baseline", "+device", "+1xG", "+fused", "ours", "compiled"]
     assert float(medians[0][2]) == 1.0
+
+
+def test_improved_arm_reports_its_step_time_relative_to_ours(tmp_path, mnist_fixture_dir):
+    out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "3", "--warmup", "1", "--repeats", "1", "--improved")
+    medians = dict(re.findall(r"^(baseline|ours|improved)\s+median\s+([\d.]+) images/s", out, re.M))
+    assert set(medians) == {"baseline", "ours", "improved"}
+    ratio = float(re.search(r"ratio improved / ours \(step time\): ([\d.]+)x", out).group(1))
+    assert ratio == pytest.approx(float(medians["ours"]) / float(medians["improved"]), abs=0.02)

@@ -28,7 +28,7 @@ def sweep(tmp_path_factory, prepared_mnist):
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
          str(prepared_mnist), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv"),
-         "--set", "train.lr_g=0.0005", "train.recipe=improved"],
+         "--set", "train.lr_g=0.0005", "train.recipe=improved", "--jobs", "2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -93,7 +93,7 @@ def test_sweep_rejects_bad_overrides_before_training(sweep, prepared_mnist, over
 
 
 def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
-    """SIGTERM to the sweep while a seed trains: the training process goes too, nothing is left running."""
+    """SIGTERM to the sweep while two seeds train: both training processes go too."""
     import signal
     import time
 
@@ -101,19 +101,29 @@ def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
     out = tmp / "stopped"
     sweep_process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(prepared_mnist), "--seeds", "7", "--out", str(out), "--set", "train.max_epochs=1000"],
+         "--data", str(prepared_mnist), "--seeds", "7", "8", "--jobs", "2", "--out", str(out),
+         "--set", "train.max_epochs=1000"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    log = out / "seed_7" / "train.log"
+    logs = [out / f"seed_{seed}" / "train.log" for seed in (7, 8)]
     deadline = time.monotonic() + 300
-    while "MLflow run" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
-        time.sleep(0.5)  # wait until training has started
-    assert time.monotonic() < deadline, "training never started"
+    while not all("MLflow run" in (log.read_text() if log.exists() else "") for log in logs):
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.5)  # wait until both trainings have started
     children = subprocess.run(["pgrep", "-P", str(sweep_process.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) == 1
+    assert len(children) == 2
     sweep_process.send_signal(signal.SIGTERM)
     assert sweep_process.wait(timeout=60) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 60
-    while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+    while any(Path(f"/proc/{child}").exists() for child in children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not Path(f"/proc/{children[0]}").exists(), "the training process outlived the sweep"
+    assert not any(Path(f"/proc/{child}").exists() for child in children), "a training outlived the sweep"
+
+
+def test_sweep_rejects_zero_jobs(sweep, prepared_mnist):
+    tmp, _ = sweep
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
+         "--data", str(prepared_mnist), "--seeds", "1", "--jobs", "0"], cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "error: --jobs must be at least 1" in result.stderr
