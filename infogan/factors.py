@@ -76,6 +76,11 @@ def per_column_spearman(measured: np.ndarray) -> np.ndarray:
         return (ranks * steps[:, None]).sum(0) / norm
 
 
+def correlation_key(code: int, prop: str) -> str:
+    """The metric name of continuous code `code`'s correlation with property `prop`."""
+    return f"factor/continuous_{code}/{prop}_spearman"
+
+
 def factor_correlations(module: InfoGAN, n_samples: int = 100, seed: int = 0) -> dict[str, float]:
     """{'factor/continuous_<j>/<property>_spearman': mean rho} for every continuous code and property."""
     values = np.linspace(*prior_range(module), SWEEP_STEPS).tolist()
@@ -87,7 +92,7 @@ def factor_correlations(module: InfoGAN, n_samples: int = 100, seed: int = 0) ->
             measured = measure(images.flatten(0, 1)).view(len(values), -1).numpy()
             rho = per_column_spearman(measured)
             mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
-            metrics[f"factor/continuous_{code}/{name}_spearman"] = mean
+            metrics[correlation_key(code, name)] = mean
     return metrics
 
 
@@ -100,13 +105,14 @@ def factor_names(correlations: dict[str, float], n_continuous: int, min_abs_rho:
     """
 
     def strength(code: int, prop: str) -> float:
-        value = correlations.get(f"factor/continuous_{code}/{prop}_spearman", math.nan)
+        value = correlations.get(correlation_key(code, prop), math.nan)
         return abs(value) if math.isfinite(value) else 0.0
 
     names = {}
     for code in range(n_continuous):
         prop = max(PROPERTIES, key=lambda name: strength(code, name))
         strongest_code = max(range(n_continuous), key=lambda other: strength(other, prop))
-        if strength(code, prop) >= min_abs_rho and strength(code, prop) > 0 and strongest_code == code:
+        rho = strength(code, prop)
+        if rho >= min_abs_rho and rho > 0 and strongest_code == code:
             names[code] = prop
     return names

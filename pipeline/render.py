@@ -5,10 +5,10 @@
         --history reports/mnist/train_history.csv
 
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
-(categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with the categorical accuracy on the test split,
-each code's MI lower bound, the final training losses, and for each continuous code the Spearman
-correlation of its value with the slant and the stroke thickness of the digits
-(infogan/factors.py). Everything is also logged to the MLflow run that trained the checkpoint
+(categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with the
+categorical accuracy on the test split, each code's MI lower bound, the final training losses, and
+for each continuous code the Spearman correlation of its value with the slant and the stroke
+thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow run that trained the checkpoint
 (its id is in <model>/run.json).
 """
 
@@ -83,11 +83,6 @@ def code_matching(
         accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
         metrics.update(accuracy)
     return metrics, matching
-
-
-def code_metrics(module: InfoGAN, test_images, test_labels, config: RenderConfig) -> dict[str, float]:
-    """The metrics of `code_matching`."""
-    return code_matching(module, test_images, test_labels, config)[0]
 
 
 def final_losses(history: Path) -> dict[str, float]:

@@ -5,8 +5,9 @@
 
 Runs the train stage once per seed, each in its own process, with params.yaml as it is except
 `train.seed` and the `--set` overrides (dotted keys that params.yaml has, YAML values, as in
-`dvc exp run -S`). `--jobs N` trains N seeds at once, each with 1/N of the CPU cores. Each seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment
-`infogan-<dataset>`, tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
+`dvc exp run -S`). `--jobs N` trains N seeds at once, each with 1/N of the CPU cores. Each
+seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment `infogan-<dataset>`,
+tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
 The checkpoint evaluated is the last one: nothing is picked by looking at labels. Writes --table
 (CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
 one seed; this is for measuring a recipe's robustness.
@@ -34,7 +35,7 @@ from infogan.data import load_split
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
 from pipeline import tracking
-from pipeline.render import code_metrics
+from pipeline.render import code_matching
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 from pipeline.train import load_configs
 
@@ -152,8 +153,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seeds
 
     params = apply_overrides(load_params(args.params), args.set)
-    load_configs(params, check_dataset(args.dataset, params))  # every value checked before the first seed
     dataset = check_dataset(args.dataset, params)
+    load_configs(params, dataset)  # every value checked before the first seed
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if args.jobs < 1:
@@ -170,7 +171,7 @@ def main() -> None:
     for seed, wall in train_seeds(params, args.seeds, args, out, args.jobs):
         folder = out / f"seed_{seed}"
         module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
-        metrics = code_metrics(module, test_images, test_labels, render)  # the render stage's evaluation
+        metrics, _ = code_matching(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)
         if args.set:
