@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from infogan.metrics import categorical_code_accuracy
+from infogan.metrics import categorical_code_matching
 from infogan.traversal import sample_grid
 
 # The epoch aggregates of these step keys make up one row of the training history.
@@ -39,7 +39,7 @@ class EpochEvaluation(pl.Callback):
             if value is not None:
                 row[key] = float(value)
         if self.images is not None and pl_module.codes.categorical_sizes:
-            metrics = categorical_code_accuracy(pl_module, self.images, self.labels, self.batch_size)
+            metrics, _ = categorical_code_matching(pl_module, self.images, self.labels, self.batch_size)
             pl_module.log_dict(metrics, on_step=False, on_epoch=True)
             row.update(metrics)
         self.history.append(row)

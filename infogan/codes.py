@@ -29,6 +29,7 @@ class LatentCodes:
 
     def __init__(self, config: ModelConfig):
         self.noise_dim = config.noise_dim
+        self.noise_prior = config.noise_prior
         self.categorical_sizes = tuple(config.categorical)
         self.n_continuous = config.continuous
         self.continuous_prior = config.continuous_prior
@@ -47,6 +48,8 @@ class LatentCodes:
         return self._tables[device]
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        if self.noise_prior == "uniform":
+            return torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.noise_dim, generator=generator, device=device)
 
     def sample_categorical(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -73,12 +76,20 @@ class LatentCodes:
         return Latent(vector, categorical, continuous)
 
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Latent:
-        """A batch from the priors: z ~ N(0, I), each categorical code uniform, continuous per the prior."""
+        """A batch from the priors: z per `noise_prior`, each categorical code uniform, continuous per the prior."""
         return self.assemble(
             self.sample_noise(n, generator, device),
             self.sample_categorical(n, generator, device),
             self.sample_continuous(n, generator, device),
         )
+
+    def categorical_name(self, code: int) -> str:
+        """The paper's name of categorical code `code`: c1, c2, ..."""
+        return f"c{code + 1}"
+
+    def continuous_name(self, code: int) -> str:
+        """The paper's name of continuous code `code`, numbered after the categorical codes."""
+        return f"c{len(self.categorical_sizes) + code + 1}"
 
     def categorical_entropy(self) -> list[float]:
         """H(c) in nats of each categorical prior: ln K."""

@@ -41,6 +41,8 @@ class ModelConfig:
     image_channels: int = positive(1)
     image_size: int = positive(28)
     noise_dim: int = non_negative(62)
+    # z ~ N(0, I), or U(-1, 1) per variable as in the paper authors' released code
+    noise_prior: Literal["gaussian", "uniform"] = "gaussian"
     categorical: tuple[int, ...] = (10,)  # one entry per categorical code: its number of classes
     continuous: int = non_negative(2)  # number of continuous codes
     continuous_prior: Literal["uniform", "gaussian"] = "uniform"

@@ -1,8 +1,8 @@
 """Metrics of a trained InfoGAN; each returns a dict of namespaced keys, used by callbacks and render.
 
-- `categorical_code_accuracy`: Q's argmax for the first categorical code on real labelled images,
-  matched one-to-one to the labels by the Hungarian algorithm, plus the normalized mutual
-  information between code and label.
+- `categorical_code_matching`: Q's argmax for the first categorical code on real labelled images,
+  matched one-to-one to the labels by the Hungarian algorithm: the accuracy, the normalized mutual
+  information between code and label, and the matching itself.
 - `information_lower_bounds`: the per-code variational lower bound on I(c; G(z, c)), in nats,
   H(c) - E[-log Q(c | G(z, c))]; for a K-class code it approaches ln K.
 """
@@ -76,13 +76,6 @@ def categorical_code_matching(
         "eval/categorical_nmi": normalized_mutual_information(pred, truth),
     }
     return metrics, matching
-
-
-def categorical_code_accuracy(
-    module: InfoGAN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
-) -> dict[str, float]:
-    """Hungarian-matched accuracy and NMI of the first categorical code against `labels`."""
-    return categorical_code_matching(module, images, labels, batch_size)[0]
 
 
 @torch.no_grad()

@@ -58,7 +58,8 @@ class InfoGAN(pl.LightningModule):
         self.automatic_optimization = False
         self.model_config = model
         self.optim_config = optim
-        self.improved = improved if optim.recipe == "improved" else None
+        # the improved terms act on the categorical code only: without one there is nothing to add
+        self.improved = improved if optim.recipe == "improved" and model.categorical else None
         self.codes = LatentCodes(model)
         self.generator = Generator(model)
         self.trunk = DiscriminatorTrunk(model)
@@ -111,7 +112,7 @@ class InfoGAN(pl.LightningModule):
             "info/continuous": info.continuous,
         }
         improved = self.improved
-        if improved is not None and self.codes.categorical_sizes:  # a term with weight 0 is not computed
+        if improved is not None:  # a term with weight 0 is not computed
             if improved.augmented_information > 0:
                 augmented = self.augmented_information(fake.detach(), latent)
                 losses["total"] = losses["total"] + improved.augmented_information * augmented
@@ -132,7 +133,7 @@ class InfoGAN(pl.LightningModule):
         info = self.information_loss(self.q_head(features), latent)
         total = adversarial + self.weighted_information(info)
         improved = self.improved
-        if improved is not None and self.codes.categorical_sizes and improved.augmented_information > 0:
+        if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)
         return {"total": total, "loss/g": adversarial}
 

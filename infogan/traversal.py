@@ -71,7 +71,7 @@ def categorical_traversal(
     frames = []
     for value in class_order(module.codes.categorical_sizes[code], matching):
         categorical[:, code] = value
-        caption = f"c{code + 1} = {value}"
+        caption = f"{module.codes.categorical_name(code)} = {value}"
         if matching and value in matching:
             caption += f" (label {matching[value]})"
         frames.append(Frame(caption, _generate(module, noise, categorical, continuous)))
@@ -95,7 +95,7 @@ def continuous_traversal(
     module.eval()
     order = class_order(module.codes.categorical_sizes[0], matching) if module.codes.categorical_sizes else None
     noise, categorical, continuous = _fixed_codes(module, n_samples, seed, order)
-    name = f"c{len(module.codes.categorical_sizes) + code + 1}" + (f" ({factor})" if factor else "")
+    name = module.codes.continuous_name(code) + (f" ({factor})" if factor else "")
     frames = []
     for value in values:
         continuous[:, code] = value

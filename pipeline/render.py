@@ -133,7 +133,7 @@ def main() -> None:
     for path in written:
         client.log_artifact(run["run_id"], str(path), "media")
     client.log_artifact(run["run_id"], str(args.metrics))
-    found = ", ".join(f"c{len(module.codes.categorical_sizes) + j + 1} {name}" for j, name in names.items()) or "none"
+    found = ", ".join(f"{module.codes.continuous_name(j)} {name}" for j, name in names.items()) or "none"
     print(f"rendered {len(written)} files into {args.media} (named continuous codes: {found}); "
           + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 

@@ -112,6 +112,18 @@ def test_noise_is_standard_normal():
     assert noise.var().item() == pytest.approx(1.0, abs=0.02)
 
 
+def test_uniform_noise_prior():
+    codes = LatentCodes(ModelConfig(noise_dim=62, noise_prior="uniform"))
+    noise = codes.sample_noise(2_000, seeded())
+    assert noise.shape == (2_000, 62)
+    assert noise.min() >= -1 and noise.max() <= 1
+    assert noise.min() < -0.99 and noise.max() > 0.99
+    assert noise.var().item() == pytest.approx(1 / 3, abs=0.01)
+    # sample() draws its noise from the same prior
+    vector = codes.sample(2_000, seeded()).vector[:, :62]
+    assert vector.abs().max() <= 1 and vector.var().item() == pytest.approx(1 / 3, abs=0.01)
+
+
 @pytest.mark.parametrize("k", [10, 3])
 def test_categorical_classes_are_roughly_uniform(k):
     codes = LatentCodes(ModelConfig(categorical=(10, 3)))
@@ -133,6 +145,13 @@ def test_same_seeded_generator_gives_same_samples():
     assert torch.equal(a.continuous, b.continuous)
     c = codes.sample(64, seeded(4))
     assert not torch.equal(a.vector, c.vector)
+
+
+def test_code_names_count_categorical_codes_first():
+    codes = LatentCodes(MIXED)  # two categorical codes, two continuous
+    assert [codes.categorical_name(i) for i in range(2)] == ["c1", "c2"]
+    assert [codes.continuous_name(j) for j in range(2)] == ["c3", "c4"]
+    assert LatentCodes(ModelConfig(categorical=(), continuous=2)).continuous_name(0) == "c1"
 
 
 def test_entropies():

@@ -10,7 +10,7 @@ import torch
 
 from infogan.config import ModelConfig, OptimConfig
 from infogan.metrics import (
-    categorical_code_accuracy,
+    categorical_code_matching,
     confusion_matrix,
     hungarian_accuracy,
     information_lower_bounds,
@@ -106,11 +106,16 @@ def test_predict_categorical_shape_and_batching(module, labelled):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["from-train", "from-eval"])
-def test_categorical_code_accuracy_keys_range_and_mode(module, labelled, training):
+def test_categorical_code_matching_keys_range_and_mode(module, labelled, training):
     images, labels = labelled
     module.train(training)
-    metrics = categorical_code_accuracy(module, images, labels, batch_size=100)
+    metrics, matching = categorical_code_matching(module, images, labels, batch_size=100)
     assert set(metrics) == {"eval/categorical_accuracy", "eval/categorical_nmi"}
+    # the matching is one-to-one, and reading the predictions through it gives the accuracy
+    assert set(matching) <= set(range(10)) and len(set(matching.values())) == len(matching)
+    pred = predict_categorical(module, images, batch_size=100)[:, 0].tolist()
+    hits = sum(matching.get(p) == y for p, y in zip(pred, labels.tolist()))
+    assert hits / len(labels) == pytest.approx(metrics["eval/categorical_accuracy"])
     for value in metrics.values():
         assert isinstance(value, float) and 0 <= value <= 1
     # at least chance level: the Hungarian matching can always get the largest class right

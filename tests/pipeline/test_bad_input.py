@@ -62,6 +62,7 @@ TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "m
         ("model.mnist.noise_dim", -1, False, "model.mnist.noise_dim = -1 is invalid: it must be at least 0"),
         ("model.mnist.categorical", [10, 0], False, "every entry of categorical must be a positive integer"),
         ("model.mnist.continuous_prior", "laplace", False, "one of 'uniform', 'gaussian'"),
+        ("model.mnist.noise_prior", "normal", False, "one of 'gaussian', 'uniform'"),
         ("train.accelerator", "tpu", False, "train.accelerator = 'tpu' is invalid"),
         ("train.max_epoch", 3, False, "unknown key train.max_epoch; the keys of train are:"),
         ("model.mnist", None, True, "model.mnist is missing from params.yaml"),
