@@ -113,6 +113,16 @@ def test_paper_recipe_ignores_the_improved_config():
     assert "improved/real_consistency" not in module.discriminator_step(digits(16), fake, latent)
 
 
+def test_improved_recipe_without_a_categorical_code_adds_nothing():
+    torch.manual_seed(0)
+    module = InfoGAN(ModelConfig(categorical=(), continuous=2), OptimConfig(recipe="improved"), ImprovedConfig())
+    assert module.improved is None
+    latent, fake = latent_and_fake(module.train())
+    losses = module.discriminator_step(digits(16), fake, latent)
+    assert not any(key.startswith("improved/") for key in losses)
+    assert torch.isfinite(module.generator_step(fake, latent)["total"])
+
+
 def test_improved_discriminator_step_adds_its_two_weighted_terms():
     config = ImprovedConfig(augmented_information=0.7, real_consistency=2.0)
     module = improved_module(config)
