@@ -108,8 +108,8 @@ class SeedRun:
         self.log.close()
 
 
-def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Iterator[tuple[int, float]]:
-    """Train every seed, at most `jobs` at a time; yield (seed, wall seconds) as each finishes.
+def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Iterator[tuple[int, Path, float]]:
+    """Train every seed, at most `jobs` at a time; yield (seed, its folder, wall seconds) as each finishes.
     If anything goes wrong here or in the caller (Ctrl-C, SIGTERM via main's handler), every
     training still running is stopped: no orphan keeps training."""
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and "OMP_NUM_THREADS" not in os.environ else None
@@ -125,7 +125,7 @@ def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> I
                 wall = run.finished()
                 if wall is not None:
                     running.remove(run)
-                    yield run.seed, wall
+                    yield run.seed, run.folder, wall
             time.sleep(0.5)
     finally:
         for run in running:
@@ -168,8 +168,7 @@ def main() -> None:
     client = tracking.client_for(tracking.tracking_uri(params))
 
     rows = []
-    for seed, wall in train_seeds(params, args.seeds, args, out, args.jobs):
-        folder = out / f"seed_{seed}"
+    for seed, folder, wall in train_seeds(params, args.seeds, args, out, args.jobs):
         module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
         metrics, _ = code_matching(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
