@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from infogan.errors import InfoGANError
-from infogan.mnist import MNIST_FILES, SPLIT_SIZES, fetch_mnist, file_md5, load_mnist_split, read_idx
+from infogan.download import file_md5
+from infogan.mnist import MNIST_FILES, SPLIT_SIZES, fetch_mnist, load_mnist_split, read_idx
 
 DEAD_MIRROR = "http://127.0.0.1:1/"  # port 1 is closed: connection refused at once
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"

@@ -1,0 +1,392 @@
+"""CelebA from a hand-placed copy: verify it once, then crop, resize and store it as uint8 tensor splits.
+
+CelebA cannot be downloaded reliably (its Google Drive files hit daily quotas), so the user places
+torchvision's layout by hand under a raw folder the caller names:
+
+    <raw_dir>/celeba/img_align_celeba/000001.jpg ... 202599.jpg   (or img_align_celeba.zip, extracted once)
+    <raw_dir>/celeba/list_eval_partition.txt, list_attr_celeba.txt, identity_CelebA.txt,
+                     list_bbox_celeba.txt, list_landmarks_align_celeba.txt
+
+`verify_celeba` checks every file and reports all problems at once; `prepare_celeba` then writes
+train/valid/test splits. This is library code: it knows nothing of DVC, params files or fixed paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from infogan.atomic import atomic_path, write_json
+from infogan.config import non_negative, positive
+from infogan.data import save_split
+from infogan.errors import InfoGANError
+from infogan.download import file_md5
+
+IMAGE_DIR = "img_align_celeba"
+ZIP_NAME = "img_align_celeba.zip"
+PARTITION = "list_eval_partition.txt"
+ATTRIBUTES = "list_attr_celeba.txt"
+IDENTITY = "identity_CelebA.txt"
+SPLITS = ("train", "valid", "test")  # partition ids 0, 1, 2
+_SHOWN = 5  # how many example names a problem lists
+_CHUNK = 256  # images per worker task: large enough that task overhead is small, small for a smooth bar
+DRIVE_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+
+
+@dataclass(frozen=True)
+class CelebaSource:
+    """What a genuine copy looks like, and how to prepare it. Defaults are the real CelebA values
+    (checksums as in torchvision.datasets.CelebA); tests pass the values of a small fake copy."""
+
+    zip_md5: str = "00d2c5bc6d35e252742224ab0c1e8fcb"
+    partition_md5: str = "d32c9cbf5e040fd4025c592c306e6668"
+    attributes_md5: str = "75e246fa4810816ffd6ee81facbd244c"
+    identity_md5: str = "32bd1bd63d3c78cd57e08160ec5ed1e2"
+    bbox_md5: str = "00566efa6fedff7a56946cd1c10f1c16"
+    landmarks_md5: str = "cc24ecafdb5b50baae59b03474781f8c"
+    image_count: int = positive(202599)
+    image_width: int = positive(178)
+    image_height: int = positive(218)
+    image_size: Literal[32, 64] = 32  # side of the prepared square images
+    workers: int = non_negative(0)  # decoding threads; 0 means one per CPU core
+
+    def __post_init__(self) -> None:
+        if self.image_size not in (32, 64):
+            raise InfoGANError(f"image_size must be 32 or 64 (the sizes the CelebA models use), got {self.image_size}")
+        if self.workers < 0:
+            raise InfoGANError(f"workers must be 0 (one per CPU core) or a positive count, got {self.workers}")
+
+    def annotation_md5s(self) -> dict[str, str]:
+        return {PARTITION: self.partition_md5, ATTRIBUTES: self.attributes_md5, IDENTITY: self.identity_md5,
+                "list_bbox_celeba.txt": self.bbox_md5, "list_landmarks_align_celeba.txt": self.landmarks_md5}
+
+    def verification_settings(self) -> dict:
+        """The fields a verification depends on (not image_size or workers, which only shape preparation)."""
+        settings = dataclasses.asdict(self)
+        del settings["image_size"], settings["workers"]
+        return settings
+
+
+def _examples(names: Sequence[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
+
+
+def _likely_cause(path: Path, otherwise: str) -> str:
+    """Guess from the first bytes why a file has the wrong checksum."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].lower()
+    if not head:
+        return "the file is empty (an interrupted download?)"
+    if first.startswith((b"<!doctype html", b"<html")):
+        return ("it is an HTML page, not the real file: probably a Google Drive quota or virus-scan warning page "
+                "saved in its place. Download the file again (from the browser, once the quota resets)")
+    if b"\0" in head:  # binary: the text sniffs below would misread it
+        return otherwise
+    if first.startswith(b"image_id,") or (b"," in first and b" " not in first):
+        return ("it is comma-separated, like the Kaggle copy of CelebA (e.g. list_attr_celeba.csv); this pipeline "
+                f"needs the original space-separated .txt files from {DRIVE_URL}")
+    if b"\r\n" in head:
+        return "it has Windows (CRLF) line endings: re-saved by an editor or git's autocrlf? Use the original file"
+    return otherwise
+
+
+def _checksum_problem(path: Path, expected: str, otherwise: str) -> str | None:
+    actual = file_md5(path)
+    if actual == expected:
+        return None
+    return f"{path} has MD5 {actual}, expected {expected}: {_likely_cause(path, otherwise)}."
+
+
+def _extract_zip(celeba_dir: Path, source: CelebaSource, progress: bool) -> str | None:
+    """Check the archive and extract it once; return a problem, or None once the image folder exists."""
+    archive = celeba_dir / ZIP_NAME
+    problem = _checksum_problem(archive, source.zip_md5, f"probably only partly downloaded "
+                                f"({archive.stat().st_size:,} bytes) or a different archive; download it again")
+    if problem:
+        return problem
+    # Extract beside, then rename: a half-finished extraction never has the final folder name.
+    staging = celeba_dir / f".{IMAGE_DIR}.extracting"
+    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in tqdm(zf.infolist(), desc="extract CelebA", unit="file", disable=not progress):
+                zf.extract(member, staging)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        return f"{archive} cannot be extracted ({err}): it is probably only partly downloaded; download it again."
+    inner = staging / IMAGE_DIR  # the genuine zip holds one top folder, img_align_celeba/
+    os.replace(inner if inner.is_dir() else staging, celeba_dir / IMAGE_DIR)
+    shutil.rmtree(staging, ignore_errors=True)
+    return None
+
+
+def _read_partition(path: Path, expected: int) -> tuple[list[tuple[str, int]], list[str]]:
+    """(name, split id) per line of the partition file, and the problems found."""
+    lines = path.read_text(errors="replace").splitlines()
+    entries, bad = [], []
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) == 2 and parts[0].endswith(".jpg") and parts[1] in ("0", "1", "2"):
+            entries.append((parts[0], int(parts[1])))
+        elif parts:
+            bad.append(f"line {number}: {line[:60]!r}")
+    if not entries and not bad:
+        return [], [f"{path} is empty; place the genuine {PARTITION} there."]
+    problems = []
+    if bad:
+        problems.append(f"{path} has {len(bad)} malformed line(s), expected '<name>.jpg <0|1|2>': {_examples(bad)}")
+    if len(entries) != expected:
+        problems.append(f"{path} lists {len(entries)} images, expected {expected}.")
+    if len({name for name, _ in entries}) != len(entries):
+        problems.append(f"{path} lists some images more than once.")
+    return entries, problems
+
+
+def _image_problem(path: Path, width: int, height: int) -> str | None:
+    """Why the file is not a complete RGB JPEG of width x height, or None if it is."""
+    try:
+        with Image.open(path) as img:
+            if img.format != "JPEG":
+                return f"{path.name} (not a JPEG but {img.format})"
+            if img.size != (width, height) or img.mode != "RGB":
+                return f"{path.name} ({img.mode} {img.size[0]}x{img.size[1]}, expected RGB {width}x{height})"
+            img.load()  # decodes every pixel: this is what finds a truncated file
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
+        return f"{path.name} (cannot be decoded: {err})"
+    return None
+
+
+def _in_chunks(task: Callable[[int, list], object], items: list, workers: int, desc: str, progress: bool) -> list:
+    """Run task(start, chunk) over consecutive chunks of items on a thread pool; results in order.
+
+    Threads rather than processes: Pillow releases the GIL while it decodes and resizes, and
+    threads can write straight into a shared output tensor with nothing pickled.
+    """
+    starts = range(0, len(items), _CHUNK)
+    results = []
+    with (ThreadPoolExecutor(workers or os.cpu_count()) as pool,
+          tqdm(total=len(items), desc=desc, unit="img", disable=not progress) as bar):
+        for start, result in zip(starts, pool.map(lambda s: task(s, items[s:s + _CHUNK]), starts)):
+            results.append(result)
+            bar.update(min(_CHUNK, len(items) - start))
+    return results
+
+
+def _listing_digest(image_dir: Path, names: Sequence[str]) -> str:
+    """SHA-256 of each listed image's name, size and mtime: changes whenever any of them does."""
+    digest = hashlib.sha256()
+    for name in names:
+        stat = os.stat(image_dir / name)
+        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _missing_folder_message(raw_dir: Path, celeba_dir: Path, source: CelebaSource) -> str:
+    names = ", ".join(source.annotation_md5s())
+    hint = ""
+    if (raw_dir / IMAGE_DIR).exists() or (raw_dir / PARTITION).exists():
+        hint = f"\n{raw_dir} itself looks like the celeba folder: pass its parent as the raw folder, or move it."
+    return (
+        f"CelebA not found: {celeba_dir} does not exist. To place it by hand:\n"
+        f"  1. From {DRIVE_URL} (its Google Drive), download Img/{ZIP_NAME}, the four annotation files in Anno/ "
+        f"and Eval/{PARTITION}.\n"
+        f"  2. Create {celeba_dir} and put them in it: {ZIP_NAME}, {names}.\n"
+        f"  3. Leave the zip there (it is checked and extracted once), or extract it yourself so the images "
+        f"are {celeba_dir / IMAGE_DIR}/000001.jpg ... {source.image_count:06d}.jpg.\n"
+        f"  4. Run again.{hint}"
+    )
+
+
+def _verify(raw_dir: Path, source: CelebaSource, progress: bool, manifest_path: Path | None):
+    """verify_celeba's work; also returns the partition entries for prepare_celeba."""
+    raw_dir = Path(raw_dir)
+    celeba_dir = raw_dir / "celeba"
+    if not celeba_dir.is_dir():
+        raise InfoGANError(_missing_folder_message(raw_dir, celeba_dir, source))
+    manifest_path = _manifest_path(raw_dir, manifest_path)
+    image_dir, problems = celeba_dir / IMAGE_DIR, []
+    if not image_dir.is_dir():
+        if (celeba_dir / ZIP_NAME).is_file():
+            problem = _extract_zip(celeba_dir, source, progress)
+            problems += [problem] if problem else []
+        else:
+            problems.append(f"no images: neither {image_dir}/ nor {celeba_dir / ZIP_NAME} exists; place one of them.")
+    partition_ok = False
+    for name, expected in source.annotation_md5s().items():
+        path = celeba_dir / name
+        if not path.is_file():
+            problems.append(f"{name} is missing: place the genuine file at {path}.")
+            continue
+        problem = _checksum_problem(path, expected, "it is a different or damaged copy; place the genuine file")
+        problems += [problem] if problem else []
+        partition_ok |= name == PARTITION and problem is None
+    entries: list[tuple[str, int]] = []
+    if partition_ok:
+        entries, partition_problems = _read_partition(celeba_dir / PARTITION, source.image_count)
+        problems += partition_problems
+    report = {"images": len(entries), "splits": {s: sum(e[1] == i for e in entries) for i, s in enumerate(SPLITS)}}
+    if entries and image_dir.is_dir():
+        present = {e.name for e in os.scandir(image_dir)}
+        listed = [name for name, _ in entries]
+        missing = [name for name in listed if name not in present]
+        extras = sorted(present - set(listed))
+        report.update(extra_files=len(extras), extra_examples=extras[:_SHOWN])
+        if missing:
+            problems.append(f"{len(missing)} of {len(listed)} images listed in {PARTITION} are missing from "
+                            f"{image_dir}: {_examples(missing)}.")
+        else:
+            # The settings hold every checksum: a manifest names the copy it verified.
+            report.update(listing_sha256=_listing_digest(image_dir, listed), settings=source.verification_settings())
+            if not _manifest_matches(manifest_path, report, _DECODE_KEYS):
+                w, h = source.image_width, source.image_height
+
+                def check(_: int, chunk: list[str]) -> list[str]:
+                    return [p for p in (_image_problem(image_dir / n, w, h) for n in chunk) if p]
+
+                found = _in_chunks(check, listed, source.workers, "verify CelebA", progress)
+                bad = [problem for chunk in found for problem in chunk]
+                if bad:
+                    problems.append(f"{len(bad)} of {len(listed)} images in {image_dir} are not complete RGB JPEGs "
+                                    f"of {w}x{h}: {_examples(bad)}. Replace them with genuine copies "
+                                    f"(e.g. extract {ZIP_NAME} again).")
+    if problems:
+        raise InfoGANError(f"CelebA in {celeba_dir} failed verification ({len(problems)} problem(s)):\n"
+                           + "\n".join(f"  - {p}" for p in problems))
+    if not _manifest_matches(manifest_path, report):
+        try:
+            write_json(report, manifest_path)
+        except OSError as err:  # e.g. the raw copy is on a read-only mount
+            raise InfoGANError(f"cannot write the verification manifest {manifest_path} ({err}); "
+                               "pass a writable manifest_path") from err
+    return report, entries
+
+
+def _manifest_path(raw_dir: Path, manifest_path: Path | None) -> Path:
+    return Path(manifest_path) if manifest_path else Path(raw_dir) / "celeba" / "verified.json"
+
+
+# A manifest that agrees on these was written after a full decode of the same files.
+_DECODE_KEYS = ("settings", "listing_sha256")
+
+
+def _manifest_matches(path: Path, report: dict, keys: Sequence[str] | None = None) -> bool:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if keys is None:
+        return manifest == report
+    return isinstance(manifest, dict) and all(manifest.get(k) == report[k] for k in keys)
+
+
+def verify_celeba(raw_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True,
+                  manifest_path: Path | None = None) -> dict:
+    """Check the hand-placed copy under raw_dir/celeba; return (and save) a small manifest of it.
+
+    Annotation files are checked by MD5, the partition file by its format and count, and every
+    listed image is decoded as an RGB JPEG of the expected size. All problems are collected and
+    raised as one InfoGANError. Extra files in the image folder are allowed, and counted in the
+    report. An img_align_celeba.zip is checked and extracted when the image folder is absent.
+
+    The full decode is skipped when the manifest (default raw_dir/celeba/verified.json) matches:
+    same settings, same checksums, and the same name, size and mtime for every listed image (as
+    `make` and `rsync` judge a file unchanged). It stores only a SHA-256 of that listing, not the
+    listing itself, so it stays a few hundred bytes, and DVC can depend on it instead of hashing
+    202,599 JPEGs. A change that keeps a file's size and mtime would go unnoticed.
+    """
+    return _verify(raw_dir, source, progress, manifest_path)[0]
+
+
+def _read_attributes(path: Path, names: list[str]) -> tuple[list[str], torch.Tensor]:
+    """The attribute names, and int8 (N, A) of 0/1 for `names` in order (the file holds -1/1)."""
+    lines = path.read_text().splitlines()
+    columns = lines[1].split() if len(lines) > 1 else []
+    rows = {line.split(maxsplit=1)[0]: line for line in lines[2:] if line.strip()}  # one string per row: compact
+    packed, bad = bytearray(), []
+    for name in names:
+        values = rows.get(name, "").split()[1:]
+        if columns and len(values) == len(columns) and set(values) <= {"1", "-1"}:
+            packed += bytes(v == "1" for v in values)
+        else:
+            bad.append(name)
+    if bad:
+        raise InfoGANError(f"{path} has no row of {len(columns)} values of 1 or -1 for {len(bad)} image(s): "
+                           f"{_examples(bad)}. Place the genuine {ATTRIBUTES}.")
+    return columns, torch.frombuffer(packed, dtype=torch.uint8).view(len(names), len(columns)).to(torch.int8)
+
+
+def _read_identities(path: Path, names: list[str]) -> torch.Tensor:
+    """int64 (N,) identity of each image in `names`, in order."""
+    rows = dict(parts for line in path.read_text().splitlines() if len(parts := line.split()) == 2)
+    bad = [name for name in names if not rows.get(name, "").isdigit()]
+    if bad:
+        raise InfoGANError(f"{path} has no identity for {len(bad)} image(s): {_examples(bad)}. "
+                           f"Place the genuine {IDENTITY}.")
+    return torch.tensor([int(rows[name]) for name in names], dtype=torch.int64)
+
+
+def prepare_celeba(raw_dir: Path, out_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True,
+                   manifest_path: Path | None = None) -> dict:
+    """Verify, then write out_dir/{train,valid,test}.pt and out_dir/attributes.pt; return a summary.
+
+    Each image's central 178x178 square is resized to image_size x image_size: the same framing
+    as the PyTorch DCGAN tutorial's Resize(64) + CenterCrop(64), which keeps the whole face. Labels
+    in the splits are CelebA identities (int64, (N,)), because save_split/load_split take one
+    label per image; the 40 binary attributes go to attributes.pt as {"names": [...],
+    split: int8 (N, 40) of 0/1}. Every split is decoded before any file is written, and each file
+    is written atomically, so a failure leaves a previous out_dir as it was.
+    """
+    report, entries = _verify(raw_dir, source, progress, manifest_path)
+    celeba_dir, out_dir, size = Path(raw_dir) / "celeba", Path(out_dir), source.image_size
+    names = [name for name, _ in entries]
+    attribute_names, attributes = _read_attributes(celeba_dir / ATTRIBUTES, names)
+    identities = _read_identities(celeba_dir / IDENTITY, names)
+    side = min(source.image_width, source.image_height)
+    left, top = (source.image_width - side) // 2, (source.image_height - side) // 2
+    box = (left, top, left + side, top + side)
+
+    prepared = {}
+    for split_id, split in enumerate(SPLITS):
+        index = [i for i, (_, s) in enumerate(entries) if s == split_id]
+        images = torch.empty((len(index), 3, size, size), dtype=torch.uint8)  # (N, 3, S, S), filled in place
+
+        def decode(start: int, chunk: list[int], images: torch.Tensor = images) -> None:
+            for row, i in enumerate(chunk, start):
+                path = celeba_dir / IMAGE_DIR / names[i]
+                try:
+                    with Image.open(path) as img:
+                        small = img.convert("RGB").crop(box).resize((size, size), Image.Resampling.BICUBIC)
+                except (OSError, ValueError) as err:
+                    raise InfoGANError(
+                        f"{path} cannot be decoded ({err}), though the manifest says it was verified: it changed "
+                        f"since, keeping its size and mtime. Delete {_manifest_path(raw_dir, manifest_path)} to "
+                        "verify every image again, and run again.") from err
+                pixels = torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8)
+                images[row] = pixels.view(size, size, 3).permute(2, 0, 1)  # HWC -> CHW
+
+        _in_chunks(decode, index, source.workers, f"prepare CelebA {split}", progress)
+        rows = torch.tensor(index, dtype=torch.int64)
+        prepared[split] = (images, identities[rows], attributes[rows])
+
+    # Written only once every split is decoded, each file atomically: a failure above leaves out_dir as it was.
+    for split, (images, labels, _) in prepared.items():
+        save_split(images, labels, out_dir / f"{split}.pt")
+    with atomic_path(out_dir / "attributes.pt") as tmp:
+        torch.save({"names": attribute_names, **{s: a for s, (_, _, a) in prepared.items()}}, tmp)
+    return {"splits": {s: len(v[0]) for s, v in prepared.items()}, "image_size": size,
+            "attributes": attribute_names, "verification": report}

@@ -1,0 +1,131 @@
+"""SVHN (cropped digits) acquisition: fetch and verify the two .mat files, then read them into tensors.
+
+This is library code: it knows nothing of DVC, params files or fixed paths. The caller passes
+the raw directory and the mirror list (the official one is http://ufldl.stanford.edu/housenumbers/).
+Every file is verified against its standard MD5 before use, whether it was downloaded or placed
+by hand (see infogan.download). The loader then checks what the file holds, so a truncated file
+or a saved HTML page is reported by name instead of failing deep inside scipy.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from scipy.io.matlab import MatReadError
+
+from infogan.download import fetch_verified
+from infogan.errors import InfoGANError
+
+# The MD5s torchvision's SVHN dataset checks (the 'extra' split is not used).
+SVHN_FILES: dict[str, str] = {
+    "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+    "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+}
+SPLIT_FILES: dict[str, str] = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+SPLIT_SIZES: dict[str, int] = {"train": 73257, "test": 26032}
+
+# What scipy's .mat reader raises on a truncated or foreign file varies with where the bytes stop.
+_UNREADABLE = (
+    MatReadError, OSError, EOFError, ValueError, IndexError, KeyError, TypeError,
+    NotImplementedError, zlib.error, struct.error,
+)
+
+
+def fetch_svhn(
+    raw_dir: Path,
+    mirrors: Sequence[str],
+    timeout_s: float = 30.0,
+    progress: bool = True,
+    files: Mapping[str, str] = SVHN_FILES,
+) -> dict[str, str]:
+    """Make sure the SVHN .mat files are in raw_dir and verified; return {name: md5}.
+
+    Files already present are verified and used without any network access; a present file
+    with a wrong MD5 is moved to <name>.bad and is an error. Missing files are downloaded from
+    the mirrors in order (each at `<mirror>/<name>`). `files` ({name: md5}) defaults to the
+    two official files; pass another table only to fetch other copies (as the tests do).
+    """
+    return fetch_verified(raw_dir, files, mirrors, "SVHN", timeout_s=timeout_s, progress=progress)
+
+
+def _redo_hint(path: Path) -> str:
+    md5 = SVHN_FILES.get(path.name)
+    genuine = f" (the genuine {path.name} has MD5 {md5})" if md5 else ""
+    return f"Delete {path} and fetch SVHN again{genuine}."
+
+
+def _looks_like_html(path: Path) -> bool:
+    """A login, error or redirect page saved under the file's name."""
+    with open(path, "rb") as f:
+        head = f.read(1024).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head
+
+
+def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The X and y arrays of an SVHN .mat file, or an InfoGANError naming the file."""
+    if not path.is_file():
+        raise InfoGANError(f"SVHN file {path} does not exist; fetch SVHN first (or place the file there by hand).")
+    if _looks_like_html(path):
+        raise InfoGANError(
+            f"{path} is an HTML page, not a MATLAB .mat file: a mirror or a browser saved a web page "
+            f"(an error or login page) under the file's name. {_redo_hint(path)}"
+        )
+    try:
+        data = scipy.io.loadmat(path, variable_names=["X", "y"])
+    except _UNREADABLE as err:
+        raise InfoGANError(
+            f"Cannot read {path} as a MATLAB .mat file ({type(err).__name__}: {err}); it is truncated or "
+            f"not an SVHN file. {_redo_hint(path)}"
+        ) from err
+    missing = [key for key in ("X", "y") if key not in data]
+    if missing:
+        # A file cut right after its 128-byte header reads as a .mat holding no variables.
+        raise InfoGANError(
+            f"{path} holds no variable {' or '.join(missing)}; an SVHN .mat file holds images X and labels y. "
+            f"It is truncated or a different file. {_redo_hint(path)}"
+        )
+    return data["X"], data["y"]
+
+
+def load_svhn_split(raw_dir: Path, split: str, expected_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (images uint8 (N, 3, 32, 32), labels int64 (N,) in 0..9) for split 'train' or 'test'.
+
+    SVHN labels the digit 0 as 10; it is mapped to 0 here so labels match the digit, as in MNIST.
+    `expected_size` is the number of examples the split must hold; None means the official count.
+    """
+    if split not in SPLIT_FILES:
+        raise InfoGANError(f"Unknown SVHN split {split!r}; allowed values: {', '.join(SPLIT_FILES)}")
+    path = Path(raw_dir) / SPLIT_FILES[split]
+    n_expected = SPLIT_SIZES[split] if expected_size is None else expected_size
+    x, y = _read_mat(path)
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+        raise InfoGANError(
+            f"{path}: X holds {x.dtype} of shape {x.shape}, expected uint8 of shape (32, 32, 3, N). {_redo_hint(path)}"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # MATLAB stores the labels as a column, (N, 1)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise InfoGANError(f"{path}: y holds {y.dtype} of shape {y.shape}, expected numbers of shape (N, 1).")
+    if x.shape[3] != y.shape[0]:
+        raise InfoGANError(f"{path} holds {x.shape[3]} images but {y.shape[0]} labels. {_redo_hint(path)}")
+    if x.shape[3] != n_expected:
+        raise InfoGANError(
+            f"SVHN {split} split has {x.shape[3]} examples, expected {n_expected} ({path}). {_redo_hint(path)}"
+        )
+    # Every label must be a whole number in 1..10; the comparisons are False for NaN too.
+    bad = ~((y >= 1) & (y <= 10) & (y == np.round(y)))
+    if bad.any():
+        raise InfoGANError(
+            f"{path} holds label {y[bad][0].item()} at index {int(np.flatnonzero(bad)[0])}; "
+            "SVHN labels are 1..10 (10 for the digit 0)."
+        )
+    # (H, W, C, N) -> (N, C, H, W): images[n, c, h, w] == X[h, w, c, n].
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
+    labels = torch.from_numpy(y.astype(np.int64) % 10)  # 10 -> 0, 1..9 unchanged
+    return images, labels
