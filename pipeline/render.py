@@ -8,8 +8,8 @@ Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per
 (categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with the
 categorical accuracy on the test split, each code's MI lower bound, the final training losses, and
 for each continuous code the Spearman correlation of its value with the slant and the stroke
-thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow run that trained the checkpoint
-(its id is in <model>/run.json).
+thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow run that
+trained the checkpoint (its id is in <model>/run.json).
 """
 
 from __future__ import annotations
