@@ -11,11 +11,13 @@ from __future__ import annotations
 import gzip
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
 import torch
 
+from infogan.config import positive
 from infogan.download import fetch_verified
 from infogan.errors import InfoGANError
 
@@ -30,6 +32,14 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 SPLIT_SIZES: dict[str, int] = {"train": 60000, "test": 10000}
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """Where MNIST comes from (params section `prepare.mnist`)."""
+
+    mirrors: tuple[str, ...] = ()  # tried in order until one serves a file with the right MD5
+    timeout_s: float = positive(30.0)
 
 
 def fetch_mnist(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import scipy.io
 import torch
 from scipy.io.matlab import MatReadError
 
+from infogan.config import positive
 from infogan.download import fetch_verified
 from infogan.errors import InfoGANError
 
@@ -29,6 +31,27 @@ SVHN_FILES: dict[str, str] = {
 }
 SPLIT_FILES: dict[str, str] = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 SPLIT_SIZES: dict[str, int] = {"train": 73257, "test": 26032}
+
+
+@dataclass(frozen=True)
+class SvhnSource:
+    """Where SVHN comes from and what a genuine copy holds (params section `prepare.svhn`).
+
+    The checksums and counts default to the official files'; tests set a small fake copy's.
+    """
+
+    mirrors: tuple[str, ...] = ()  # tried in order until one serves a file with the right MD5
+    timeout_s: float = positive(30.0)
+    train_md5: str = SVHN_FILES["train_32x32.mat"]
+    test_md5: str = SVHN_FILES["test_32x32.mat"]
+    train_count: int = positive(SPLIT_SIZES["train"])
+    test_count: int = positive(SPLIT_SIZES["test"])
+
+    def files(self) -> dict[str, str]:
+        return {SPLIT_FILES["train"]: self.train_md5, SPLIT_FILES["test"]: self.test_md5}
+
+    def count(self, split: str) -> int:
+        return self.train_count if split == "train" else self.test_count
 
 # What scipy's .mat reader raises on a truncated or foreign file varies with where the bytes stop.
 _UNREADABLE = (

@@ -1,57 +1,75 @@
-"""Stage `prepare@<dataset>`: fetch and verify the raw files, write uint8 tensor splits and a manifest.
+"""Stage `prepare@<dataset>`: turn the verified raw files into uint8 tensor splits and a manifest.
 
-    python -m pipeline.prepare --dataset mnist --raw-dir data/raw/mnist --out-dir data/prepared/mnist
+    python -m pipeline.prepare --dataset mnist --raw-dir data/raw --out-dir data/prepared/mnist
 
-Reads `prepare.<dataset>` from params.yaml. Raw files already in --raw-dir (placed by hand) are
-verified and used without downloading. Writes train.pt, test.pt and manifest.json to --out-dir.
+Reads `prepare.<dataset>` from params.yaml. Runs after `verify@<dataset>` and checks the raw files
+again (quickly) before reading them. Writes to --out-dir one <split>.pt per split ({'images': uint8
+(N, C, H, W), 'labels': int64 (N,)}) and manifest.json, which says what the labels are: `digits`
+(MNIST, SVHN: the class a categorical code is matched to) or `identities` (CelebA, whose 40 binary
+attributes are in attributes.pt).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dataclasses import dataclass
-
 from infogan.atomic import write_json
-from infogan.config import from_mapping, positive
+from infogan.celeba import CelebaSource, prepare_celeba
+from infogan.config import from_mapping
 from infogan.data import save_split
-from infogan.mnist import fetch_mnist, load_mnist_split
+from infogan.mnist import MnistSource, fetch_mnist, load_mnist_split
+from infogan.svhn import SvhnSource, fetch_svhn, load_svhn_split
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 
 
-@dataclass(frozen=True)
-class MnistSource:
-    mirrors: tuple[str, ...] = ()  # tried in order until one serves a file with the right MD5
-    timeout_s: float = positive(30.0)
+def _split_summary(images, labels) -> dict:
+    return {"count": len(images), "image_shape": list(images.shape[1:]), "classes": int(labels.max()) + 1}
 
 
-def prepare_mnist(settings: dict, raw_dir: Path, out_dir: Path) -> dict:
-    source = from_mapping(MnistSource, settings, "prepare.mnist", require_all=True)
-    checksums = fetch_mnist(raw_dir, source.mirrors, timeout_s=source.timeout_s)
-    manifest = {"dataset": "mnist", "source_md5": checksums, "splits": {}}
-    for split in ("train", "test"):
-        images, labels = load_mnist_split(raw_dir, split)
+def prepare_digits(dataset: str, settings: dict, raw_dir: Path, out_dir: Path) -> dict:
+    """MNIST or SVHN: verify the raw files again (downloading what is missing), then parse each split."""
+    folder, splits = raw_dir / dataset, ("train", "test")
+    if dataset == "svhn":
+        svhn = from_mapping(SvhnSource, settings, "prepare.svhn", require_all=True)
+        files = fetch_svhn(folder, svhn.mirrors, timeout_s=svhn.timeout_s, files=svhn.files())
+        parsed = {split: load_svhn_split(folder, split, expected_size=svhn.count(split)) for split in splits}
+    else:
+        mnist = from_mapping(MnistSource, settings, "prepare.mnist", require_all=True)
+        files = fetch_mnist(folder, mnist.mirrors, timeout_s=mnist.timeout_s)
+        parsed = {split: load_mnist_split(folder, split) for split in splits}
+    manifest = {"dataset": dataset, "labels": "digits", "source_md5": files, "splits": {}}
+    for split, (images, labels) in parsed.items():
         save_split(images, labels, out_dir / f"{split}.pt")
-        manifest["splits"][split] = {
-            "count": len(images),
-            "image_shape": list(images.shape[1:]),
-            "classes": int(labels.max()) + 1,
-        }
+        manifest["splits"][split] = _split_summary(images, labels)
     return manifest
 
 
-PREPARERS = {"mnist": prepare_mnist}
+def prepare_celeba_splits(settings: dict, raw_dir: Path, out_dir: Path) -> dict:
+    source = from_mapping(CelebaSource, settings, "prepare.celeba", require_all=True)
+    summary = prepare_celeba(raw_dir, out_dir, source)
+    return {
+        "dataset": "celeba",
+        "labels": "identities",
+        "attributes": summary["attributes"],
+        "source_md5": source.annotation_md5s(),
+        "splits": {s: {"count": n, "image_shape": [3, source.image_size, source.image_size]}
+                   for s, n in summary["splits"].items()},
+    }
 
 
 @entry_point
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--raw-dir", type=Path, required=True)
+    p.add_argument("--raw-dir", type=Path, required=True, help="the raw data folder (each dataset in its own folder)")
     p.add_argument("--out-dir", type=Path, required=True)
     args = p.parse_args()
     params = load_params(args.params)
     dataset = check_dataset(args.dataset, params)
-    manifest = PREPARERS[dataset](section(params, f"prepare.{dataset}"), args.raw_dir, args.out_dir)
+    settings = section(params, f"prepare.{dataset}")
+    if dataset == "celeba":
+        manifest = prepare_celeba_splits(settings, args.raw_dir, args.out_dir)
+    else:
+        manifest = prepare_digits(dataset, settings, args.raw_dir, args.out_dir)
     write_json(manifest, args.out_dir / "manifest.json")
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"prepared {dataset}: {counts} images in {args.out_dir}")

@@ -29,11 +29,11 @@ from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
 from infogan.factors import PROPERTIES, factor_correlations, factor_names
-from infogan.metrics import categorical_code_matching, information_lower_bounds
+from infogan.metrics import attribute_information, categorical_code_matching, information_lower_bounds
 from infogan.module import InfoGAN
 from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
 from pipeline import tracking
-from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+from pipeline.stage import check_dataset, entry_point, load_params, parser, prepared_manifest, section
 
 
 # File stems render writes into --media; anything else there is the user's and is left alone
@@ -76,13 +76,24 @@ def code_matching(
     module: InfoGAN, test_images, test_labels, config: RenderConfig
 ) -> tuple[dict[str, float], dict[int, int]]:
     """Each code's MI lower bound, the categorical code's accuracy and NMI on the labelled test
-    split, and its matching {code value: label} (empty without a categorical code)."""
+    split, and its matching {code value: label} (empty without a categorical code or labels)."""
     metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
     matching: dict[int, int] = {}
-    if module.codes.categorical_sizes:
+    if module.codes.categorical_sizes and test_labels is not None:
         accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
         metrics.update(accuracy)
     return metrics, matching
+
+
+def load_attributes(path: Path, split: str, count: int) -> torch.Tensor:
+    """The binary attributes of `split`, (count, n_attributes), from the prepare stage's attributes.pt."""
+    try:
+        attributes = torch.load(path, map_location="cpu", weights_only=True)[split]
+    except (OSError, RuntimeError, KeyError, TypeError) as err:
+        raise InfoGANError(f"{path} holds no {split} attributes ({type(err).__name__}); rerun prepare") from err
+    if not isinstance(attributes, torch.Tensor) or attributes.dim() != 2 or len(attributes) != count:
+        raise InfoGANError(f"{path} does not hold one row of attributes per {split} image; rerun prepare")
+    return attributes
 
 
 def final_losses(history: Path) -> dict[str, float]:
@@ -115,12 +126,23 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     module = InfoGAN.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
     test_images, test_labels = load_split(args.data / "test.pt")
-    metrics, matching = code_matching(module, test_images, test_labels, config)
+    manifest = prepared_manifest(args.data)
+    digits = manifest["labels"] == "digits"
+    metrics, matching = code_matching(module, test_images, test_labels if digits else None, config)
     metrics.update(final_losses(args.history))
-    # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
-    correlations = factor_correlations(module, config.factor_samples, config.seed)
-    metrics.update({key: value for key, value in correlations.items() if math.isfinite(value)})
-    names = factor_names(correlations, module.codes.n_continuous, config.factor_name_min_rho)
+    attribute_table = None
+    if "attributes" in manifest and module.codes.categorical_sizes:
+        attributes = load_attributes(args.data / "attributes.pt", "test", len(test_images))
+        found, attribute_table = attribute_information(
+            module, test_images, attributes, manifest["attributes"], config.eval_batch_size
+        )
+        metrics.update(found)
+    names: dict[int, str] = {}
+    if module.model_config.image_channels == 1:  # slant and thickness are measured on grey digits
+        # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
+        correlations = factor_correlations(module, config.factor_samples, config.seed)
+        metrics.update({key: value for key, value in correlations.items() if math.isfinite(value)})
+        names = factor_names(correlations, module.codes.n_continuous, config.factor_name_min_rho)
     args.media.mkdir(parents=True, exist_ok=True)
     written = render_traversals(module, config, args.media, matching, names)
     write_json(metrics, args.metrics)
@@ -130,6 +152,10 @@ def main() -> None:
     tracking.log_metrics(client, run["run_id"], metrics)
     for code in range(module.codes.n_continuous):  # what each continuous code was found to control
         client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))
+    if attribute_table is not None:  # every code against every attribute, for the UI
+        table = pd.DataFrame(attribute_table, columns=manifest["attributes"],
+                             index=[f"categorical_{i}" for i in range(len(attribute_table))])
+        client.log_text(run["run_id"], table.round(5).to_csv(), "attribute_information.csv")
     for path in written:
         client.log_artifact(run["run_id"], str(path), "media")
     client.log_artifact(run["run_id"], str(args.metrics))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -12,8 +13,8 @@ import yaml
 
 from infogan.errors import InfoGANError
 
-# The datasets this pipeline can prepare and train; later datasets add an entry here.
-KNOWN_DATASETS = ("mnist",)
+# The datasets this pipeline can prepare and train.
+KNOWN_DATASETS = ("mnist", "celeba", "svhn")
 
 
 def load_params(path: Path = Path("params.yaml")) -> dict[str, Any]:
@@ -47,6 +48,22 @@ def check_dataset(name: str, params: Mapping[str, Any]) -> str:
         if candidate not in KNOWN_DATASETS:
             raise InfoGANError(f"unknown dataset {candidate!r}; allowed values: {', '.join(KNOWN_DATASETS)}")
     return name
+
+
+def prepared_manifest(data_dir: Path) -> dict[str, Any]:
+    """The manifest.json the prepare stage wrote into a prepared dataset folder.
+
+    Its `labels` says what the labels in the splits are: `digits`, which a categorical code is
+    matched to, or `identities` (CelebA), which no code is scored against.
+    """
+    path = Path(data_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("labels") not in ("digits", "identities"):
+        raise InfoGANError(f"{path} is missing or from an older version; rerun the prepare stage (dvc repro prepare)")
+    return manifest
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

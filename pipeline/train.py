@@ -33,7 +33,7 @@ from infogan.errors import InfoGANError
 from infogan.hardware import resolve_compile, resolve_precision
 from infogan.module import InfoGAN
 from pipeline import tracking
-from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+from pipeline.stage import check_dataset, entry_point, load_params, parser, prepared_manifest, section
 
 
 def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig, ImprovedConfig | None]:
@@ -69,6 +69,8 @@ def main() -> None:
     train_images, _ = load_split(args.data / "train.pt")
     test_images, test_labels = load_split(args.data / "test.pt")
     check_data_matches(train_images, model_cfg, dataset)
+    if prepared_manifest(args.data)["labels"] != "digits":  # nothing to score the categorical code against
+        test_images = test_labels = None
 
     pl.seed_everything(train_cfg.seed, workers=True)
     precision = resolve_precision(train_cfg.precision, train_cfg.accelerator)

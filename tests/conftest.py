@@ -52,6 +52,12 @@ def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def serve_directory() -> Callable[[Path], contextlib.AbstractContextManager[str]]:
+    """`with serve_directory(folder) as url:` serves the files in `folder` on 127.0.0.1, quietly."""
+    return lambda folder: _serve(functools.partial(_QuietHandler, directory=str(folder)))
+
+
+@pytest.fixture(scope="session")
 def loopback_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
     """`with loopback_server(handler) as url:` serves requests with `handler` on 127.0.0.1."""
     return _serve
@@ -107,7 +113,7 @@ def repository_state() -> Callable[[], list[str]]:
 def prepared_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_fixture_dir: Path) -> Path:
     """The prepare stage's output folder for the real MNIST files, placed by hand (nothing downloaded)."""
     tmp = tmp_path_factory.mktemp("prepared-mnist")
-    shutil.copytree(mnist_fixture_dir, tmp / "raw", ignore=shutil.ignore_patterns("MD5SUMS"))
+    shutil.copytree(mnist_fixture_dir, tmp / "raw" / "mnist", ignore=shutil.ignore_patterns("MD5SUMS"))
     params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
     params["prepare"]["mnist"]["mirrors"] = []
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))

@@ -10,10 +10,12 @@ import torch
 
 from infogan.config import ModelConfig, OptimConfig
 from infogan.metrics import (
+    attribute_information,
     categorical_code_matching,
     confusion_matrix,
     hungarian_accuracy,
     information_lower_bounds,
+    mutual_information,
     normalized_mutual_information,
     predict_categorical,
 )
@@ -96,6 +98,36 @@ def test_nmi_of_constant_labels_is_zero():
     assert normalized_mutual_information(np.zeros(10, dtype=int), np.zeros(10, dtype=int)) == 0.0
 
 
+def test_mutual_information_of_a_known_joint():
+    # a label that is a function of the code has I = H(label) = ln 2; independent ones give 0
+    pred = np.array([0, 1, 2, 3] * 25)
+    assert mutual_information(pred, pred // 2) == pytest.approx(math.log(2))
+    assert mutual_information(pred, pred % 2) == pytest.approx(math.log(2))
+    assert mutual_information(np.array([0, 0, 1, 1] * 25), np.array([0, 1, 0, 1] * 25)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_attribute_information_finds_the_attribute_a_code_predicts(module, labelled):
+    images, _ = labelled
+    pred = predict_categorical(module, images)  # (N, 2): codes of 10 and 3 classes
+    attributes = torch.stack(
+        [
+            torch.randint(0, 2, (len(images),), generator=torch.Generator().manual_seed(1)),  # noise
+            (pred[:, 0] >= 5).long(),  # a function of code 0
+            (pred[:, 1] == 0).long(),  # a function of code 1
+        ],
+        dim=1,
+    ).to(torch.int8)
+    metrics, table = attribute_information(module, images, attributes, ["Noise", "Big", "First"])
+    assert table.shape == (2, 3)
+    # a deterministic binary function of the code carries all of its own entropy
+    for code, column in ((0, 1), (1, 2)):
+        p = attributes[:, column].float().mean().item()
+        entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+        assert table[code, column] == pytest.approx(entropy)
+    assert set(metrics) == {"attribute/categorical_0/Big", "attribute/categorical_1/First"}
+    assert metrics["attribute/categorical_0/Big"] == pytest.approx(table[0, 1])
+
+
 def test_predict_categorical_shape_and_batching(module, labelled):
     images, _ = labelled
     whole = predict_categorical(module, images, batch_size=200)
@@ -129,7 +161,10 @@ def test_information_lower_bounds_of_an_untrained_model(training):
     torch.manual_seed(0)
     module = InfoGAN(ModelConfig(), OptimConfig()).train(training)
     bounds = information_lower_bounds(module, n_samples=500, batch_size=250, seed=0)
-    assert set(bounds) == {"info_bound/categorical_0", "info_bound/continuous_0", "info_bound/continuous_1"}
+    assert set(bounds) == {f"info_{kind}/{code}" for kind in ("bound", "loss")
+                           for code in ("categorical_0", "continuous_0", "continuous_1")}
+    # the bound is H(c) minus the information loss
+    assert bounds["info_bound/categorical_0"] == pytest.approx(math.log(10) - bounds["info_loss/categorical_0"])
     assert all(isinstance(v, float) and math.isfinite(v) for v in bounds.values())
     # an untrained Q knows nothing about c: the bound is ~0, and it can never exceed H(c) = ln 10
     assert abs(bounds["info_bound/categorical_0"]) < 0.1
@@ -142,10 +177,9 @@ def test_information_lower_bounds_are_reproducible_and_name_every_code(module):
     b = information_lower_bounds(module, n_samples=300, batch_size=300, seed=5)
     assert a == b
     assert set(a) == {
-        "info_bound/categorical_0",
-        "info_bound/categorical_1",
-        "info_bound/continuous_0",
-        "info_bound/continuous_1",
+        f"info_{kind}/{code}"
+        for kind in ("bound", "loss")
+        for code in ("categorical_0", "categorical_1", "continuous_0", "continuous_1")
     }
     assert a["info_bound/categorical_0"] <= math.log(10) and a["info_bound/categorical_1"] <= math.log(3)
 

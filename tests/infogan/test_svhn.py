@@ -7,12 +7,10 @@ own MD5s in place of the official ones.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import shutil
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +26,6 @@ DEAD_MIRROR = "http://127.0.0.1:1/"  # port 1 is closed: connection refused at o
 TRAIN, TEST = "train_32x32.mat", "test_32x32.mat"
 SIZES = {"train": 20, "test": 7}
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>Please log in</body></html>\n"
-
-
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        pass
 
 
 def fake_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,18 +58,18 @@ def fake_files(svhn_source: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def svhn_mirror_url(svhn_source: Path, loopback_server) -> Iterator[str]:
-    with loopback_server(functools.partial(_QuietFiles, directory=str(svhn_source))) as url:
+def svhn_mirror_url(svhn_source: Path, serve_directory) -> Iterator[str]:
+    with serve_directory(svhn_source) as url:
         yield url
 
 
 @pytest.fixture
-def wrong_mirror_url(tmp_path_factory: pytest.TempPathFactory, loopback_server) -> Iterator[str]:
+def wrong_mirror_url(tmp_path_factory: pytest.TempPathFactory, serve_directory) -> Iterator[str]:
     """A mirror answering 200 with an HTML page under each SVHN name, as a captive portal might."""
     directory = tmp_path_factory.mktemp("wrong-mirror")
     for name in (TRAIN, TEST):
         (directory / name).write_bytes(HTML_PAGE)
-    with loopback_server(functools.partial(_QuietFiles, directory=str(directory))) as url:
+    with serve_directory(directory) as url:
         yield url
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import prepare, render, train
+from pipeline import prepare, render, train, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,14 +111,14 @@ def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, c
 ])
 def test_unknown_dataset_names_the_allowed_values(workdir, monkeypatch, capsys, stage, extra):
     err = run_stage(stage, monkeypatch, capsys, "--dataset", "svhm", *extra)
-    assert "unknown dataset 'svhm'; allowed values: mnist" in err
+    assert "unknown dataset 'svhm'; allowed values: mnist, celeba, svhn" in err
     assert not (workdir / "data").exists()
 
 
 def test_unknown_dataset_in_params_list_is_rejected(workdir, monkeypatch, capsys):
     set_param(workdir, "datasets", ["mnist", "cifar"])
     err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", "r", "--out-dir", "o")
-    assert "unknown dataset 'cifar'; allowed values: mnist" in err
+    assert "unknown dataset 'cifar'; allowed values: mnist, celeba, svhn" in err
 
 
 def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(
@@ -131,11 +131,34 @@ def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(before) == {"train.pt", "test.pt", "manifest.json"}
 
-    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"<html>quota exceeded</html>")
+    (raw / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"<html>quota exceeded</html>")
     err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", str(raw), "--out-dir", str(out))
     assert "t10k-labels-idx1-ubyte.gz" in err and "ec29112dd5afa0611ce80d1b7f02629c" in err and ".bad" in err
-    assert (raw / "t10k-labels-idx1-ubyte.gz.bad").read_bytes() == b"<html>quota exceeded</html>"
+    assert (raw / "mnist" / "t10k-labels-idx1-ubyte.gz.bad").read_bytes() == b"<html>quota exceeded</html>"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_verify_without_celeba_says_where_to_place_it_and_keeps_the_last_record(workdir, monkeypatch, capsys):
+    record = workdir / "data/verified/celeba.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"dataset": "celeba", "images": 202599}\n')
+    err = run_stage(verify, monkeypatch, capsys, "--dataset", "celeba", "--raw-dir", "data/raw", "--out", str(record))
+    assert "CelebA not found: data/raw/celeba does not exist. To place it by hand:" in err
+    assert "list_attr_celeba.txt" in err and "img_align_celeba.zip" in err
+    assert record.read_text() == '{"dataset": "celeba", "images": 202599}\n'
+
+
+@pytest.mark.parametrize("dotted, value, expected", [
+    ("prepare.celeba.image_size", 48, "prepare.celeba.image_size = 48 is invalid: it must be one of 32, 64"),
+    ("prepare.celeba.image_count", 0, "prepare.celeba.image_count = 0 is invalid: it must be greater than 0"),
+    ("prepare.svhn.mirrors", "http://example.org/", "prepare.svhn.mirrors"),
+])
+def test_verify_checks_the_source_params_first(workdir, monkeypatch, capsys, dotted, value, expected):
+    set_param(workdir, dotted, value)
+    dataset = dotted.split(".")[1]
+    err = run_stage(verify, monkeypatch, capsys, "--dataset", dataset, "--raw-dir", "raw", "--out", "v.json")
+    assert expected in err
+    assert not (workdir / "raw").exists() and not (workdir / "v.json").exists()
 
 
 def test_prepare_rejects_a_mirror_list_that_is_not_a_list(workdir, monkeypatch, capsys):

@@ -1,4 +1,5 @@
-"""The real `dvc repro` on a copy of the project, with a tiny config and MNIST from a loopback mirror."""
+"""The real `dvc repro` on a copy of the project, with a tiny config: MNIST and a small fake SVHN from
+loopback mirrors, and a small fake CelebA copy placed by hand."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.io
 import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from infogan.download import file_md5
 from infogan.factors import factor_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +27,7 @@ SCALE = 2
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
     return output
@@ -55,20 +59,65 @@ def edit_params(path: Path, **sections: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+CELEBA_SPLITS = [0] * 16 + [1] * 4 + [2] * 4  # partition of each fake image: 16 train, 4 valid, 4 test
+
+
+def place_fake_celeba(celeba: Path) -> dict:
+    """A small fake CelebA copy in torchvision's layout, placed as a user would; returns the
+    prepare.celeba values (checksums, count) that describe it."""
+    rng = np.random.default_rng(0)
+    names = [f"{i:06d}.jpg" for i in range(1, len(CELEBA_SPLITS) + 1)]
+    (celeba / "img_align_celeba").mkdir(parents=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(celeba / "img_align_celeba" / name)
+    attributes = [f"Attribute_{j}" for j in range(40)]
+    files = {
+        "partition_md5": ("list_eval_partition.txt", "".join(f"{n} {s}\n" for n, s in zip(names, CELEBA_SPLITS))),
+        "attributes_md5": ("list_attr_celeba.txt", f"{len(names)}\n{' '.join(attributes)}\n" + "".join(
+            f"{n} {' '.join(str(v) for v in rng.choice([-1, 1], 40))}\n" for n in names)),
+        "identity_md5": ("identity_CelebA.txt", "".join(f"{n} {i % 5 + 1}\n" for i, n in enumerate(names))),
+        "bbox_md5": ("list_bbox_celeba.txt", f"{len(names)}\nimage_id x_1 y_1 width height\n"),
+        "landmarks_md5": ("list_landmarks_align_celeba.txt", f"{len(names)}\nlefteye_x lefteye_y\n"),
+    }
+    for name, text in files.values():
+        (celeba / name).write_text(text)
+    return {"image_count": len(names), "workers": 1, **{k: file_md5(celeba / name) for k, (name, _) in files.items()}}
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mnist_mirror_url):
-    """A tiny-config copy of the project after one `dvc repro`; yields (folder, env, repro output)."""
+def svhn_mirror(tmp_path_factory, serve_directory):
+    """A loopback mirror serving small fake SVHN .mat files; yields the prepare.svhn values for them."""
+    folder = tmp_path_factory.mktemp("svhn-mirror")
+    rng = np.random.default_rng(1)
+    counts = {"train": 40, "test": 12}
+    for split, n in counts.items():
+        images = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": images, "y": rng.integers(1, 11, (n, 1))})
+    with serve_directory(folder) as url:
+        yield {"mirrors": [url], **{f"{s}_md5": file_md5(folder / f"{s}_32x32.mat") for s in counts},
+               **{f"{s}_count": n for s, n in counts.items()}}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_mirror_url, svhn_mirror):
+    """A tiny-config copy of the project after one `dvc repro` of all three datasets; yields
+    (folder, env, repro output)."""
     dst = tmp_path_factory.mktemp("project")
     copy_project(dst)
+    celeba = place_fake_celeba(dst / "data/raw/celeba")
     edit_params(
         dst / "params.yaml",
         # a dead mirror first: the loopback one must be reached by falling through
         **{"prepare.mnist": {"mirrors": ["http://127.0.0.1:1/", mnist_mirror_url]}},
+        **{"prepare.celeba": celeba, "prepare.svhn": svhn_mirror},
         train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
         # min rho 0: every continuous code that is the clearest mover of its strongest property gets
         # that name, so the naming path runs even on a 4-iteration model
         render={"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20, "factor_name_min_rho": 0.0},
     )
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    params["datasets"] = ["mnist", "celeba", "svhn"]
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")  # tests make no outside calls
@@ -162,10 +211,51 @@ def test_repro_records_one_mlflow_run_with_everything(project):
     assert "metrics.json" in names()
 
 
-def test_repro_reruns_only_what_changed(project):
+def test_repro_prepares_trains_and_renders_the_fake_celeba(project):
+    dst, _, _ = project
+    record = json.loads((dst / "data/verified/celeba.json").read_text())
+    assert record["images"] == len(CELEBA_SPLITS) and record["splits"] == {"train": 16, "valid": 4, "test": 4}
+    manifest = json.loads((dst / "data/prepared/celeba/manifest.json").read_text())
+    assert manifest["labels"] == "identities" and len(manifest["attributes"]) == 40
+    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 16, "valid": 4, "test": 4}
+    metrics = json.loads((dst / "reports/celeba/metrics.json").read_text())
+    assert "eval/categorical_accuracy" not in metrics  # identities are not what a code is scored against
+    for code in range(10):
+        assert -1.0 < metrics[f"info_bound/categorical_{code}"] <= math.log(10)
+        assert metrics[f"info_loss/categorical_{code}"] > 0
+        [best] = [k for k in metrics if k.startswith(f"attribute/categorical_{code}/")]
+        assert best.rsplit("/", 1)[1] in manifest["attributes"] and 0 <= metrics[best] <= math.log(2)
+    assert not any(k.startswith("factor/") for k in metrics)  # slant and thickness are for grey digits
+    expected = {f"categorical_{code}.{ext}" for code in range(10) for ext in ("gif", "png")}
+    assert {p.name for p in (dst / "media/celeba").iterdir()} == expected
+    gif = Image.open(dst / "media/celeba/categorical_3.gif")
+    assert gif.n_frames == 10 and gif.size[0] == (10 * (32 + 2) - 2) * SCALE
+
+    client = MlflowClient(f"sqlite:///{dst}/mlflow.db")
+    [run] = client.search_runs([client.get_experiment_by_name("infogan-celeba").experiment_id])  # one training
+    assert run.info.status == "FINISHED" and run.data.params["model.noise_dim"] == "128"
+    table = client.download_artifacts(run.info.run_id, "attribute_information.csv", str(dst / "tmp-artifact"))
+    assert pd.read_csv(table, index_col=0).shape == (10, 40)
+
+
+def test_repro_downloads_trains_and_renders_the_fake_svhn(project):
+    dst, _, _ = project
+    manifest = json.loads((dst / "data/prepared/svhn/manifest.json").read_text())
+    assert manifest["labels"] == "digits"
+    assert manifest["splits"]["train"] == {"count": 40, "image_shape": [3, 32, 32], "classes": 10}
+    metrics = json.loads((dst / "reports/svhn/metrics.json").read_text())
+    assert 0.0 <= metrics["eval/categorical_accuracy"] <= 1.0
+    assert {f"info_bound/continuous_{code}" for code in range(4)} <= set(metrics)
+    expected = {f"{kind}_{code}.{ext}" for kind in ("categorical", "continuous") for code in range(4)
+                for ext in ("gif", "png")}
+    assert {p.name for p in (dst / "media/svhn").iterdir()} == expected
+
+
+def test_repro_reruns_only_what_changed(project):  # last: it changes the project
     dst, env, _ = project
     again = run([sys.executable, "-m", "dvc", "repro"], dst, env)
-    assert "Running stage" not in again
+    # verify always runs (quickly); its unchanged record leaves everything after it alone
+    assert {line.split("'")[1].split("@")[0] for line in again.splitlines() if "Running stage" in line} == {"verify"}
     edit_params(dst / "params.yaml", train={"lr_g": 0.0005})
     changed = run([sys.executable, "-m", "dvc", "repro"], dst, env)
     assert "Running stage 'train@mnist'" in changed

@@ -23,7 +23,7 @@ def imported_project_files(stage: str) -> set[str]:
     return {str(Path(line).resolve().relative_to(ROOT)) for line in out.split()}
 
 
-@pytest.mark.parametrize("stage", ["prepare", "train", "render"])
+@pytest.mark.parametrize("stage", ["verify", "prepare", "train", "render"])
 def test_stage_deps_are_the_code_it_imports(stage):
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]["deps"]
     code_deps = {dep for dep in deps if dep.startswith(("infogan", "pipeline"))}
