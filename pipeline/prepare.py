@@ -17,9 +17,10 @@ from infogan.atomic import write_json
 from infogan.celeba import CelebaSource, prepare_celeba
 from infogan.config import from_mapping
 from infogan.data import save_split
-from infogan.mnist import MnistSource, fetch_mnist, load_mnist_split
-from infogan.svhn import SvhnSource, fetch_svhn, load_svhn_split
+from infogan.mnist import load_mnist_split
+from infogan.svhn import SvhnSource, load_svhn_split
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
+from pipeline.verify import verify
 
 
 def _split_summary(images, labels) -> dict:
@@ -27,17 +28,14 @@ def _split_summary(images, labels) -> dict:
 
 
 def prepare_digits(dataset: str, settings: dict, raw_dir: Path, out_dir: Path) -> dict:
-    """MNIST or SVHN: verify the raw files again (downloading what is missing), then parse each split."""
-    folder, splits = raw_dir / dataset, ("train", "test")
+    """MNIST or SVHN: verify the raw files again (quick; it downloads what is missing), then parse each split."""
+    record, folder, splits = verify(dataset, settings, raw_dir), raw_dir / dataset, ("train", "test")
     if dataset == "svhn":
         svhn = from_mapping(SvhnSource, settings, "prepare.svhn", require_all=True)
-        files = fetch_svhn(folder, svhn.mirrors, timeout_s=svhn.timeout_s, files=svhn.files())
         parsed = {split: load_svhn_split(folder, split, expected_size=svhn.count(split)) for split in splits}
     else:
-        mnist = from_mapping(MnistSource, settings, "prepare.mnist", require_all=True)
-        files = fetch_mnist(folder, mnist.mirrors, timeout_s=mnist.timeout_s)
         parsed = {split: load_mnist_split(folder, split) for split in splits}
-    manifest = {"dataset": dataset, "labels": "digits", "source_md5": files, "splits": {}}
+    manifest = {"dataset": dataset, "labels": "digits", "source_md5": record["source_md5"], "splits": {}}
     for split, (images, labels) in parsed.items():
         save_split(images, labels, out_dir / f"{split}.pt")
         manifest["splits"][split] = _split_summary(images, labels)

@@ -5,11 +5,12 @@
         --history reports/mnist/train_history.csv
 
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
-(categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with the
-categorical accuracy on the test split, each code's MI lower bound, the final training losses, and
-for each continuous code the Spearman correlation of its value with the slant and the stroke
-thickness of the digits (infogan/factors.py). Everything is also logged to the MLflow run that
-trained the checkpoint (its id is in <model>/run.json).
+(categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with each
+code's MI lower bound and information loss and the final training losses; then, by what the
+prepared data holds: for digits, the first categorical code's accuracy on the test split; for grey
+digits, the Spearman correlation of each continuous code with slant and stroke thickness
+(infogan/factors.py); for CelebA, the attribute each categorical code tells most about. Everything
+is also logged to the MLflow run that trained the checkpoint (its id is in <model>/run.json).
 """
 
 from __future__ import annotations

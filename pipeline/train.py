@@ -4,7 +4,8 @@
         --history reports/mnist/train_history.csv
 
 Reads `model.<dataset>`, `train`, `improved` (used when `train.recipe` is improved) and `tracking`
-from params.yaml, all checked before any work.
+from params.yaml, all checked before any work. When the prepared labels are digits, the first
+categorical code is scored against them after every epoch.
 Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved configuration) and
 run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
 """

@@ -28,7 +28,8 @@ def verify(dataset: str, settings: dict, raw_dir: Path) -> dict:
     """What was verified for `dataset` under the raw data folder, as a small JSON-able dict."""
     key = f"prepare.{dataset}"
     if dataset == "celeba":
-        return {"dataset": dataset, **verify_celeba(raw_dir, from_mapping(CelebaSource, settings, key, require_all=True))}
+        celeba = from_mapping(CelebaSource, settings, key, require_all=True)
+        return {"dataset": dataset, **verify_celeba(raw_dir, celeba)}
     if dataset == "svhn":
         svhn = from_mapping(SvhnSource, settings, key, require_all=True)
         files = fetch_svhn(raw_dir / dataset, svhn.mirrors, timeout_s=svhn.timeout_s, files=svhn.files())
