@@ -348,8 +348,9 @@ def prepare_celeba(raw_dir: Path, out_dir: Path, source: CelebaSource = CelebaSo
     as the PyTorch DCGAN tutorial's Resize(64) + CenterCrop(64), which keeps the whole face. Labels
     in the splits are CelebA identities (int64, (N,)), because save_split/load_split take one
     label per image; the 40 binary attributes go to attributes.pt as {"names": [...],
-    split: int8 (N, 40) of 0/1}. Every split is decoded before any file is written, and each file
-    is written atomically, so a failure leaves a previous out_dir as it was.
+    split: int8 (N, 40) of 0/1}. One split is held at a time, as uint8 (the largest, train, is
+    0.5 GB at 32 px and 2 GB at 64 px); each is saved under a pending name, and all are renamed
+    into place only once every one is written, so a failure leaves a previous out_dir as it was.
     """
     report, entries = _verify(raw_dir, source, progress, manifest_path)
     celeba_dir, out_dir, size = Path(raw_dir) / "celeba", Path(out_dir), source.image_size
@@ -360,33 +361,46 @@ def prepare_celeba(raw_dir: Path, out_dir: Path, source: CelebaSource = CelebaSo
     left, top = (source.image_width - side) // 2, (source.image_height - side) // 2
     box = (left, top, left + side, top + side)
 
-    prepared = {}
-    for split_id, split in enumerate(SPLITS):
-        index = [i for i, (_, s) in enumerate(entries) if s == split_id]
-        images = torch.empty((len(index), 3, size, size), dtype=torch.uint8)  # (N, 3, S, S), filled in place
+    # One split in memory at a time (uint8), each saved under a pending name; the final names are
+    # given only once every split is written, so a failure leaves a previous out_dir as it was.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pending: dict[Path, Path] = {}
+    counts, split_attributes = {}, {}
+    try:
+        for split_id, split in enumerate(SPLITS):
+            index = [i for i, (_, s) in enumerate(entries) if s == split_id]
+            images = torch.empty((len(index), 3, size, size), dtype=torch.uint8)  # (N, 3, S, S), filled in place
 
-        def decode(start: int, chunk: list[int], images: torch.Tensor = images) -> None:
-            for row, i in enumerate(chunk, start):
-                path = celeba_dir / IMAGE_DIR / names[i]
-                try:
-                    with Image.open(path) as img:
-                        small = img.convert("RGB").crop(box).resize((size, size), Image.Resampling.BICUBIC)
-                except (OSError, ValueError) as err:
-                    raise InfoGANError(
-                        f"{path} cannot be decoded ({err}), though the manifest says it was verified: it changed "
-                        f"since, keeping its size and mtime. Delete {_manifest_path(raw_dir, manifest_path)} to "
-                        "verify every image again, and run again.") from err
-                pixels = torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8)
-                images[row] = pixels.view(size, size, 3).permute(2, 0, 1)  # HWC -> CHW
+            def decode(start: int, chunk: list[int], images: torch.Tensor = images) -> None:
+                for row, i in enumerate(chunk, start):
+                    path = celeba_dir / IMAGE_DIR / names[i]
+                    try:
+                        with Image.open(path) as img:
+                            small = img.convert("RGB").crop(box).resize((size, size), Image.Resampling.BICUBIC)
+                    except (OSError, ValueError) as err:
+                        raise InfoGANError(
+                            f"{path} cannot be decoded ({err}), though the manifest says it was verified: it "
+                            f"changed since, keeping its size and mtime. Delete "
+                            f"{_manifest_path(raw_dir, manifest_path)} to verify every image again, and run again."
+                        ) from err
+                    pixels = torch.frombuffer(bytearray(small.tobytes()), dtype=torch.uint8)
+                    images[row] = pixels.view(size, size, 3).permute(2, 0, 1)  # HWC -> CHW
 
-        _in_chunks(decode, index, source.workers, f"prepare CelebA {split}", progress)
-        rows = torch.tensor(index, dtype=torch.int64)
-        prepared[split] = (images, identities[rows], attributes[rows])
-
-    # Written only once every split is decoded, each file atomically: a failure above leaves out_dir as it was.
-    for split, (images, labels, _) in prepared.items():
-        save_split(images, labels, out_dir / f"{split}.pt")
-    with atomic_path(out_dir / "attributes.pt") as tmp:
-        torch.save({"names": attribute_names, **{s: a for s, (_, _, a) in prepared.items()}}, tmp)
-    return {"splits": {s: len(v[0]) for s, v in prepared.items()}, "image_size": size,
+            _in_chunks(decode, index, source.workers, f"prepare CelebA {split}", progress)
+            rows = torch.tensor(index, dtype=torch.int64)
+            final = out_dir / f"{split}.pt"
+            pending[final] = out_dir / f".{split}.pending.pt"
+            save_split(images, identities[rows], pending[final])
+            counts[split], split_attributes[split] = len(index), attributes[rows]
+            del images  # before the next split is decoded
+        final = out_dir / "attributes.pt"
+        pending[final] = out_dir / ".attributes.pending.pt"
+        with atomic_path(pending[final]) as tmp:
+            torch.save({"names": attribute_names, **split_attributes}, tmp)
+        for final, path in pending.items():
+            os.replace(path, final)
+    finally:
+        for path in pending.values():
+            path.unlink(missing_ok=True)
+    return {"splits": counts, "image_size": size,
             "attributes": attribute_names, "verification": report}
