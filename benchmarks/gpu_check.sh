@@ -62,9 +62,12 @@ timed "benchmark (compile: auto)" "$out/benchmark.txt" \
 timed "benchmark (compile: false)" "$out/benchmark_eager.txt" \
     python benchmarks/train_throughput.py --raw-dir "$raw" --compile false $bench_args
 
-# the three stages as dvc.yaml runs them, on scratch paths
-mkdir -p "$scratch/raw"
-cp "$raw"/*.gz "$scratch/raw/"
+# the four stages as dvc.yaml runs them, on scratch paths (the raw data folder holds mnist/)
+mkdir -p "$scratch/raw/$dataset"
+cp "$raw"/*.gz "$scratch/raw/$dataset/"
+timed "verify" "$scratch/verify.log" \
+    python -m pipeline.verify --dataset "$dataset" --params "$params" --raw-dir "$scratch/raw" \
+    --out "$scratch/verified.json"
 timed "prepare" "$scratch/prepare.log" \
     python -m pipeline.prepare --dataset "$dataset" --params "$params" --raw-dir "$scratch/raw" \
     --out-dir "$scratch/prepared"
