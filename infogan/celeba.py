@@ -34,7 +34,7 @@ from infogan.atomic import atomic_path, write_json
 from infogan.config import non_negative, positive
 from infogan.data import save_split
 from infogan.errors import InfoGANError
-from infogan.download import file_md5
+from infogan.download import file_md5, looks_like_html
 
 IMAGE_DIR = "img_align_celeba"
 ZIP_NAME = "img_align_celeba.zip"
@@ -92,7 +92,7 @@ def _likely_cause(path: Path, otherwise: str) -> str:
     first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].lower()
     if not head:
         return "the file is empty (an interrupted download?)"
-    if first.startswith((b"<!doctype html", b"<html")):
+    if looks_like_html(head):
         return ("it is an HTML page, not the real file: probably a Google Drive quota or virus-scan warning page "
                 "saved in its place. Download the file again (from the browser, once the quota resets)")
     if b"\0" in head:  # binary: the text sniffs below would misread it

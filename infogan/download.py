@@ -38,6 +38,12 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def looks_like_html(head: bytes) -> bool:
+    """Whether a file's first bytes are a web page (an error, login or quota page saved under its name)."""
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head[:1024]
+
+
 def check_mirrors(mirrors: Sequence[str], dataset: str) -> None:
     """Reject anything but a list of http(s) URLs, before touching the disk or the network."""
     if isinstance(mirrors, str):  # a lone string would be iterated character by character

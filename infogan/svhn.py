@@ -21,7 +21,7 @@ import torch
 from scipy.io.matlab import MatReadError
 
 from infogan.config import positive
-from infogan.download import fetch_verified
+from infogan.download import fetch_verified, looks_like_html
 from infogan.errors import InfoGANError
 
 # The MD5s torchvision's SVHN dataset checks (the 'extra' split is not used).
@@ -53,6 +53,7 @@ class SvhnSource:
     def count(self, split: str) -> int:
         return self.train_count if split == "train" else self.test_count
 
+
 # What scipy's .mat reader raises on a truncated or foreign file varies with where the bytes stop.
 _UNREADABLE = (
     MatReadError, OSError, EOFError, ValueError, IndexError, KeyError, TypeError,
@@ -83,18 +84,13 @@ def _redo_hint(path: Path) -> str:
     return f"Delete {path} and fetch SVHN again{genuine}."
 
 
-def _looks_like_html(path: Path) -> bool:
-    """A login, error or redirect page saved under the file's name."""
-    with open(path, "rb") as f:
-        head = f.read(1024).lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head
-
-
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The X and y arrays of an SVHN .mat file, or an InfoGANError naming the file."""
     if not path.is_file():
         raise InfoGANError(f"SVHN file {path} does not exist; fetch SVHN first (or place the file there by hand).")
-    if _looks_like_html(path):
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    if looks_like_html(head):
         raise InfoGANError(
             f"{path} is an HTML page, not a MATLAB .mat file: a mirror or a browser saved a web page "
             f"(an error or login page) under the file's name. {_redo_hint(path)}"
