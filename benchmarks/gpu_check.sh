@@ -73,7 +73,7 @@ timed "prepare" "$scratch/prepare.log" \
     --out-dir "$scratch/prepared"
 timed "train" "$out/train.log" \
     python -m pipeline.train --dataset "$dataset" --params "$params" --data "$scratch/prepared" \
-    --out "$scratch/model" --history "$out/train_history.csv"
+    --out "$scratch/model" --history "$out/train_history.csv" --checkpoints "$scratch/checkpoints"
 timed "render" "$out/render.log" \
     python -m pipeline.render --dataset "$dataset" --params "$params" --model "$scratch/model" \
     --data "$scratch/prepared" --media "$scratch/media" --metrics "$out/metrics.json" \

@@ -1,4 +1,4 @@
-"""Training callbacks: per-epoch evaluation and history, and sample snapshots.
+"""Training callbacks: per-epoch evaluation and history, sample snapshots, and peak memory.
 
 They call the same metric and rendering functions as the render stage, so numbers logged during
 training and numbers computed later from the checkpoint mean the same thing.
@@ -6,7 +6,9 @@ training and numbers computed later from the checkpoint mean the same thing.
 
 from __future__ import annotations
 
-from typing import Callable
+import resource
+import sys
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -29,6 +31,12 @@ class EpochEvaluation(pl.Callback):
     def __init__(self, images: torch.Tensor | None, labels: torch.Tensor | None, batch_size: int = 1000):
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.history: list[dict[str, float]] = []
+
+    def state_dict(self) -> dict[str, Any]:  # saved in checkpoints, so a resumed run's history is whole
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # global_step counts optimizer steps, two per iteration here; count iterations instead
@@ -55,3 +63,20 @@ class SampleSnapshots(pl.Callback):
         epoch = trainer.current_epoch + 1
         if epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs:
             self.save(epoch, sample_grid(pl_module, seed=self.seed))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class PeakMemory(pl.Callback):
+    """At each epoch end, log the process's peak RSS (`system/peak_rss_mib`) and, on CUDA, the peak
+    memory torch allocated (`system/peak_cuda_mib`): flat curves mean no leak."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {"system/peak_rss_mib": peak_rss_mib()}
+        if pl_module.device.type == "cuda":
+            metrics["system/peak_cuda_mib"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True)

@@ -97,6 +97,9 @@ class OptimConfig:
     adversarial_loss: Literal["bce", "hinge"] = "bce"
     # paper: the InfoGAN objective alone; improved: plus the terms set in ImprovedConfig
     recipe: Literal["paper", "improved"] = "paper"
+    # a NaN or infinite loss: stop the run (naming the iteration and the loss, keeping the last good
+    # checkpoint), or skip that optimizer step and go on (this reads every loss back every step)
+    on_nonfinite: Literal["stop", "skip"] = "stop"
 
     def __post_init__(self) -> None:
         for key in ("beta1", "beta2"):
@@ -220,6 +223,8 @@ class TrainConfig:
     log_every_n_steps: int = positive(10)
     sample_every_n_epochs: int = positive(5)
     eval_batch_size: int = positive(1000)
+    # iterations between saves of the whole training state, which an interrupted run resumes from
+    checkpoint_every_n_steps: int = positive(500)
 
 
 @dataclass(frozen=True)

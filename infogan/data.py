@@ -100,18 +100,37 @@ class DeviceBatches:
     on the device: no worker processes, no per-batch host work, no per-batch copy. It is a plain
     iterable with a length, which Lightning's `fit` takes in place of a DataLoader; its `sampler`
     receives Lightning's `set_epoch` calls.
+
+    It is resumable: `state_dict` (which Lightning saves in a checkpoint) is the epoch and how many
+    of its batches were handed out, and after `load_state_dict` the next pass over that epoch
+    starts after them. Lightning does not prefetch from an iterable with a length, so batches
+    handed out are batches trained on.
     """
 
     def __init__(self, images: torch.Tensor, sampler: ShardedShuffle):
         self.images, self.sampler = images, sampler
+        self.taken = 0
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches already trained on)
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        order = self.sampler.batches().to(self.images.device, non_blocking=True)
+        start = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            start = self._resume_at[1]
+        self._resume_at = None
+        order = self.sampler.batches()[start:].to(self.images.device, non_blocking=True)
+        self.taken = start
         for index in order:
+            self.taken += 1
             yield self.images.index_select(0, index)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "taken": self.taken}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["taken"]))
 
 
 class DeviceImages(pl.LightningDataModule):

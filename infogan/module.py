@@ -24,6 +24,7 @@ from infogan.augment import nuisance
 from infogan.codes import Latent, LatentCodes
 from infogan.config import ImprovedConfig, ModelConfig, OptimConfig, from_mapping, to_dict
 from infogan.data import to_model_range
+from infogan.errors import InfoGANError
 from infogan.losses import (
     InfoLoss,
     categorical_consistency,
@@ -68,6 +69,9 @@ class InfoGAN(pl.LightningModule):
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
+        self._restored_means: dict[str, Any] | None = None  # from a checkpoint, taken up when fit starts
+        self.nonfinite = NonFiniteWatch()
+        self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss (on_nonfinite: skip)
 
     def configure_optimizers(self):
         betas = (self.optim_config.beta1, self.optim_config.beta2)
@@ -144,6 +148,23 @@ class InfoGAN(pl.LightningModule):
             for part in (self.generator, self.trunk, self.d_head, self.q_head):
                 part.compile()  # in place: parameter names, and so checkpoints, stay the same
         self._window, self._epoch = RunningMeans(), RunningMeans()
+        if self._restored_means is not None:  # resumed mid-epoch: the sums so far count
+            self._window.load_state_dict(self._restored_means["window"], self.device)
+            self._epoch.load_state_dict(self._restored_means["epoch"], self.device)
+            self.skipped_steps = self._restored_means.get("skipped_steps", 0)
+            self._restored_means = None
+        self.nonfinite = NonFiniteWatch()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.nonfinite.check()  # a checkpoint is never written after a non-finite loss
+        checkpoint["running_means"] = {
+            "window": self._window.state_dict(),
+            "epoch": self._epoch.state_dict(),
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._restored_means = checkpoint.get("running_means")
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         real = to_model_range(batch).contiguous(memory_format=self._memory_format())
@@ -153,17 +174,36 @@ class InfoGAN(pl.LightningModule):
 
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_step(real, fake, latent)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_losses.pop("total"))
-            opt_d.step()
+            d_ok = self._optimize(opt_d, d_losses.pop("total"))
 
         with self.toggled_optimizer(opt_g):
             g_losses = self.generator_step(fake, latent)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_losses.pop("total"))
-            opt_g.step()
+            g_ok = self._optimize(opt_g, g_losses.pop("total"))
 
-        self._log_losses({**d_losses, **g_losses}, last_of_epoch=batch_idx + 1 == self.trainer.num_training_batches)
+        losses = {**d_losses, **g_losses}
+        last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
+        if d_ok and g_ok:
+            self.nonfinite.watch(losses, self.iteration)
+            self._log_losses(losses, last_of_epoch)
+        elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
+            self._log_losses({}, last_of_epoch)
+
+    def _optimize(self, optimizer, total: torch.Tensor) -> bool:
+        """Backward and step; with `on_nonfinite: skip`, a non-finite total skips both (one read
+        back per step). Returns whether the step was taken."""
+        if self.optim_config.on_nonfinite == "skip" and not torch.isfinite(total.detach()).item():
+            self.skipped_steps += 1
+            optimizer.zero_grad(set_to_none=True)
+            return False
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        optimizer.step()
+        return True
+
+    @property
+    def iteration(self) -> int:
+        """Training iterations done, this one included (not global_step: a skipped step does not count there)."""
+        return self.trainer.fit_loop.epoch_loop.total_batch_idx + 1
 
     def _memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
@@ -172,16 +212,21 @@ class InfoGAN(pl.LightningModule):
         """Add this iteration's losses to running sums on the device. Every `log_every_n_steps`
         iterations the window's means go to the loggers as `<key>`; on the epoch's last batch the
         epoch's means are logged as `<key>_epoch`. Those two are the only reads back to the host."""
-        self._window.add(losses)
-        self._epoch.add(losses)
-        iteration = self.global_step // 2  # two optimizer steps per iteration
-        if iteration % self.trainer.log_every_n_steps == 0:
+        if losses:
+            self._window.add(losses)
+            self._epoch.add(losses)
+        iteration = self.iteration
+        if iteration % self.trainer.log_every_n_steps == 0 and self._window.count:
+            self.nonfinite.check()  # stop at the first read back after a non-finite loss
             means = self._window.take()
             for logger in self.loggers:
                 logger.log_metrics(means, step=iteration)
-        if last_of_epoch:
+        if last_of_epoch and self._epoch.count:
+            self.nonfinite.check()
             means = self._epoch.take()
             epoch_means = {f"{key}_epoch": value for key, value in means.items()}
+            if self.optim_config.on_nonfinite == "skip":
+                epoch_means["train/skipped_steps"] = float(self.skipped_steps)
             # sync_dist: under DDP, the mean over ranks (one all-reduce per epoch); a no-op on one device
             self.log_dict(epoch_means, on_step=False, on_epoch=True, sync_dist=True)
 
@@ -207,3 +252,46 @@ class RunningMeans:
         means = dict(zip(self.keys, (self.sums / self.count).tolist()))
         self.keys, self.sums, self.count = [], None, 0
         return means
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "sums": None if self.sums is None else self.sums.cpu(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.keys, self.count = list(state["keys"]), int(state["count"])
+        self.sums = None if state["sums"] is None else state["sums"].to(device)
+
+
+class NonFiniteLoss(InfoGANError):
+    """A loss became NaN or infinite (with `on_nonfinite: stop`)."""
+
+
+class NonFiniteWatch:
+    """Remembers, on the device, the first iteration at which any loss was NaN or infinite and
+    which losses were; `check` reads that back (one scalar) and raises `NonFiniteLoss` naming them.
+    The module checks at every read back it already does, and before any checkpoint is written."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.first: torch.Tensor | None = None  # iteration of the first non-finite loss, or -1
+        self.bad: torch.Tensor | None = None  # which of `keys` were non-finite then
+
+    def watch(self, losses: dict[str, torch.Tensor], iteration: int) -> None:
+        stacked = torch.stack([value.detach().float() for value in losses.values()])
+        bad = ~torch.isfinite(stacked)
+        if self.first is None:
+            self.keys = list(losses)
+            self.first = torch.full((), -1, dtype=torch.long, device=stacked.device)
+            self.bad = torch.zeros_like(bad)
+        new = (self.first < 0) & bad.any()
+        self.first = torch.where(new, torch.full_like(self.first, iteration), self.first)
+        self.bad = torch.where(new, bad, self.bad)
+
+    def check(self) -> None:
+        if self.first is None or int(self.first) < 0:
+            return
+        names = [key for key, bad in zip(self.keys, self.bad.tolist()) if bad]
+        raise NonFiniteLoss(
+            f"{', '.join(names)} became NaN or infinite at iteration {int(self.first)}; the run stopped "
+            "there and the last checkpoint written before it is kept. Lower the learning rates, or set "
+            "train.on_nonfinite: skip to skip such steps"
+        )

@@ -26,6 +26,7 @@ import torch
 
 from infogan.atomic import write_json
 from infogan.callbacks import HISTORY_KEYS
+from infogan.checkpoint import load_infogan
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
@@ -123,9 +124,11 @@ def main() -> None:
         if not path.is_file():
             raise InfoGANError(f"{path} does not exist; run the train stage first (dvc repro train@{args.dataset})")
     run = json.loads(run_file.read_text())
+    uri = tracking.tracking_uri(params)
+    tracking.check_reachable(uri)  # before any work: the results go into the training's run
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    module = InfoGAN.load_from_checkpoint(checkpoint, map_location=device, weights_only=False)
+    module = load_infogan(checkpoint, device)
     test_images, test_labels = load_split(args.data / "test.pt")
     manifest = prepared_manifest(args.data)
     digits = manifest["labels"] == "digits"
@@ -149,7 +152,7 @@ def main() -> None:
     write_json(metrics, args.metrics)
 
     # the same run as training, whose id train passed on in run.json
-    client = tracking.client_for(tracking.tracking_uri(params))
+    client = tracking.client_for(uri)
     tracking.log_metrics(client, run["run_id"], metrics)
     for code in range(module.codes.n_continuous):  # what each continuous code was found to control
         client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))

@@ -8,7 +8,8 @@ Runs the train stage once per seed, each in its own process, with params.yaml as
 `dvc exp run -S`). `--jobs N` trains N seeds at once, each with 1/N of the CPU cores. Each
 seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment `infogan-<dataset>`,
 tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
-The checkpoint evaluated is the last one: nothing is picked by looking at labels. Writes --table
+The checkpoint evaluated is the last one: nothing is picked by looking at labels. Rerun after an
+interruption, with the same arguments, each unfinished seed resumes from <out>/seed_<s>/checkpoints. Writes --table
 (CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
 one seed; this is for measuring a recipe's robustness.
 """
@@ -30,10 +31,10 @@ import pandas as pd
 import yaml
 
 from infogan.atomic import atomic_path
+from infogan.checkpoint import load_infogan
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
-from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.render import code_matching
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
@@ -72,7 +73,7 @@ class SeedRun:
         (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
         cmd = [sys.executable, "-m", "pipeline.train", "--dataset", args.dataset, "--params",
                str(folder / "params.yaml"), "--data", str(args.data), "--out", str(folder / "model"),
-               "--history", str(folder / "history.csv")]
+               "--history", str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")]
         env = dict(os.environ)
         if threads is not None:  # parallel seeds share the cores instead of each taking all of them
             env["OMP_NUM_THREADS"] = str(threads)
@@ -169,7 +170,7 @@ def main() -> None:
 
     rows = []
     for seed, folder, wall in train_seeds(params, args.seeds, args, out, args.jobs):
-        module = InfoGAN.load_from_checkpoint(folder / "model" / "model.ckpt", map_location="cpu", weights_only=False)
+        module = load_infogan(folder / "model" / "model.ckpt")
         metrics, _ = code_matching(module, test_images, test_labels, render)  # the render stage's evaluation
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)

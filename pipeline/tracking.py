@@ -3,26 +3,38 @@
 The URI is `MLFLOW_TRACKING_URI` when set (a real server), else `tracking.uri` from params.yaml,
 by default an SQLite file at the project root. Artifacts of new experiments go under
 `tracking.artifact_root`. Lightning's MLFlowLogger gets the same URI and the run id made here.
+
+Faults: a server that cannot be reached when a stage starts stops it at once (`check_reachable`),
+before any work. One that goes away during training does not stop the training:
+`TolerantMLFlowLogger` records the failed calls, and the train stage reports them at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from pytorch_lightning.loggers import MLFlowLogger
 
 from infogan.errors import InfoGANError
 from pipeline.stage import flatten, section
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
+LOCAL_STORE = "sqlite:///mlflow.db"  # params.yaml's default `tracking.uri`
+REACH_TIMEOUT_S = 5
 
 
 def tracking_uri(params: Mapping[str, Any]) -> str:
@@ -37,23 +49,68 @@ def client_for(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def check_reachable(uri: str) -> None:
+    """Stop now, with what to do, if the tracking store cannot be used: an HTTP server that does not
+    answer its health check within a few seconds, or an SQLite file in a folder that cannot be written."""
+    parsed = urllib.parse.urlparse(uri)
+    advice = (f"start the server, point MLFLOW_TRACKING_URI (or tracking.uri in params.yaml) at one that runs, "
+              f"or use the local store: unset MLFLOW_TRACKING_URI and set tracking.uri: {LOCAL_STORE}")
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise InfoGANError(f"the MLflow tracking server {uri} cannot be reached ({reason}); {advice}") from None
+    elif parsed.scheme == "sqlite":
+        folder = sqlite_path(uri).parent
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise InfoGANError(f"the MLflow store {uri} cannot be written: {folder} is not a writable folder; {advice}")
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a sqlite:/// URI (relative, or absolute with four slashes)."""
+    return Path(uri[len("sqlite:///"):])
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """For an SQLite store, hold an exclusive lock on `<db>.lock` while the store may be created:
+    MLflow builds a new database's tables on first use, and two processes doing that at once (two
+    seeds of a sweep starting together) can break it. Other stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_file = sqlite_path(uri).with_name(sqlite_path(uri).name + ".lock")
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, Any], tags: dict[str, str]) -> str:
     """Create the training run (and the dataset's experiment if needed); log params and tags; return its id."""
     uri = tracking_uri(params)
-    client = client_for(uri)
+    check_reachable(uri)
     name = experiment_name(dataset)
     try:
-        experiment = client.get_experiment_by_name(name)
-    except Exception as err:  # an unreachable server or a broken store: nothing has been trained yet
+        with store_lock(uri):
+            client = client_for(uri)  # a new SQLite store gets its tables here
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                root = Path(section(params, "tracking.artifact_root")).resolve() / name
+                experiment_id = client.create_experiment(name, artifact_location=root.as_uri())
+            else:
+                experiment_id = experiment.experiment_id
+    except InfoGANError:
+        raise
+    except Exception as err:  # a broken store: nothing has been trained yet
         raise InfoGANError(
-            f"cannot reach the MLflow tracking store {uri!r} ({err.__class__.__name__}: {err}); "
-            "unset MLFLOW_TRACKING_URI to use the local SQLite store"
+            f"cannot use the MLflow tracking store {uri!r} ({err.__class__.__name__}: {err}); "
+            f"unset MLFLOW_TRACKING_URI and set tracking.uri: {LOCAL_STORE} to use the local store"
         ) from None
-    if experiment is None:
-        root = Path(section(params, "tracking.artifact_root")).resolve() / name
-        experiment_id = client.create_experiment(name, artifact_location=root.as_uri())
-    else:
-        experiment_id = experiment.experiment_id
     run = client.create_run(experiment_id, tags=tags)
     flat = flatten(run_params)
     client.log_batch(
@@ -62,6 +119,58 @@ def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, 
                 for k, v in flat.items() if len(str(v)) <= MAX_PARAM_LENGTH],
     )
     return run.info.run_id
+
+
+def resume_run(uri: str, run_id: str) -> None:
+    """Mark an interrupted training's run as running again; it must exist in this store."""
+    client = client_for(uri)
+    try:
+        client.get_run(run_id)
+    except Exception as err:
+        raise InfoGANError(
+            f"the checkpoint belongs to MLflow run {run_id}, which {uri} does not have ({err.__class__.__name__}); "
+            "point the tracking URI at the store it was made in, or delete the checkpoint to start a new run"
+        ) from None
+    client.update_run(run_id, status="RUNNING")
+    client.set_tag(run_id, "resumed", "true")
+
+
+class TolerantMLFlowLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger, except that a failed call (the server went away mid-run) is
+    recorded in `failures` instead of stopping the training."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.failures: list[str] = []
+
+    def record(self, what: str, err: Exception) -> None:
+        self.failures.append(f"{what}: {err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        try:
+            super().log_metrics(metrics, step)
+        except Exception as err:
+            self.record(f"metrics at step {step}", err)
+
+    def log_hyperparams(self, params: Any) -> None:
+        try:
+            super().log_hyperparams(params)
+        except Exception as err:
+            self.record("hyperparameters", err)
+
+    def finalize(self, status: str = "success") -> None:
+        try:
+            super().finalize(status)
+        except Exception as err:
+            self.record(f"run status {status}", err)
+
+
+def quick_failing_http(environ: dict[str, str] = os.environ) -> None:  # noqa: B006 - the process environment
+    """Let an MLflow HTTP call that fails give up after seconds rather than MLflow's default of
+    minutes of retries, so a training whose server went away does not stall at every log call.
+    Values the user set are kept."""
+    environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

@@ -4,22 +4,36 @@
         --history reports/mnist/train_history.csv
 
 Reads `model.<dataset>`, `train`, `improved` (used when `train.recipe` is improved) and `tracking`
-from params.yaml, all checked before any work. When the prepared labels are digits, the first
-categorical code is scored against them after every epoch.
+from params.yaml, all checked before any work, and checks that the tracking store can be reached.
+When the prepared labels are digits, the first categorical code is scored against them after
+every epoch.
 Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved configuration) and
 run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
+
+Resuming: every `train.checkpoint_every_n_steps` iterations the whole training state goes to
+<checkpoints>/last.ckpt (infogan/checkpoint.py), a folder DVC keeps between runs (`persist`). A
+run started with that file present and the same configuration resumes from it, in the same MLflow
+run, and ends with the same weights as an uninterrupted run. With a different configuration it
+starts a new run and says so, keeping the old file as previous.ckpt. A finished run deletes
+last.ckpt: there is nothing left to resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import MLFlowLogger
 
 from infogan.atomic import atomic_path, write_json
-from infogan.callbacks import EpochEvaluation, SampleSnapshots
+from infogan.callbacks import EpochEvaluation, PeakMemory, SampleSnapshots
+from infogan.checkpoint import ResumableCheckpoint, read_checkpoint, save_atomically
 from infogan.config import (
     ImprovedConfig,
     ModelConfig,
@@ -34,7 +48,10 @@ from infogan.errors import InfoGANError
 from infogan.hardware import resolve_compile, resolve_precision
 from infogan.module import InfoGAN
 from pipeline import tracking
-from pipeline.stage import check_dataset, entry_point, load_params, parser, prepared_manifest, section
+from pipeline.stage import check_dataset, entry_point, flatten, load_params, parser, prepared_manifest, section
+
+# train keys that change what is reported, not what is trained: a checkpoint made with other values resumes
+REPORTING_KEYS = ("log_every_n_steps", "sample_every_n_epochs", "eval_batch_size", "checkpoint_every_n_steps")
 
 
 def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig, ImprovedConfig | None]:
@@ -56,17 +73,57 @@ def check_data_matches(images, model: ModelConfig, dataset: str) -> None:
         )
 
 
+def training_identity(resolved: dict[str, Any], data_manifest: Path, uri: str) -> dict[str, Any]:
+    """What a checkpoint must share with this run to be resumed: the configuration that shapes the
+    weights (reporting keys aside), the prepared data (its manifest's hash) and the tracking store."""
+    train = {k: v for k, v in resolved["train"].items() if k not in REPORTING_KEYS}
+    return {**resolved, "train": train, "data_manifest_sha256": hashlib.sha256(data_manifest.read_bytes()).hexdigest(),
+            "tracking_uri": uri}
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def resumable_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The metadata of the checkpoint at `path` if this run should resume from it, else None.
+
+    A checkpoint made with a different identity is moved to previous.ckpt (never reused silently,
+    never lost), and the differences are printed. An unreadable one stops the stage.
+    """
+    if not path.is_file():
+        return None
+    meta = read_checkpoint(path, advice="cannot resume from it: move or delete it to train from the start").get("infogan")
+    if not isinstance(meta, dict) or not {"fingerprint", "run_id", "iteration", "identity"} <= meta.keys():
+        raise InfoGANError(f"{path} has no resume record (it was not written by the train stage's periodic "
+                           "save); cannot resume from it: move or delete it to train from the start")
+    if meta["fingerprint"] == fingerprint(identity):
+        return meta
+    old, new = flatten(meta["identity"]), flatten(identity)
+    changed = [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
+               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    previous = path.with_name("previous.ckpt")
+    os.replace(path, previous)
+    print(f"not resuming: {path} (MLflow run {meta['run_id']}, iteration {meta['iteration']}) was made with a "
+          f"different configuration ({'; '.join(changed[:8])}{'; ...' if len(changed) > 8 else ''}). "
+          f"Starting a new run; that checkpoint is kept as {previous}.", flush=True)
+    return None
+
+
 @entry_point
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
     p.add_argument("--out", type=Path, required=True, help="folder for model.ckpt, config.json, run.json")
     p.add_argument("--history", type=Path, required=True, help="per-epoch history CSV")
+    p.add_argument("--checkpoints", type=Path, required=True, help="folder for the checkpoint a run resumes from")
     args = p.parse_args()
 
     params = load_params(args.params)
     dataset = check_dataset(args.dataset, params)
     model_cfg, optim_cfg, train_cfg, improved_cfg = load_configs(params, dataset)
+    uri = tracking.tracking_uri(params)
+    tracking.check_reachable(uri)  # before the data is even read
     train_images, _ = load_split(args.data / "train.pt")
     test_images, test_labels = load_split(args.data / "test.pt")
     check_data_matches(train_images, model_cfg, dataset)
@@ -86,49 +143,86 @@ def main() -> None:
     }
     if improved_cfg is not None:
         resolved["improved"] = to_dict(improved_cfg)
-    run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
-    uri = tracking.tracking_uri(params)
+    identity = training_identity(resolved, args.data / "manifest.json", uri)
+    checkpoint_path = args.checkpoints / "last.ckpt"
+    resume = resumable_checkpoint(checkpoint_path, identity)
+    if resume is not None:
+        run_id = resume["run_id"]
+        tracking.resume_run(uri, run_id)
+        print(f"resuming MLflow run {run_id} from {checkpoint_path} at iteration {resume['iteration']}", flush=True)
+    else:
+        run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
     client = tracking.client_for(uri)
-    print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}")
+    print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}", flush=True)
+    tracking.quick_failing_http()  # from here on a lost server costs seconds per call, not minutes
+    logger = tracking.TolerantMLFlowLogger(experiment_name=tracking.experiment_name(dataset), tracking_uri=uri,
+                                           run_id=run_id)
+    logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
 
     def save_snapshot(epoch: int, image) -> None:
-        client.log_image(run_id, image, artifact_file=f"samples/epoch_{epoch:04d}.png")
+        try:
+            client.log_image(run_id, image, artifact_file=f"samples/epoch_{epoch:04d}.png")
+        except Exception as err:  # the server went away: keep training, report at the end
+            logger.record(f"sample image of epoch {epoch}", err)
 
     evaluation = EpochEvaluation(test_images, test_labels, train_cfg.eval_batch_size)
+    checkpointing = ResumableCheckpoint(
+        checkpoint_path, train_cfg.checkpoint_every_n_steps,
+        {"run_id": run_id, "fingerprint": fingerprint(identity), "identity": identity},
+    )
     trainer = pl.Trainer(
         accelerator=train_cfg.accelerator,
         devices=train_cfg.devices,
         precision=precision,
         max_epochs=train_cfg.max_epochs,
-        logger=MLFlowLogger(experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id),
-        callbacks=[evaluation, SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed)],
+        logger=logger,
+        callbacks=[evaluation, SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed),
+                   PeakMemory(), checkpointing],
         log_every_n_steps=train_cfg.log_every_n_steps,
-        enable_checkpointing=False,
+        enable_checkpointing=True,  # with our ResumableCheckpoint, Lightning adds no ModelCheckpoint of its own
         enable_model_summary=False,
     )
-    client.set_tag(run_id, "device", str(trainer.strategy.root_device))
     data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed)
     try:
-        trainer.fit(module, datamodule=data)
+        client.set_tag(run_id, "device", str(trainer.strategy.root_device))
+        trainer.fit(module, datamodule=data, ckpt_path=checkpoint_path if resume is not None else None)
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        with contextlib.suppress(Exception):  # the failure being raised is the one to report
+            client.set_terminated(run_id, "FAILED")
         raise
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "model.ckpt") as tmp:
-        trainer.save_checkpoint(tmp)
-    write_json(resolved, args.out / "config.json")
-    write_json(
-        {"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri},
-        args.out / "run.json",
-    )
-    with atomic_path(args.history) as tmp:
-        pd.DataFrame(evaluation.history).to_csv(tmp, index=False)
+    write_outputs(args, trainer, resolved, run_id, uri, dataset, evaluation.history)
+    args.checkpoints.mkdir(parents=True, exist_ok=True)  # DVC expects the folder, empty or not
     for path in (args.out / "model.ckpt", args.out / "config.json", args.history):
-        client.log_artifact(run_id, str(path), "model" if path.parent == args.out else None)
-    client.set_terminated(run_id, "FINISHED")
+        try:
+            client.log_artifact(run_id, str(path), "model" if path.parent == args.out else None)
+        except Exception as err:
+            logger.record(f"artifact {path}", err)
+    checkpoint_path.unlink(missing_ok=True)  # finished: nothing to resume
+    if module.skipped_steps:
+        print(f"skipped {module.skipped_steps} optimizer steps whose loss was NaN or infinite "
+              "(train.on_nonfinite: skip)", flush=True)
+    try:
+        client.set_terminated(run_id, "FINISHED")
+    except Exception as err:
+        logger.record("run status FINISHED", err)
     last = evaluation.history[-1] if evaluation.history else {}
     print(f"trained {dataset}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    if logger.failures:
+        print(f"warning: training finished and its outputs are written, but {len(logger.failures)} MLflow "
+              f"call(s) to {uri} failed, so the run there is incomplete. First: {logger.failures[0]}. "
+              f"Last: {logger.failures[-1]}.", file=sys.stderr, flush=True)
+
+
+def write_outputs(args, trainer: pl.Trainer, resolved: dict, run_id: str, uri: str, dataset: str, history: list) -> None:
+    """Write the stage's outputs, each atomically."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_atomically(trainer, args.out / "model.ckpt", weights_only=True)  # what render needs; resuming uses last.ckpt
+    write_json(resolved, args.out / "config.json")
+    write_json({"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri},
+               args.out / "run.json")
+    with atomic_path(args.history) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":

@@ -121,3 +121,34 @@ def prepared_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_fixture_dir: 
                     "--raw-dir", str(tmp / "raw"), "--out-dir", str(tmp / "prepared")],
                    cwd=_PROJECT_ROOT, check=True, capture_output=True)
     return tmp / "prepared"
+
+
+TINY_MODEL = {"g_fc": [64], "g_base_channels": 16, "g_upconv": [8], "d_conv": [8, 16], "d_fc": [32], "q_hidden": 16}
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> Callable[..., Path]:
+    """`tiny_params(folder, **train)` writes folder/params.yaml: the project's params with a small
+    MNIST model, a 60-iteration training (`train` overrides any train key) and an SQLite tracking
+    store in `folder`; returns its path. The train stage runs it in seconds on one CPU thread."""
+
+    def write(folder: Path, **train: object) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
+        params["model"]["mnist"].update(TINY_MODEL)
+        params["train"].update(batch_size=16, batches_per_epoch=10, max_epochs=6, sample_every_n_epochs=3,
+                               log_every_n_steps=5, checkpoint_every_n_steps=7, **train)
+        params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))
+        (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        return folder / "params.yaml"
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def stage_env() -> dict[str, str]:
+    """The environment for a stage run as a subprocess: no outside MLflow server or telemetry, and
+    one torch thread (a run is reproducible for a seed and a thread count)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
+    return env

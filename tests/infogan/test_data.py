@@ -177,6 +177,31 @@ def test_device_batches_follow_set_epoch():
     assert not torch.equal(torch.cat(list(loader)), first)
 
 
+def test_device_batches_resume_after_the_batches_already_taken():
+    data = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1)
+    loader = DeviceBatches(data, ShardedShuffle(64, 8, 5, seed=1))
+    loader.sampler.set_epoch(2)
+    whole = list(loader)
+    partial = iter(loader)
+    taken = [next(partial), next(partial)]
+    state = loader.state_dict()
+    assert state == {"epoch": 2, "taken": 2}
+    resumed = DeviceBatches(data, ShardedShuffle(64, 8, 5, seed=1))
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(2)  # Lightning sets the epoch after restoring the loader
+    rest = list(resumed)
+    assert [b.tolist() for b in taken + rest] == [b.tolist() for b in whole]
+    assert len(list(resumed)) == 5  # the skip applies once: the next pass is a whole epoch
+
+
+def test_device_batches_start_a_later_epoch_whole_after_an_end_of_epoch_checkpoint():
+    data = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1)
+    loader = DeviceBatches(data, ShardedShuffle(64, 8, 5, seed=1))
+    loader.load_state_dict({"epoch": 2, "taken": 5})
+    loader.sampler.set_epoch(3)
+    assert len(list(loader)) == 5
+
+
 class Recorder(pl.Callback):
     def __init__(self):
         self.batches: list[torch.Tensor] = []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline import prepare, render, train, verify
@@ -50,7 +52,7 @@ def run_stage(module, monkeypatch, capsys, *args: str) -> str:
 
 
 TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "models/mnist",
-              "--history", "reports/mnist/train_history.csv")
+              "--history", "reports/mnist/train_history.csv", "--checkpoints", "checkpoints/mnist")
 
 
 @pytest.mark.parametrize(
@@ -175,3 +177,67 @@ def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, caps
     )
     assert "models/mnist/model.ckpt does not exist; run the train stage first" in err
     assert not (workdir / "media").exists()
+
+
+RENDER_ARGS = ("--dataset", "mnist", "--model", "models/mnist", "--data", "data/prepared/mnist", "--media",
+               "media/mnist", "--metrics", "reports/mnist/metrics.json", "--history", "reports/mnist/train_history.csv")
+UNPICKLED_MARKER = "unpickled.txt"
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this would write a file: what a malicious checkpoint could do."""
+
+    def __reduce__(self):
+        return (Path(UNPICKLED_MARKER).write_text, ("this ran",))
+
+
+def tiny_infogan_checkpoint(path: Path, **model) -> None:
+    """A checkpoint as train writes it (weights and hyperparameters), of a small model."""
+    from infogan.config import ModelConfig, OptimConfig, to_dict
+    from infogan.module import InfoGAN
+
+    config = ModelConfig(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8, **model)
+    module = InfoGAN(config, OptimConfig())
+    torch.save({"state_dict": module.state_dict(),
+                "hyper_parameters": {"model": to_dict(config), "optim": to_dict(OptimConfig())}}, path)
+
+
+def write_bad_checkpoint(path: Path, kind: str) -> None:
+    if kind == "truncated":
+        tiny_infogan_checkpoint(path)
+        path.write_bytes(path.read_bytes()[:2000])
+    elif kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "foreign objects":
+        torch.save({"state_dict": {}, "hyper_parameters": {"model": {}, "optim": {}}, "x": RunsCodeWhenUnpickled()},
+                   path)
+    elif kind == "no hyperparameters":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "weights of another model":
+        tiny_infogan_checkpoint(path)
+        other = path.with_name("other.ckpt")
+        tiny_infogan_checkpoint(other, noise_dim=10)
+        data = torch.load(path, weights_only=True)
+        data["state_dict"] = torch.load(other, weights_only=True)["state_dict"]
+        torch.save(data, path)
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("truncated", "models/mnist/model.ckpt is not a readable checkpoint (truncated or damaged: "),
+    ("text", "models/mnist/model.ckpt is not a PyTorch checkpoint (it cannot be unpickled)"),
+    ("foreign objects", "models/mnist/model.ckpt was not written by this project: it holds Python objects other "
+                        "than tensors and plain values, and those are not unpickled"),
+    ("no hyperparameters", "models/mnist/model.ckpt is a PyTorch file but not an InfoGAN checkpoint"),
+    ("weights of another model", "models/mnist/model.ckpt: its weights do not match the model its hyperparameters "
+                                 "describe"),
+])
+def test_render_rejects_a_bad_checkpoint_safely(workdir, monkeypatch, capsys, kind, expected):
+    (workdir / "models/mnist").mkdir(parents=True)
+    (workdir / "reports/mnist").mkdir(parents=True)
+    (workdir / "models/mnist/run.json").write_text(json.dumps({"run_id": "0" * 32}))
+    (workdir / "reports/mnist/train_history.csv").write_text("epoch,loss/d\n0,1.0\n")
+    write_bad_checkpoint(workdir / "models/mnist/model.ckpt", kind)
+    err = run_stage(render, monkeypatch, capsys, *RENDER_ARGS)
+    assert expected in err
+    assert not (workdir / UNPICKLED_MARKER).exists()  # nothing in the file was run
+    assert not (workdir / "media").exists() and not (workdir / "reports/mnist/metrics.json").exists()

@@ -7,8 +7,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from infogan.checkpoint import read_checkpoint
 from infogan.download import file_md5
 from infogan.factors import factor_names
 
@@ -265,3 +268,58 @@ def test_repro_reruns_only_what_changed(project):  # last: it changes the projec
     experiment = client.get_experiment_by_name("infogan-mnist")
     lrs = sorted(r.data.params["train.lr_g"] for r in client.search_runs([experiment.experiment_id]))
     assert lrs == ["0.0005", "0.001"]
+
+
+def start_repro(dst: Path, env: dict, log: Path, *targets: str) -> subprocess.Popen:
+    """`dvc repro` in the background, in its own process group (so the test can kill all of it)."""
+    return subprocess.Popen([sys.executable, "-m", "dvc", "repro", *targets], cwd=dst, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "dvc repro ended before the awaited point"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_repro_killed_mid_training_resumes_it(project):  # changes the project
+    dst, env, _ = project
+    edit_params(dst / "params.yaml", train={"max_epochs": 10, "checkpoint_every_n_steps": 3})  # 20 iterations
+    checkpoint = dst / "checkpoints/mnist/last.ckpt"
+    process = start_repro(dst, env, dst / "killed.log", "render@mnist")
+    wait_for(checkpoint.exists, process)
+    os.killpg(process.pid, signal.SIGKILL)  # DVC and the training under it, with no chance to clean up
+    process.wait()
+    killed = read_checkpoint(checkpoint)["infogan"]
+    assert killed["iteration"] < 20 and not (dst / "models/mnist/model.ckpt").exists()
+    resumed = run([sys.executable, "-m", "dvc", "repro", "render@mnist"], dst, env)
+    # DVC kept the persistent checkpoint folder, and the train stage went on from it in the same run
+    assert f"resuming MLflow run {killed['run_id']} from checkpoints/mnist/last.ckpt at iteration " \
+           f"{killed['iteration']}" in resumed
+    assert json.loads((dst / "models/mnist/run.json").read_text())["run_id"] == killed["run_id"]
+    assert (dst / "checkpoints/mnist").is_dir() and not checkpoint.exists()
+    status = run([sys.executable, "-m", "dvc", "status", "train@mnist"], dst, env)
+    assert "up to date" in status
+
+
+def test_two_repros_at_once_do_not_corrupt_each_other(project):  # changes the project
+    dst, env, _ = project
+    edit_params(dst / "params.yaml", train={"max_epochs": 30})  # long enough for the second to meet it
+    first = start_repro(dst, env, dst / "first.log", "render@mnist")
+    wait_for(lambda: "Running stage 'train@mnist'" in (dst / "first.log").read_text(), first)
+    second = subprocess.run([sys.executable, "-m", "dvc", "repro", "render@mnist"], cwd=dst, env=env,
+                            capture_output=True, text=True, timeout=600)
+    # DVC's lock on what the first is using turns the second away before it reaches prepare or train
+    # (the always-run verify stage may run in both: it rewrites the same record)
+    output = second.stdout + second.stderr
+    assert second.returncode != 0 and "is busy, it is being blocked by" in output, output[-3000:]
+    assert "Running stage 'train@mnist'" not in output and "Running stage 'prepare@mnist'" not in output
+    assert first.wait(timeout=900) == 0, (dst / "first.log").read_text()[-4000:]
+    # and what the first wrote is whole: the SQLite store, the metrics, DVC's record
+    client = MlflowClient(f"sqlite:///{dst}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("infogan-mnist").experiment_id])
+    assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 4
+    assert "eval/categorical_accuracy" in json.loads((dst / "reports/mnist/metrics.json").read_text())
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "render@mnist"], dst, env)

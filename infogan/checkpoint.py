@@ -1,0 +1,163 @@
+"""Checkpoints: the periodic, atomic save an interrupted training resumes from, and safe loading.
+
+A training checkpoint is Lightning's (weights, both optimizers, the loop counters, the data
+loader's position in its epoch, the callbacks' state) plus what Lightning leaves out:
+  - every random number generator the run draws from (torch CPU and CUDA, which draw the latents
+    and the improved recipe's transformations; Python's and NumPy's), saved by
+    `ResumableCheckpoint`. The data order needs no state: it is a function of (seed, epoch)
+    (infogan/data.py), and the loader's position in the epoch is in Lightning's loop state;
+  - the module's running loss sums (infogan/module.py), so a resumed epoch's means are whole;
+  - `checkpoint["infogan"]`: what the caller passed as metadata (the train stage puts the MLflow
+    run id and a fingerprint of the configuration there) and the iteration it was written at.
+
+Checkpoints are read with `torch.load(weights_only=True)`: tensors and plain values only, so a
+foreign file cannot run code when it is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Checkpoint
+
+from infogan.errors import InfoGANError
+from infogan.module import InfoGAN
+
+
+def capture_rng() -> dict[str, Any]:
+    """The state of every generator a training run draws from, as tensors and plain values."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.setstate wants the tuples getstate gave; a round trip through a checkpoint keeps them, but be sure."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def iterations_done(trainer: pl.Trainer) -> int:
+    """Training iterations completed so far (one D and one G update each)."""
+    return trainer.fit_loop.epoch_loop.total_batch_idx + 1
+
+
+def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:
+    """`trainer.save_checkpoint` to a temporary name beside `path`, then rename: a reader (or a
+    resumed run) never sees a half-written checkpoint. Every rank calls it; rank 0 writes.
+    `weights_only`: the weights and hyperparameters without the optimizers' and callbacks' state
+    (a third of the size for the paper's MNIST model), enough to render but not to resume."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    trainer.save_checkpoint(tmp, weights_only=weights_only)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+
+
+class ResumableCheckpoint(Checkpoint):
+    """Writes the whole training state to `path` every `every_n_steps` iterations, atomically.
+
+    A save that falls on an epoch's last batch waits for the epoch's end, after the evaluation and
+    the other callbacks, so that a run resumed from it starts the next epoch with nothing owed.
+    (Lightning runs `Checkpoint` callbacks after the others at an epoch's end.)
+    """
+
+    def __init__(self, path: Path, every_n_steps: int, metadata: dict[str, Any]):
+        self.path, self.every_n_steps, self.metadata = Path(path), every_n_steps, dict(metadata)
+        self._rng_to_restore: dict[str, Any] | None = None
+        self.saved_at: list[int] = []  # iterations saved at by this process
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": capture_rng()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._rng_to_restore = state_dict.get("rng")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning has restored everything else and before the first resumed iteration
+        if self._rng_to_restore is not None:
+            restore_rng(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["infogan"] = {**self.metadata, "iteration": iterations_done(trainer)}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if batch_idx + 1 < trainer.num_training_batches and iterations_done(trainer) % self.every_n_steps == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if iterations_done(trainer) % self.every_n_steps == 0:
+            self.save(trainer)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        save_atomically(trainer, self.path)
+        self.saved_at.append(iterations_done(trainer))
+
+
+RENDER_ADVICE = "pass the model.ckpt the train stage wrote, or rerun the train stage to write it again"
+
+
+def read_checkpoint(path: Path, advice: str = RENDER_ADVICE) -> dict[str, Any]:
+    """A checkpoint this project wrote, loaded on the CPU with `weights_only=True`, or an
+    `InfoGANError` that says what the file is instead, then `advice`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InfoGANError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "invalid load key" in str(err) or not zipfile.is_zipfile(path):
+            raise InfoGANError(f"{path} is not a PyTorch checkpoint (it cannot be unpickled); {advice}") from None
+        raise InfoGANError(
+            f"{path} was not written by this project: it holds Python objects other than tensors and plain "
+            f"values, and those are not unpickled (that could run code); {advice}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+        raise InfoGANError(f"{path} is not a readable checkpoint (truncated or damaged: {reason}); {advice}") from None
+    hyper = data.get("hyper_parameters") if isinstance(data, dict) else None
+    if not (isinstance(hyper, dict) and {"model", "optim"} <= hyper.keys() and isinstance(data.get("state_dict"), dict)):
+        raise InfoGANError(f"{path} is a PyTorch file but not an InfoGAN checkpoint (no InfoGAN hyperparameters "
+                           f"and weights); {advice}")
+    return data
+
+
+def load_infogan(path: Path, map_location: str | torch.device = "cpu") -> InfoGAN:
+    """The InfoGAN module saved in `path`, in eval mode, with clear errors for a bad file."""
+    data = read_checkpoint(path)
+    hyper = data["hyper_parameters"]
+    try:
+        module = InfoGAN(hyper["model"], hyper["optim"], hyper.get("improved"))
+    except InfoGANError as err:
+        raise InfoGANError(f"{path}: its hyperparameters do not describe a model this version can build ({err})") from None
+    try:
+        module.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        raise InfoGANError(f"{path}: its weights do not match the model its hyperparameters describe "
+                           f"({str(err).splitlines()[0]})") from None
+    return module.to(map_location).eval()

@@ -1,0 +1,172 @@
+"""Faults during training: a non-finite loss, a tracking server that is down at the start or goes
+away mid-run, and two processes creating one SQLite store at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from infogan.checkpoint import read_checkpoint
+from infogan.module import InfoGAN
+from pipeline import tracking, train
+
+ROOT = Path(__file__).resolve().parents[2]
+NAN_AT = 9  # the iteration whose discriminator loss is made NaN; checkpoints fall every 7
+
+
+def run_train(folder: Path, params: Path, data: Path, monkeypatch) -> None:
+    """The train stage in this process. MLflow's `set_tracking_uri` (which Lightning's logger
+    calls) exports MLFLOW_TRACKING_URI; set it here so that it is undone after the test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", yaml.safe_load(params.read_text())["tracking"]["uri"])
+    monkeypatch.setattr(sys, "argv", ["pipeline.train", "--dataset", "mnist", "--params", str(params), "--data",
+                                      str(data), "--out", str(folder / "model"), "--history",
+                                      str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")])
+    train.main()
+
+
+@pytest.fixture
+def nan_at_iteration(monkeypatch):
+    """Make the discriminator's adversarial loss NaN at iteration NAN_AT, as a diverging run would."""
+    original = InfoGAN.discriminator_step
+
+    def poisoned(self, real, fake, latent):
+        losses = original(self, real, fake, latent)
+        if self.iteration == NAN_AT:
+            nan = torch.tensor(float("nan"))
+            losses["loss/d"] = losses["loss/d"] + nan
+            losses["total"] = losses["total"] + nan
+        return losses
+
+    monkeypatch.setattr(InfoGAN, "discriminator_step", poisoned)
+
+
+def run_of(folder: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("infogan-mnist")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_a_nan_loss_stops_the_run_naming_the_iteration_and_keeps_the_last_good_checkpoint(
+    tmp_path, prepared_mnist, tiny_params, nan_at_iteration, monkeypatch, capsys
+):
+    params = tiny_params(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        run_train(tmp_path, params, prepared_mnist, monkeypatch)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: loss/d became NaN or infinite at iteration {NAN_AT}; the run stopped" in err
+    assert "train.on_nonfinite: skip" in err
+    kept = read_checkpoint(tmp_path / "checkpoints/last.ckpt")
+    assert kept["infogan"]["iteration"] == 7  # the last save before the NaN, not one after it
+    assert all(torch.isfinite(w).all() for w in kept["state_dict"].values() if w.is_floating_point())
+    assert not (tmp_path / "model").exists()
+    _, runs = run_of(tmp_path)
+    assert [run.info.status for run in runs] == ["FAILED"]
+
+
+def test_with_skip_a_nan_step_is_skipped_and_training_finishes(
+    tmp_path, prepared_mnist, tiny_params, nan_at_iteration, monkeypatch, capsys
+):
+    params = tiny_params(tmp_path, on_nonfinite="skip")
+    run_train(tmp_path, params, prepared_mnist, monkeypatch)
+    assert "skipped 1 optimizer steps whose loss was NaN or infinite" in capsys.readouterr().out
+    weights = read_checkpoint(tmp_path / "model/model.ckpt")["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    client, runs = run_of(tmp_path)
+    assert runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["train/skipped_steps"] == 1
+    assert all(torch.isfinite(torch.tensor(m.value)) for m in client.get_metric_history(runs[0].info.run_id, "loss/d"))
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_tracking_server_stops_the_stage_at_once(tmp_path, prepared_mnist, tiny_params, stage_env):
+    params = tiny_params(tmp_path)
+    uri = f"http://127.0.0.1:{closed_port()}"
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--dataset", "mnist", "--params", str(params), "--data",
+         str(prepared_mnist), "--out", str(tmp_path / "model"), "--history", str(tmp_path / "history.csv"),
+         "--checkpoints", str(tmp_path / "checkpoints")],
+        cwd=ROOT, env={**stage_env, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: the MLflow tracking server {uri} cannot be reached" in result.stderr
+    assert "unset MLFLOW_TRACKING_URI and set tracking.uri: sqlite:///mlflow.db" in result.stderr
+    assert time.monotonic() - start < 60  # not MLflow's minutes of retries
+    assert not (tmp_path / "model").exists() and not (tmp_path / "checkpoints").exists()  # nothing trained
+
+
+def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, prepared_mnist, tiny_params, monkeypatch, capsys):
+    """Once training has started, every MLflow call fails (as when the server goes away): training
+    goes on, checkpoints are still written, the outputs are complete and the failures are reported."""
+    params = tiny_params(tmp_path)
+    saves = []
+    real_save = train.ResumableCheckpoint.save
+    monkeypatch.setattr(train.ResumableCheckpoint, "save", lambda self, trainer: (saves.append(1), real_save(self, trainer)))
+    real_fit = train.pl.Trainer.fit
+
+    def fit_with_server_gone(self, *args, **kwargs):
+        def refuse(*_args, **_kwargs):
+            raise ConnectionError("server went away")
+        for name in ("log_batch", "log_image", "log_artifact", "set_terminated", "set_tag", "get_run"):
+            monkeypatch.setattr(MlflowClient, name, refuse)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(train.pl.Trainer, "fit", fit_with_server_gone)
+    run_train(tmp_path, params, prepared_mnist, monkeypatch)
+    captured = capsys.readouterr()
+    assert "trained mnist" in captured.out
+    assert "warning: training finished and its outputs are written, but" in captured.err
+    assert "ConnectionError: server went away" in captured.err
+    assert len(saves) == 8  # iterations 7, 14, ..., 56
+    for name in ("model/model.ckpt", "model/run.json", "model/config.json", "history.csv"):
+        assert (tmp_path / name).is_file()
+
+
+def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    logger = tracking.TolerantMLFlowLogger(experiment_name="x", tracking_uri=f"http://127.0.0.1:{closed_port()}",
+                                           run_id="0" * 32)
+    logger._initialized = True  # as after the run was opened, before the server went away
+    logger._experiment_id = "1"
+    logger.log_metrics({"loss/d": 1.0}, step=3)
+    assert len(logger.failures) == 1 and logger.failures[0].startswith("metrics at step 3: ")
+
+
+def create_run_in(uri: str, queue) -> None:
+    params = {"tracking": {"uri": uri, "artifact_root": str(Path(uri[len("sqlite:///"):]).parent / "art")}}
+    try:
+        queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}))
+    except Exception as err:  # reported to the test, which fails on it
+        queue.put(f"failed: {err!r}")
+
+
+def test_two_processes_can_create_one_new_sqlite_store_at_once(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=create_run_in, args=(uri, queue)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not any(str(r).startswith("failed") for r in results), results
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("infogan-mnist")
+    assert sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id])) == sorted(results)
