@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from infogan.metrics import categorical_code_matching
+from infogan.module import iterations_done
 from infogan.traversal import sample_grid
 
 # The epoch aggregates of these step keys make up one row of the training history.
@@ -39,8 +40,7 @@ class EpochEvaluation(pl.Callback):
         self.history = list(state_dict["history"])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # global_step counts optimizer steps, two per iteration here; count iterations instead
-        iterations = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        iterations = iterations_done(trainer)
         row: dict[str, float] = {"epoch": trainer.current_epoch, "iteration": iterations}
         for key in HISTORY_KEYS:
             value = trainer.callback_metrics.get(f"{key}_epoch")

@@ -29,7 +29,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from infogan.errors import InfoGANError
-from infogan.module import InfoGAN
+from infogan.module import InfoGAN, iterations_done
 
 
 def capture_rng() -> dict[str, Any]:
@@ -58,11 +58,6 @@ def restore_rng(state: dict[str, Any]) -> None:
 def _as_tuples(value: Any) -> Any:
     """random.setstate wants the tuples getstate gave; a round trip through a checkpoint keeps them, but be sure."""
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def iterations_done(trainer: pl.Trainer) -> int:
-    """Training iterations completed so far (one D and one G update each)."""
-    return trainer.fit_loop.epoch_loop.total_batch_idx + 1
 
 
 def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:

@@ -30,6 +30,7 @@ class LatentCodes:
     def __init__(self, config: ModelConfig):
         self.noise_dim = config.noise_dim
         self.noise_prior = config.noise_prior
+        self.noise_scale = config.noise_scale
         self.categorical_sizes = tuple(config.categorical)
         self.n_continuous = config.continuous
         self.continuous_prior = config.continuous_prior
@@ -49,8 +50,10 @@ class LatentCodes:
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         if self.noise_prior == "uniform":
-            return torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
-        return torch.randn(n, self.noise_dim, generator=generator, device=device)
+            noise = torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
+        else:
+            noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        return noise if self.noise_scale == 1.0 else noise * self.noise_scale
 
     def sample_categorical(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """(n, n_categorical) uniform class indices, every code sampled at once."""

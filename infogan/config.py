@@ -43,6 +43,9 @@ class ModelConfig:
     noise_dim: int = non_negative(62)
     # z ~ N(0, I), or U(-1, 1) per variable as in the paper authors' released code
     noise_prior: Literal["gaussian", "uniform"] = "gaussian"
+    # z is the prior's draw times this: the std of N(0, s^2), or U(-s, s). A small scale lets the
+    # code dominate G's input (ClusterGAN, Mukherjee et al. 2019, draws z with std 0.1)
+    noise_scale: float = positive(1.0)
     categorical: tuple[int, ...] = (10,)  # one entry per categorical code: its number of classes
     continuous: int = non_negative(2)  # number of continuous codes
     continuous_prior: Literal["uniform", "gaussian"] = "uniform"

@@ -15,6 +15,7 @@ and the consistency of Q's class between real x and T(x) in the discriminator st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -180,13 +181,13 @@ class InfoGAN(pl.LightningModule):
             g_losses = self.generator_step(fake, latent)
             g_ok = self._optimize(opt_g, g_losses.pop("total"))
 
-        losses = {**d_losses, **g_losses}
         last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
         if d_ok and g_ok:
+            losses = Losses.stack({**d_losses, **g_losses})
             self.nonfinite.watch(losses, self.iteration)
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
-            self._log_losses({}, last_of_epoch)
+            self._log_losses(None, last_of_epoch)
 
     def _optimize(self, optimizer, total: torch.Tensor) -> bool:
         """Backward and step; with `on_nonfinite: skip`, a non-finite total skips both (one read
@@ -202,17 +203,17 @@ class InfoGAN(pl.LightningModule):
 
     @property
     def iteration(self) -> int:
-        """Training iterations done, this one included (not global_step: a skipped step does not count there)."""
-        return self.trainer.fit_loop.epoch_loop.total_batch_idx + 1
+        """Training iterations done, this one included."""
+        return iterations_done(self.trainer)
 
     def _memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
 
-    def _log_losses(self, losses: dict[str, torch.Tensor], last_of_epoch: bool) -> None:
+    def _log_losses(self, losses: Losses | None, last_of_epoch: bool) -> None:
         """Add this iteration's losses to running sums on the device. Every `log_every_n_steps`
         iterations the window's means go to the loggers as `<key>`; on the epoch's last batch the
         epoch's means are logged as `<key>_epoch`. Those two are the only reads back to the host."""
-        if losses:
+        if losses is not None:
             self._window.add(losses)
             self._epoch.add(losses)
         iteration = self.iteration
@@ -231,6 +232,24 @@ class InfoGAN(pl.LightningModule):
             self.log_dict(epoch_means, on_step=False, on_epoch=True, sync_dist=True)
 
 
+def iterations_done(trainer: pl.Trainer) -> int:
+    """Training iterations completed so far, the running one included. Not `global_step`, which
+    counts optimizer steps: two per iteration here, and a skipped step does not count."""
+    return trainer.fit_loop.epoch_loop.total_batch_idx + 1
+
+
+@dataclass
+class Losses:
+    """One iteration's named scalar losses, stacked into one tensor on their device."""
+
+    keys: list[str]
+    values: torch.Tensor
+
+    @classmethod
+    def stack(cls, losses: dict[str, torch.Tensor]) -> Losses:
+        return cls(list(losses), torch.stack([value.detach().float() for value in losses.values()]))
+
+
 class RunningMeans:
     """Sums of named scalar tensors, kept on their device; `take` is the one read back to the host."""
 
@@ -239,12 +258,11 @@ class RunningMeans:
         self.sums: torch.Tensor | None = None
         self.count = 0
 
-    def add(self, values: dict[str, torch.Tensor]) -> None:
-        stacked = torch.stack([value.detach().float() for value in values.values()])
+    def add(self, losses: Losses) -> None:
         if self.sums is None:
-            self.keys, self.sums = list(values), stacked
+            self.keys, self.sums = list(losses.keys), losses.values.clone()
         else:
-            self.sums.add_(stacked)
+            self.sums.add_(losses.values)
         self.count += 1
 
     def take(self) -> dict[str, float]:
@@ -275,12 +293,11 @@ class NonFiniteWatch:
         self.first: torch.Tensor | None = None  # iteration of the first non-finite loss, or -1
         self.bad: torch.Tensor | None = None  # which of `keys` were non-finite then
 
-    def watch(self, losses: dict[str, torch.Tensor], iteration: int) -> None:
-        stacked = torch.stack([value.detach().float() for value in losses.values()])
-        bad = ~torch.isfinite(stacked)
+    def watch(self, losses: Losses, iteration: int) -> None:
+        bad = ~torch.isfinite(losses.values)
         if self.first is None:
-            self.keys = list(losses)
-            self.first = torch.full((), -1, dtype=torch.long, device=stacked.device)
+            self.keys = list(losses.keys)
+            self.first = torch.full((), -1, dtype=torch.long, device=bad.device)
             self.bad = torch.zeros_like(bad)
         new = (self.first < 0) & bad.any()
         self.first = torch.where(new, torch.full_like(self.first, iteration), self.first)

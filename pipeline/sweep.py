@@ -82,10 +82,6 @@ class SeedRun:
         self.start = time.perf_counter()
         self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
-    def started(self) -> bool:
-        """True once its MLflow run exists (or it has exited): the next seed may start without racing it."""
-        return self.process.poll() is not None or "MLflow run" in (self.folder / "train.log").read_text()
-
     def finished(self) -> float | None:
         """None while training; then its wall time in seconds, or an error with the log's end."""
         code = self.process.poll()
@@ -117,7 +113,8 @@ def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> I
     pending, running = list(seeds), []
     try:
         while pending or running:
-            if pending and len(running) < jobs and all(run.started() for run in running):
+            # seeds may start together: creating the MLflow store and experiment is locked (tracking.store_lock)
+            if pending and len(running) < jobs:
                 seed = pending.pop(0)
                 print(f"[{len(seeds) - len(pending)}/{len(seeds)}] training seed {seed} ...", flush=True)
                 running.append(SeedRun(params, seed, args, out / f"seed_{seed}", threads))

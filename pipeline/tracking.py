@@ -91,9 +91,9 @@ def store_lock(uri: str) -> Iterator[None]:
 
 
 def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, Any], tags: dict[str, str]) -> str:
-    """Create the training run (and the dataset's experiment if needed); log params and tags; return its id."""
+    """Create the training run (and the dataset's experiment if needed); log params and tags; return its id.
+    The caller has checked the store with `check_reachable`, before any slow work."""
     uri = tracking_uri(params)
-    check_reachable(uri)
     name = experiment_name(dataset)
     try:
         with store_lock(uri):
@@ -177,8 +177,13 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float],
     client.log_batch(run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
 
 
-def run_tags(manifest: Path) -> dict[str, str]:
-    """Provenance of a run: code version, data version, software and hardware."""
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_tags(manifest_sha256: str) -> dict[str, str]:
+    """Provenance of a run: code version, data version (the prepared data's manifest hash), software
+    and hardware."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
@@ -187,7 +192,7 @@ def run_tags(manifest: Path) -> dict[str, str]:
         commit = "unknown"
     return {
         "git_commit": commit,
-        "dataset_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "dataset_manifest_sha256": manifest_sha256,
         "torch_version": torch.__version__,
         "cuda_version": str(torch.version.cuda),
         "python_version": platform.python_version(),

@@ -73,12 +73,11 @@ def check_data_matches(images, model: ModelConfig, dataset: str) -> None:
         )
 
 
-def training_identity(resolved: dict[str, Any], data_manifest: Path, uri: str) -> dict[str, Any]:
+def training_identity(resolved: dict[str, Any], manifest_sha256: str, uri: str) -> dict[str, Any]:
     """What a checkpoint must share with this run to be resumed: the configuration that shapes the
     weights (reporting keys aside), the prepared data (its manifest's hash) and the tracking store."""
     train = {k: v for k, v in resolved["train"].items() if k not in REPORTING_KEYS}
-    return {**resolved, "train": train, "data_manifest_sha256": hashlib.sha256(data_manifest.read_bytes()).hexdigest(),
-            "tracking_uri": uri}
+    return {**resolved, "train": train, "data_manifest_sha256": manifest_sha256, "tracking_uri": uri}
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -143,7 +142,8 @@ def main() -> None:
     }
     if improved_cfg is not None:
         resolved["improved"] = to_dict(improved_cfg)
-    identity = training_identity(resolved, args.data / "manifest.json", uri)
+    manifest_sha256 = tracking.file_sha256(args.data / "manifest.json")
+    identity = training_identity(resolved, manifest_sha256, uri)
     checkpoint_path = args.checkpoints / "last.ckpt"
     resume = resumable_checkpoint(checkpoint_path, identity)
     if resume is not None:
@@ -151,7 +151,7 @@ def main() -> None:
         tracking.resume_run(uri, run_id)
         print(f"resuming MLflow run {run_id} from {checkpoint_path} at iteration {resume['iteration']}", flush=True)
     else:
-        run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(args.data / "manifest.json"))
+        run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(manifest_sha256))
     client = tracking.client_for(uri)
     print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}", flush=True)
     tracking.quick_failing_http()  # from here on a lost server costs seconds per call, not minutes

@@ -146,6 +146,18 @@ def tiny_params() -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def train_args() -> Callable[[Path, Path, Path], list[str]]:
+    """`train_args(folder, params, data)`: the arguments of `python -m pipeline.train` for an MNIST
+    training on the prepared `data`, with every output (model, history, checkpoints) under `folder`."""
+
+    def args(folder: Path, params: Path, data: Path) -> list[str]:
+        return ["--dataset", "mnist", "--params", str(params), "--data", str(data), "--out", str(folder / "model"),
+                "--history", str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")]
+
+    return args
+
+
+@pytest.fixture(scope="session")
 def stage_env() -> dict[str, str]:
     """The environment for a stage run as a subprocess: no outside MLflow server or telemetry, and
     one torch thread (a run is reproducible for a seed and a thread count)."""

@@ -124,6 +124,15 @@ def test_uniform_noise_prior():
     assert vector.abs().max() <= 1 and vector.var().item() == pytest.approx(1 / 3, abs=0.01)
 
 
+@pytest.mark.parametrize("prior, bound, variance", [("uniform", 0.2, 0.2**2 / 3), ("gaussian", None, 0.2**2)])
+def test_noise_scale_shrinks_the_prior(prior, bound, variance):
+    codes = LatentCodes(ModelConfig(noise_dim=62, noise_prior=prior, noise_scale=0.2))
+    noise = codes.sample(2_000, seeded()).vector[:, :62]
+    assert noise.var().item() == pytest.approx(variance, rel=0.03)
+    if bound is not None:
+        assert noise.abs().max() <= bound and noise.abs().max() > 0.99 * bound
+
+
 @pytest.mark.parametrize("k", [10, 3])
 def test_categorical_classes_are_roughly_uniform(k):
     codes = LatentCodes(ModelConfig(categorical=(10, 3)))

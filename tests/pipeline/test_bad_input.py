@@ -65,6 +65,7 @@ TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "m
         ("model.mnist.categorical", [10, 0], False, "every entry of categorical must be a positive integer"),
         ("model.mnist.continuous_prior", "laplace", False, "one of 'uniform', 'gaussian'"),
         ("model.mnist.noise_prior", "normal", False, "one of 'gaussian', 'uniform'"),
+        ("model.mnist.noise_scale", 0.0, False, "model.mnist.noise_scale = 0.0 is invalid: it must be greater than 0"),
         ("train.accelerator", "tpu", False, "train.accelerator = 'tpu' is invalid"),
         ("train.max_epoch", 3, False, "unknown key train.max_epoch; the keys of train are:"),
         ("model.mnist", None, True, "model.mnist is missing from params.yaml"),

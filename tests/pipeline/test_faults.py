@@ -23,14 +23,18 @@ ROOT = Path(__file__).resolve().parents[2]
 NAN_AT = 9  # the iteration whose discriminator loss is made NaN; checkpoints fall every 7
 
 
-def run_train(folder: Path, params: Path, data: Path, monkeypatch) -> None:
-    """The train stage in this process. MLflow's `set_tracking_uri` (which Lightning's logger
-    calls) exports MLFLOW_TRACKING_URI; set it here so that it is undone after the test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", yaml.safe_load(params.read_text())["tracking"]["uri"])
-    monkeypatch.setattr(sys, "argv", ["pipeline.train", "--dataset", "mnist", "--params", str(params), "--data",
-                                      str(data), "--out", str(folder / "model"), "--history",
-                                      str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")])
-    train.main()
+@pytest.fixture
+def run_train(train_args, prepared_mnist, monkeypatch):
+    """`run_train(folder, params)`: the train stage in this process, every output under `folder`.
+    MLflow's `set_tracking_uri` (which Lightning's logger calls) exports MLFLOW_TRACKING_URI; it is
+    set here so that it is undone after the test."""
+
+    def run(folder: Path, params: Path) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", yaml.safe_load(params.read_text())["tracking"]["uri"])
+        monkeypatch.setattr(sys, "argv", ["pipeline.train", *train_args(folder, params, prepared_mnist)])
+        train.main()
+
+    return run
 
 
 @pytest.fixture
@@ -56,11 +60,11 @@ def run_of(folder: Path) -> tuple[MlflowClient, list]:
 
 
 def test_a_nan_loss_stops_the_run_naming_the_iteration_and_keeps_the_last_good_checkpoint(
-    tmp_path, prepared_mnist, tiny_params, nan_at_iteration, monkeypatch, capsys
+    tmp_path, tiny_params, nan_at_iteration, run_train, capsys
 ):
     params = tiny_params(tmp_path)
     with pytest.raises(SystemExit) as stopped:
-        run_train(tmp_path, params, prepared_mnist, monkeypatch)
+        run_train(tmp_path, params)
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert f"error: loss/d became NaN or infinite at iteration {NAN_AT}; the run stopped" in err
@@ -74,10 +78,10 @@ def test_a_nan_loss_stops_the_run_naming_the_iteration_and_keeps_the_last_good_c
 
 
 def test_with_skip_a_nan_step_is_skipped_and_training_finishes(
-    tmp_path, prepared_mnist, tiny_params, nan_at_iteration, monkeypatch, capsys
+    tmp_path, tiny_params, nan_at_iteration, run_train, capsys
 ):
     params = tiny_params(tmp_path, on_nonfinite="skip")
-    run_train(tmp_path, params, prepared_mnist, monkeypatch)
+    run_train(tmp_path, params)
     assert "skipped 1 optimizer steps whose loss was NaN or infinite" in capsys.readouterr().out
     weights = read_checkpoint(tmp_path / "model/model.ckpt")["state_dict"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
@@ -93,14 +97,13 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_unreachable_tracking_server_stops_the_stage_at_once(tmp_path, prepared_mnist, tiny_params, stage_env):
+def test_an_unreachable_tracking_server_stops_the_stage_at_once(tmp_path, prepared_mnist, tiny_params, train_args,
+                                                                 stage_env):
     params = tiny_params(tmp_path)
     uri = f"http://127.0.0.1:{closed_port()}"
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "--dataset", "mnist", "--params", str(params), "--data",
-         str(prepared_mnist), "--out", str(tmp_path / "model"), "--history", str(tmp_path / "history.csv"),
-         "--checkpoints", str(tmp_path / "checkpoints")],
+        [sys.executable, "-m", "pipeline.train", *train_args(tmp_path, params, prepared_mnist)],
         cwd=ROOT, env={**stage_env, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -110,7 +113,7 @@ def test_an_unreachable_tracking_server_stops_the_stage_at_once(tmp_path, prepar
     assert not (tmp_path / "model").exists() and not (tmp_path / "checkpoints").exists()  # nothing trained
 
 
-def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, prepared_mnist, tiny_params, monkeypatch, capsys):
+def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, tiny_params, run_train, monkeypatch, capsys):
     """Once training has started, every MLflow call fails (as when the server goes away): training
     goes on, checkpoints are still written, the outputs are complete and the failures are reported."""
     params = tiny_params(tmp_path)
@@ -127,7 +130,7 @@ def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, prepared_mnist, 
         return real_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(train.pl.Trainer, "fit", fit_with_server_gone)
-    run_train(tmp_path, params, prepared_mnist, monkeypatch)
+    run_train(tmp_path, params)
     captured = capsys.readouterr()
     assert "trained mnist" in captured.out
     assert "warning: training finished and its outputs are written, but" in captured.err

@@ -24,22 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 ITERATIONS = 60  # tiny_params: 6 epochs of 10 batches, a checkpoint every 7 iterations
 
 
-def train_command(folder: Path, params: Path, data: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.train", "--dataset", "mnist", "--params", str(params), "--data", str(data),
-            "--out", str(folder / "model"), "--history", str(folder / "history.csv"),
-            "--checkpoints", str(folder / "checkpoints")]
+@pytest.fixture(scope="module")
+def command(train_args, prepared_mnist):
+    """`command(folder, params)`: the train stage as a subprocess, every output under `folder`."""
+    return lambda folder, params: [sys.executable, "-m", "pipeline.train", *train_args(folder, params, prepared_mnist)]
 
 
-def train(folder: Path, params: Path, data: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(train_command(folder, params, data), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+def train(command: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def kill_after_first_checkpoint(folder: Path, params: Path, data: Path, env: dict) -> dict:
-    """Start a training, SIGKILL it as soon as its first checkpoint exists; return that checkpoint's record."""
+def kill_after_first_checkpoint(command: list[str], folder: Path, env: dict) -> dict:
+    """Start the training `command` (outputs under `folder`), SIGKILL it as soon as its first
+    checkpoint exists; return that checkpoint's record."""
     checkpoint = folder / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen(train_command(folder, params, data), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -55,14 +54,13 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, prepared_mnist, tiny_params, stage_env):
+def runs(tmp_path_factory, command, tiny_params, stage_env):
     """Two uninterrupted trainings with one seed, and one killed after its first checkpoint then rerun."""
     tmp = tmp_path_factory.mktemp("resume")
     params = tiny_params(tmp)
-    first, second = train(tmp / "first", params, prepared_mnist, stage_env), train(tmp / "second", params,
-                                                                                 prepared_mnist, stage_env)
-    killed = kill_after_first_checkpoint(tmp / "killed", params, prepared_mnist, stage_env)
-    resumed = train(tmp / "killed", params, prepared_mnist, stage_env)
+    first, second = train(command(tmp / "first", params), stage_env), train(command(tmp / "second", params), stage_env)
+    killed = kill_after_first_checkpoint(command(tmp / "killed", params), tmp / "killed", stage_env)
+    resumed = train(command(tmp / "killed", params), stage_env)
     for result in (first, second, resumed):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return {"tmp": tmp, "params": params, "killed": killed, "resumed": resumed.stdout,
@@ -118,15 +116,14 @@ def test_a_finished_training_leaves_nothing_to_resume(runs):
         assert list((runs["tmp"] / name / "checkpoints").iterdir()) == []
 
 
-def test_a_changed_configuration_starts_a_new_run_and_keeps_the_old_checkpoint(runs, prepared_mnist, tiny_params,
-                                                                                 stage_env):
+def test_a_changed_configuration_starts_a_new_run_and_keeps_the_old_checkpoint(runs, command, tiny_params, stage_env):
     folder = runs["tmp"] / "changed"
-    killed = kill_after_first_checkpoint(folder, runs["params"], prepared_mnist, stage_env)
+    killed = kill_after_first_checkpoint(command(folder, runs["params"]), folder, stage_env)
     changed = tiny_params(runs["tmp"] / "changed-params", lr_g=0.002)
     # the same tracking store, so only the learning rate differs
     text = changed.read_text().replace(str(runs["tmp"] / "changed-params"), str(runs["tmp"]))
     changed.write_text(text)
-    result = train(folder, changed, prepared_mnist, stage_env)
+    result = train(command(folder, changed), stage_env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "not resuming" in result.stdout and "train.lr_g: 0.001 -> 0.002" in result.stdout
     assert "resuming MLflow run" not in result.stdout
@@ -135,12 +132,12 @@ def test_a_changed_configuration_starts_a_new_run_and_keeps_the_old_checkpoint(r
     assert read_checkpoint(folder / "checkpoints/previous.ckpt")["infogan"]["run_id"] == killed["run_id"]
 
 
-def test_an_unreadable_checkpoint_stops_the_stage_and_is_kept(runs, prepared_mnist, stage_env):
+def test_an_unreadable_checkpoint_stops_the_stage_and_is_kept(runs, command, stage_env):
     folder = runs["tmp"] / "damaged"
     (folder / "checkpoints").mkdir(parents=True)
     good = (runs["tmp"] / "first/model/model.ckpt").read_bytes()
     (folder / "checkpoints/last.ckpt").write_bytes(good[: len(good) // 2])  # truncated
-    result = train(folder, runs["params"], prepared_mnist, stage_env)
+    result = train(command(folder, runs["params"]), stage_env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not a readable checkpoint (truncated or damaged" in result.stderr
     assert "cannot resume from it: move or delete it to train from the start" in result.stderr
