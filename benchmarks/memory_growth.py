@@ -35,9 +35,23 @@ def train_peak_rss(params: dict, dataset: str, data: Path, scratch: Path, name: 
     folder.mkdir()
     params_file = folder / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    cmd = [sys.executable, "-m", "pipeline.train", "--dataset", dataset, "--params", str(params_file),
-           "--data", str(data), "--out", str(folder / "model"), "--history", str(folder / "history.csv"),
-           "--checkpoints", str(folder / "checkpoints")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        "--dataset",
+        dataset,
+        "--params",
+        str(params_file),
+        "--data",
+        str(data),
+        "--out",
+        str(folder / "model"),
+        "--history",
+        str(folder / "history.csv"),
+        "--checkpoints",
+        str(folder / "checkpoints"),
+    ]
     uri = f"sqlite:///{scratch / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     log = folder / "train.log"
@@ -78,8 +92,11 @@ def main() -> None:
             }
             seconds, peak, logged = train_peak_rss(run_params, args.dataset, args.data, Path(tmp), name)
             rows.append((name, epochs, seconds, peak))
-            print(f"{name:5s} {epochs:4d} epochs {epochs * per_epoch:6d} iterations {seconds:7.1f} s   "
-                  f"peak RSS {peak:7.0f} MiB   in MLflow {logged:7.0f} MiB", flush=True)
+            print(
+                f"{name:5s} {epochs:4d} epochs {epochs * per_epoch:6d} iterations {seconds:7.1f} s   "
+                f"peak RSS {peak:7.0f} MiB   in MLflow {logged:7.0f} MiB",
+                flush=True,
+            )
     ratio = rows[1][3] / rows[0][3]
     verdict = "within" if ratio <= LIMIT else "ABOVE"
     print(f"peak RSS long / short: {ratio:.3f}x ({verdict} the {LIMIT:.2f}x limit)")

@@ -43,8 +43,14 @@ def main() -> None:
         module = InfoGAN(ModelConfig(), OptimConfig())
         evaluation = EpochEvaluation(test_images, test_labels)
         trainer = pl.Trainer(
-            accelerator=args.accelerator, devices=1, precision=precision, max_epochs=args.epochs,
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            accelerator=args.accelerator,
+            devices=1,
+            precision=precision,
+            max_epochs=args.epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
             callbacks=[evaluation],
         )
         start = time.perf_counter()
@@ -52,8 +58,10 @@ def main() -> None:
         rows.append((precision, time.perf_counter() - start, evaluation.history[-1]))
 
     keys = ("loss/d", "loss/g", "info/categorical", "info/continuous", "eval/categorical_accuracy")
-    print(f"{args.epochs} epochs x {args.batches_per_epoch} iterations, batch {args.batch_size}, seed {args.seed}, "
-          f"{args.accelerator}; last-epoch means")
+    print(
+        f"{args.epochs} epochs x {args.batches_per_epoch} iterations, batch {args.batch_size}, seed {args.seed}, "
+        f"{args.accelerator}; last-epoch means"
+    )
     print(f"{'precision':12s} {'wall s':>8s} " + " ".join(f"{k:>26s}" for k in keys))
     for precision, seconds, last in rows:
         print(f"{precision:12s} {seconds:8.1f} " + " ".join(f"{last[k]:26.4f}" for k in keys))

@@ -20,6 +20,7 @@ each choice bought.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import gzip
 import os
@@ -121,10 +122,8 @@ def reset_peak_memory(device: str) -> None:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # Linux only
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
 
 def peak_memory_mib(device: str) -> float:
@@ -148,8 +147,12 @@ def torchvision_mnist(raw_dir: Path, root: Path) -> datasets.MNIST:
     """torchvision's MNIST over the same files (it reads them decompressed, from root/MNIST/raw)."""
     target = root / "MNIST" / "raw"
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         with gzip.open(raw_dir / f"{name}.gz") as src, open(target / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
     normalize = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
@@ -174,8 +177,9 @@ def arms(ladder: bool, precision: str, compile_networks: bool, improved: bool = 
     ours = Arm("ours", InfoGAN, True, precision, compile_networks)
     baseline = Arm("baseline", BaselineInfoGAN, False, "32-true")
     if not ladder:
-        return [baseline, ours] + ([Arm("improved", InfoGAN, True, precision, compile_networks, "improved")]
-                                   if improved else [])
+        return [baseline, ours] + (
+            [Arm("improved", InfoGAN, True, precision, compile_networks, "improved")] if improved else []
+        )
     return [
         baseline,
         Arm("+device", BaselineInfoGAN, True, "32-true"),  # batches indexed on the device, no DataLoader
@@ -187,16 +191,25 @@ def arms(ladder: bool, precision: str, compile_networks: bool, improved: bool = 
     ]
 
 
-def measure(arm: Arm, data: DataLoader | DeviceImages, batch_size: int, steps: int, warmup: int, seed: int,
-            device: str) -> tuple[float, float]:
+def measure(
+    arm: Arm, data: DataLoader | DeviceImages, batch_size: int, steps: int, warmup: int, seed: int, device: str
+) -> tuple[float, float]:
     """Train `steps` iterations; return (images/s after warm-up, peak memory MiB: RSS, or CUDA allocated)."""
     pl.seed_everything(seed, verbose=False)
     module = arm.module(ModelConfig(), OptimConfig(recipe=arm.recipe), compile_networks=arm.compile_networks)
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
-        accelerator=device, devices=1, precision=arm.precision, max_steps=2 * steps, max_epochs=1,
-        limit_train_batches=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[timer],
+        accelerator=device,
+        devices=1,
+        precision=arm.precision,
+        max_steps=2 * steps,
+        max_epochs=1,
+        limit_train_batches=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
     )
     reset_peak_memory(device)
     if isinstance(data, DeviceImages):
@@ -217,13 +230,23 @@ def main() -> None:
     p.add_argument("--accelerator", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="auto", help="of our step, as train.precision; the baseline runs fp32")
     p.add_argument("--compile", default="auto", choices=["auto", "true", "false"], help="of our step, as train.compile")
-    p.add_argument("--ladder", action="store_true",
-                   help="also run the steps from baseline to ours, adding one choice at a time, to show what each buys")
-    p.add_argument("--improved", action="store_true",
-                   help="also run ours with train.recipe: improved (its default terms), and print its cost")
-    p.add_argument("--baseline-workers", type=int, default=None,
-                   help="DataLoader workers of the baseline (default: 0 on CPU, where workers take the cores the "
-                        "step needs; 4 with pinned memory on CUDA, as GPU training scripts usually set)")
+    p.add_argument(
+        "--ladder",
+        action="store_true",
+        help="also run the steps from baseline to ours, adding one choice at a time, to show what each buys",
+    )
+    p.add_argument(
+        "--improved",
+        action="store_true",
+        help="also run ours with train.recipe: improved (its default terms), and print its cost",
+    )
+    p.add_argument(
+        "--baseline-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of the baseline (default: 0 on CPU, where workers take the cores the "
+        "step needs; 4 with pinned memory on CUDA, as GPU training scripts usually set)",
+    )
     args = p.parse_args()
     if not 0 < args.warmup < args.steps:
         p.error("need 0 < --warmup < --steps")
@@ -241,16 +264,25 @@ def main() -> None:
     order = arms(args.ladder, precision, compile_networks, args.improved)
     with tempfile.TemporaryDirectory() as tmp:
         loader = DataLoader(
-            torchvision_mnist(args.raw_dir, Path(tmp)), batch_size=args.batch_size, shuffle=True, drop_last=True,
-            generator=torch.Generator().manual_seed(0), num_workers=workers, pin_memory=cuda,
+            torchvision_mnist(args.raw_dir, Path(tmp)),
+            batch_size=args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(0),
+            num_workers=workers,
+            pin_memory=cuda,
             persistent_workers=workers > 0,
         )
         device_name = torch.cuda.get_device_name() if cuda else cpu_name()
-        print(f"device {args.accelerator} ({device_name}), torch threads {torch.get_num_threads()}, "
-              f"batch {args.batch_size}, {args.steps} iterations per run ({args.warmup} warm-up), "
-              f"{args.repeats} repeats, alternating")
-        print(f"baseline: fp32, G run twice, torchvision MNIST + DataLoader ({workers} workers); "
-              f"ours: precision {precision}, compile {compile_networks}, batches drawn on the device")
+        print(
+            f"device {args.accelerator} ({device_name}), torch threads {torch.get_num_threads()}, "
+            f"batch {args.batch_size}, {args.steps} iterations per run ({args.warmup} warm-up), "
+            f"{args.repeats} repeats, alternating"
+        )
+        print(
+            f"baseline: fp32, G run twice, torchvision MNIST + DataLoader ({workers} workers); "
+            f"ours: precision {precision}, compile {compile_networks}, batches drawn on the device"
+        )
         results: dict[str, list[tuple[float, float]]] = {arm.name: [] for arm in order}
         for repeat in range(args.repeats):
             for arm in order:

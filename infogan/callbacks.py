@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import resource
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch

@@ -33,8 +33,8 @@ from tqdm import tqdm
 from infogan.atomic import atomic_path, write_json
 from infogan.config import non_negative, positive
 from infogan.data import save_split
-from infogan.errors import InfoGANError
 from infogan.download import file_md5, looks_like_html
+from infogan.errors import InfoGANError
 
 IMAGE_DIR = "img_align_celeba"
 ZIP_NAME = "img_align_celeba.zip"
@@ -71,8 +71,13 @@ class CelebaSource:
             raise InfoGANError(f"workers must be 0 (one per CPU core) or a positive count, got {self.workers}")
 
     def annotation_md5s(self) -> dict[str, str]:
-        return {PARTITION: self.partition_md5, ATTRIBUTES: self.attributes_md5, IDENTITY: self.identity_md5,
-                "list_bbox_celeba.txt": self.bbox_md5, "list_landmarks_align_celeba.txt": self.landmarks_md5}
+        return {
+            PARTITION: self.partition_md5,
+            ATTRIBUTES: self.attributes_md5,
+            IDENTITY: self.identity_md5,
+            "list_bbox_celeba.txt": self.bbox_md5,
+            "list_landmarks_align_celeba.txt": self.landmarks_md5,
+        }
 
     def verification_settings(self) -> dict:
         """The fields a verification depends on (not image_size or workers, which only shape preparation)."""
@@ -93,13 +98,17 @@ def _likely_cause(path: Path, otherwise: str) -> str:
     if not head:
         return "the file is empty (an interrupted download?)"
     if looks_like_html(head):
-        return ("it is an HTML page, not the real file: probably a Google Drive quota or virus-scan warning page "
-                "saved in its place. Download the file again (from the browser, once the quota resets)")
+        return (
+            "it is an HTML page, not the real file: probably a Google Drive quota or virus-scan warning page "
+            "saved in its place. Download the file again (from the browser, once the quota resets)"
+        )
     if b"\0" in head:  # binary: the text sniffs below would misread it
         return otherwise
     if first.startswith(b"image_id,") or (b"," in first and b" " not in first):
-        return ("it is comma-separated, like the Kaggle copy of CelebA (e.g. list_attr_celeba.csv); this pipeline "
-                f"needs the original space-separated .txt files from {DRIVE_URL}")
+        return (
+            "it is comma-separated, like the Kaggle copy of CelebA (e.g. list_attr_celeba.csv); this pipeline "
+            f"needs the original space-separated .txt files from {DRIVE_URL}"
+        )
     if b"\r\n" in head:
         return "it has Windows (CRLF) line endings: re-saved by an editor or git's autocrlf? Use the original file"
     return otherwise
@@ -115,8 +124,11 @@ def _checksum_problem(path: Path, expected: str, otherwise: str) -> str | None:
 def _extract_zip(celeba_dir: Path, source: CelebaSource, progress: bool) -> str | None:
     """Check the archive and extract it once; return a problem, or None once the image folder exists."""
     archive = celeba_dir / ZIP_NAME
-    problem = _checksum_problem(archive, source.zip_md5, f"probably only partly downloaded "
-                                f"({archive.stat().st_size:,} bytes) or a different archive; download it again")
+    problem = _checksum_problem(
+        archive,
+        source.zip_md5,
+        f"probably only partly downloaded ({archive.stat().st_size:,} bytes) or a different archive; download it again",
+    )
     if problem:
         return problem
     # Extract beside, then rename: a half-finished extraction never has the final folder name.
@@ -179,9 +191,11 @@ def _in_chunks(task: Callable[[int, list], object], items: list, workers: int, d
     """
     starts = range(0, len(items), _CHUNK)
     results = []
-    with (ThreadPoolExecutor(workers or os.cpu_count()) as pool,
-          tqdm(total=len(items), desc=desc, unit="img", disable=not progress) as bar):
-        for start, result in zip(starts, pool.map(lambda s: task(s, items[s:s + _CHUNK]), starts)):
+    with (
+        ThreadPoolExecutor(workers or os.cpu_count()) as pool,
+        tqdm(total=len(items), desc=desc, unit="img", disable=not progress) as bar,
+    ):
+        for start, result in zip(starts, pool.map(lambda s: task(s, items[s : s + _CHUNK]), starts), strict=True):
             results.append(result)
             bar.update(min(_CHUNK, len(items) - start))
     return results
@@ -247,8 +261,10 @@ def _verify(raw_dir: Path, source: CelebaSource, progress: bool, manifest_path: 
         extras = sorted(present - set(listed))
         report.update(extra_files=len(extras), extra_examples=extras[:_SHOWN])
         if missing:
-            problems.append(f"{len(missing)} of {len(listed)} images listed in {PARTITION} are missing from "
-                            f"{image_dir}: {_examples(missing)}.")
+            problems.append(
+                f"{len(missing)} of {len(listed)} images listed in {PARTITION} are missing from "
+                f"{image_dir}: {_examples(missing)}."
+            )
         else:
             # The settings hold every checksum: a manifest names the copy it verified.
             report.update(listing_sha256=_listing_digest(image_dir, listed), settings=source.verification_settings())
@@ -261,18 +277,23 @@ def _verify(raw_dir: Path, source: CelebaSource, progress: bool, manifest_path: 
                 found = _in_chunks(check, listed, source.workers, "verify CelebA", progress)
                 bad = [problem for chunk in found for problem in chunk]
                 if bad:
-                    problems.append(f"{len(bad)} of {len(listed)} images in {image_dir} are not complete RGB JPEGs "
-                                    f"of {w}x{h}: {_examples(bad)}. Replace them with genuine copies "
-                                    f"(e.g. extract {ZIP_NAME} again).")
+                    problems.append(
+                        f"{len(bad)} of {len(listed)} images in {image_dir} are not complete RGB JPEGs "
+                        f"of {w}x{h}: {_examples(bad)}. Replace them with genuine copies "
+                        f"(e.g. extract {ZIP_NAME} again)."
+                    )
     if problems:
-        raise InfoGANError(f"CelebA in {celeba_dir} failed verification ({len(problems)} problem(s)):\n"
-                           + "\n".join(f"  - {p}" for p in problems))
+        raise InfoGANError(
+            f"CelebA in {celeba_dir} failed verification ({len(problems)} problem(s)):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
     if not _manifest_matches(manifest_path, report):
         try:
             write_json(report, manifest_path)
         except OSError as err:  # e.g. the raw copy is on a read-only mount
-            raise InfoGANError(f"cannot write the verification manifest {manifest_path} ({err}); "
-                               "pass a writable manifest_path") from err
+            raise InfoGANError(
+                f"cannot write the verification manifest {manifest_path} ({err}); pass a writable manifest_path"
+            ) from err
     return report, entries
 
 
@@ -294,8 +315,9 @@ def _manifest_matches(path: Path, report: dict, keys: Sequence[str] | None = Non
     return isinstance(manifest, dict) and all(manifest.get(k) == report[k] for k in keys)
 
 
-def verify_celeba(raw_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True,
-                  manifest_path: Path | None = None) -> dict:
+def verify_celeba(
+    raw_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True, manifest_path: Path | None = None
+) -> dict:
     """Check the hand-placed copy under raw_dir/celeba; return (and save) a small manifest of it.
 
     Annotation files are checked by MD5, the partition file by its format and count, and every
@@ -325,8 +347,10 @@ def _read_attributes(path: Path, names: list[str]) -> tuple[list[str], torch.Ten
         else:
             bad.append(name)
     if bad:
-        raise InfoGANError(f"{path} has no row of {len(columns)} values of 1 or -1 for {len(bad)} image(s): "
-                           f"{_examples(bad)}. Place the genuine {ATTRIBUTES}.")
+        raise InfoGANError(
+            f"{path} has no row of {len(columns)} values of 1 or -1 for {len(bad)} image(s): "
+            f"{_examples(bad)}. Place the genuine {ATTRIBUTES}."
+        )
     return columns, torch.frombuffer(packed, dtype=torch.uint8).view(len(names), len(columns)).to(torch.int8)
 
 
@@ -335,13 +359,19 @@ def _read_identities(path: Path, names: list[str]) -> torch.Tensor:
     rows = dict(parts for line in path.read_text().splitlines() if len(parts := line.split()) == 2)
     bad = [name for name in names if not rows.get(name, "").isdigit()]
     if bad:
-        raise InfoGANError(f"{path} has no identity for {len(bad)} image(s): {_examples(bad)}. "
-                           f"Place the genuine {IDENTITY}.")
+        raise InfoGANError(
+            f"{path} has no identity for {len(bad)} image(s): {_examples(bad)}. Place the genuine {IDENTITY}."
+        )
     return torch.tensor([int(rows[name]) for name in names], dtype=torch.int64)
 
 
-def prepare_celeba(raw_dir: Path, out_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True,
-                   manifest_path: Path | None = None) -> dict:
+def prepare_celeba(
+    raw_dir: Path,
+    out_dir: Path,
+    source: CelebaSource = CelebaSource(),
+    progress: bool = True,
+    manifest_path: Path | None = None,
+) -> dict:
     """Verify, then write out_dir/{train,valid,test}.pt and out_dir/attributes.pt; return a summary.
 
     Each image's central 178x178 square is resized to image_size x image_size: the same framing
@@ -402,5 +432,4 @@ def prepare_celeba(raw_dir: Path, out_dir: Path, source: CelebaSource = CelebaSo
     finally:
         for path in pending.values():
             path.unlink(missing_ok=True)
-    return {"splits": counts, "image_size": size,
-            "attributes": attribute_names, "verification": report}
+    return {"splits": counts, "image_size": size, "attributes": attribute_names, "verification": report}

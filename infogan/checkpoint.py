@@ -38,8 +38,13 @@ def capture_rng() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -98,10 +103,14 @@ class ResumableCheckpoint(Checkpoint):
             restore_rng(self._rng_to_restore)
             self._rng_to_restore = None
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint["infogan"] = {**self.metadata, "iteration": iterations_done(trainer)}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if batch_idx + 1 < trainer.num_training_batches and iterations_done(trainer) % self.every_n_steps == 0:
             self.save(trainer)
 
@@ -136,9 +145,12 @@ def read_checkpoint(path: Path, advice: str = RENDER_ADVICE) -> dict[str, Any]:
         reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         raise InfoGANError(f"{path} is not a readable checkpoint (truncated or damaged: {reason}); {advice}") from None
     hyper = data.get("hyper_parameters") if isinstance(data, dict) else None
-    if not (isinstance(hyper, dict) and {"model", "optim"} <= hyper.keys() and isinstance(data.get("state_dict"), dict)):
-        raise InfoGANError(f"{path} is a PyTorch file but not an InfoGAN checkpoint (no InfoGAN hyperparameters "
-                           f"and weights); {advice}")
+    if not (
+        isinstance(hyper, dict) and {"model", "optim"} <= hyper.keys() and isinstance(data.get("state_dict"), dict)
+    ):
+        raise InfoGANError(
+            f"{path} is a PyTorch file but not an InfoGAN checkpoint (no InfoGAN hyperparameters and weights); {advice}"
+        )
     return data
 
 
@@ -149,10 +161,13 @@ def load_infogan(path: Path, map_location: str | torch.device = "cpu") -> InfoGA
     try:
         module = InfoGAN(hyper["model"], hyper["optim"], hyper.get("improved"))
     except InfoGANError as err:
-        raise InfoGANError(f"{path}: its hyperparameters do not describe a model this version can build ({err})") from None
+        raise InfoGANError(
+            f"{path}: its hyperparameters do not describe a model this version can build ({err})"
+        ) from None
     try:
         module.load_state_dict(data["state_dict"])
     except RuntimeError as err:
-        raise InfoGANError(f"{path}: its weights do not match the model its hyperparameters describe "
-                           f"({str(err).splitlines()[0]})") from None
+        raise InfoGANError(
+            f"{path}: its weights do not match the model its hyperparameters describe ({str(err).splitlines()[0]})"
+        ) from None
     return module.to(map_location).eval()

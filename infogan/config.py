@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from infogan.errors import InfoGANError
 
@@ -249,7 +250,9 @@ class RenderConfig:
 
     def __post_init__(self) -> None:
         if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:
-            raise InfoGANError(f"continuous_range must be [low, high] with low < high, got {list(self.continuous_range)}")
+            raise InfoGANError(
+                f"continuous_range must be [low, high] with low < high, got {list(self.continuous_range)}"
+            )
 
 
 def split_section(mapping: Mapping[str, Any], classes: tuple[type, ...], section: str) -> tuple:
@@ -263,5 +266,5 @@ def split_section(mapping: Mapping[str, Any], classes: tuple[type, ...], section
         raise InfoGANError(f"unknown key {section}.{unknown[0]}; the keys of {section} are: {allowed}")
     return tuple(
         from_mapping(cls, {k: v for k, v in mapping.items() if k in names}, section, require_all=True)
-        for cls, names in zip(classes, owned)
+        for cls, names in zip(classes, owned, strict=True)
     )

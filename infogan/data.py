@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -70,8 +70,10 @@ class ShardedShuffle:
         self, n_items: int, batch_size: int, batches_per_epoch: int, seed: int, rank: int = 0, world_size: int = 1
     ):
         if n_items <= 0 or batch_size <= 0 or batches_per_epoch <= 0:
-            raise InfoGANError(f"need images, a positive batch size and batches per epoch; got {n_items}, "
-                               f"{batch_size}, {batches_per_epoch}")
+            raise InfoGANError(
+                f"need images, a positive batch size and batches per epoch; got {n_items}, "
+                f"{batch_size}, {batches_per_epoch}"
+            )
         if not 0 <= rank < world_size:
             raise InfoGANError(f"rank {rank} is not in 0..{world_size - 1}")
         self.n_items, self.batch_size, self.batches_per_epoch = n_items, batch_size, batches_per_epoch
@@ -146,8 +148,12 @@ class DeviceImages(pl.LightningDataModule):
 
     def train_dataloader(self) -> DeviceBatches:
         sampler = ShardedShuffle(
-            len(self.images), self.batch_size, self.batches_per_epoch, self.seed,
-            rank=self.trainer.global_rank, world_size=self.trainer.world_size,
+            len(self.images),
+            self.batch_size,
+            self.batches_per_epoch,
+            self.seed,
+            rank=self.trainer.global_rank,
+            world_size=self.trainer.world_size,
         )
         return DeviceBatches(self.on_device, sampler)
 

@@ -19,7 +19,7 @@ latent, so that the differences between digits (a 1 is thinner than an 8) do not
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

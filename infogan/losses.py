@@ -75,7 +75,9 @@ def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, s
     """KL(p_target || p) per categorical code, summed over codes, batch mean; the target is held
     fixed (no gradient), so only `logits` (Q on the transformed images) is pulled towards it."""
     total = logits.new_zeros(())
-    for target, chunk in zip(target_logits.detach().split(list(sizes), dim=1), logits.split(list(sizes), dim=1)):
+    for target, chunk in zip(
+        target_logits.detach().split(list(sizes), dim=1), logits.split(list(sizes), dim=1), strict=True
+    ):
         total = total + F.kl_div(
             F.log_softmax(chunk.float(), 1), F.log_softmax(target.float(), 1), log_target=True, reduction="batchmean"
         )

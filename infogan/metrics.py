@@ -33,7 +33,7 @@ def hungarian_accuracy(pred: np.ndarray, labels: np.ndarray) -> tuple[float, dic
     """Best one-to-one matching of code values to labels; returns (accuracy, {code value: label})."""
     counts = confusion_matrix(pred, labels)
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return float(counts[rows, cols].sum() / len(labels)), {int(r): int(c) for r, c in zip(rows, cols)}
+    return float(counts[rows, cols].sum() / len(labels)), {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -97,8 +97,9 @@ def attribute_information(
     """
     pred = predict_categorical(module, images, batch_size).numpy()  # (N, n_categorical)
     truth = attributes.numpy().astype(np.int64)  # (N, n_attributes) of 0/1
-    table = np.array([[mutual_information(pred[:, i], truth[:, a]) for a in range(truth.shape[1])]
-                      for i in range(pred.shape[1])])
+    table = np.array(
+        [[mutual_information(pred[:, i], truth[:, a]) for a in range(truth.shape[1])] for i in range(pred.shape[1])]
+    )
     best = table.argmax(1) if table.size else []
     metrics = {f"attribute/categorical_{i}/{names[a]}": float(table[i, a]) for i, a in enumerate(best)}
     return metrics, table
@@ -126,7 +127,7 @@ def information_lower_bounds(
         n_batches += 1
     module.train(was_training)
     bounds = {}
-    for i, (h, nll) in enumerate(zip(codes.categorical_entropy(), cat_nll / n_batches)):
+    for i, (h, nll) in enumerate(zip(codes.categorical_entropy(), cat_nll / n_batches, strict=True)):
         bounds[f"info_bound/categorical_{i}"] = h - float(nll)
         bounds[f"info_loss/categorical_{i}"] = float(nll)
     for i, nll in enumerate(cont_nll / n_batches):

@@ -267,7 +267,7 @@ class RunningMeans:
 
     def take(self) -> dict[str, float]:
         """The means since the last take, as Python floats; then start again from empty."""
-        means = dict(zip(self.keys, (self.sums / self.count).tolist()))
+        means = dict(zip(self.keys, (self.sums / self.count).tolist(), strict=True))
         self.keys, self.sums, self.count = [], None, 0
         return means
 
@@ -306,7 +306,7 @@ class NonFiniteWatch:
     def check(self) -> None:
         if self.first is None or int(self.first) < 0:
             return
-        names = [key for key, bad in zip(self.keys, self.bad.tolist()) if bad]
+        names = [key for key, bad in zip(self.keys, self.bad.tolist(), strict=True) if bad]
         raise NonFiniteLoss(
             f"{', '.join(names)} became NaN or infinite at iteration {int(self.first)}; the run stopped "
             "there and the last checkpoint written before it is kept. Lower the learning rates, or set "

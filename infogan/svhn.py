@@ -56,8 +56,16 @@ class SvhnSource:
 
 # What scipy's .mat reader raises on a truncated or foreign file varies with where the bytes stop.
 _UNREADABLE = (
-    MatReadError, OSError, EOFError, ValueError, IndexError, KeyError, TypeError,
-    NotImplementedError, zlib.error, struct.error,
+    MatReadError,
+    OSError,
+    EOFError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    NotImplementedError,
+    zlib.error,
+    struct.error,
 )
 
 

@@ -7,9 +7,9 @@ Codes are named as in the paper: c1, c2, ... counting categorical codes first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import imageio.v3 as iio
 import numpy as np
@@ -142,7 +142,7 @@ def render_contact_sheet(frames: list[Frame], path: Path, scale: int = 2) -> Non
     sheet = Image.new("RGB", (label_width + rows[0].width, sum(r.height + GAP for r in rows)), "white")
     draw = ImageDraw.Draw(sheet)
     y = 0
-    for frame, row in zip(frames, rows):
+    for frame, row in zip(frames, rows, strict=True):
         sheet.paste(row, (label_width, y))
         draw.text((4, y + row.height // 2 - CAPTION_HEIGHT // 2), frame.caption, fill="black", font=_font())
         y += row.height + GAP

@@ -50,8 +50,10 @@ def prepare_celeba_splits(settings: dict, raw_dir: Path, out_dir: Path) -> dict:
         "labels": "identities",
         "attributes": summary["attributes"],
         "source_md5": source.annotation_md5s(),
-        "splits": {s: {"count": n, "image_shape": [3, source.image_size, source.image_size]}
-                   for s, n in summary["splits"].items()},
+        "splits": {
+            s: {"count": n, "image_shape": [3, source.image_size, source.image_size]}
+            for s, n in summary["splits"].items()
+        },
     }
 
 

@@ -37,7 +37,6 @@ from infogan.traversal import categorical_traversal, continuous_traversal, rende
 from pipeline import tracking
 from pipeline.stage import check_dataset, entry_point, load_params, parser, prepared_manifest, section
 
-
 # File stems render writes into --media; anything else there is the user's and is left alone
 OWN_MEDIA = re.compile(r"^(categorical_\d+|continuous_\d+|" + "|".join(PROPERTIES) + r")\.(gif|png)$")
 
@@ -157,15 +156,20 @@ def main() -> None:
     for code in range(module.codes.n_continuous):  # what each continuous code was found to control
         client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))
     if attribute_table is not None:  # every code against every attribute, for the UI
-        table = pd.DataFrame(attribute_table, columns=manifest["attributes"],
-                             index=[f"categorical_{i}" for i in range(len(attribute_table))])
+        table = pd.DataFrame(
+            attribute_table,
+            columns=manifest["attributes"],
+            index=[f"categorical_{i}" for i in range(len(attribute_table))],
+        )
         client.log_text(run["run_id"], table.round(5).to_csv(), "attribute_information.csv")
     for path in written:
         client.log_artifact(run["run_id"], str(path), "media")
     client.log_artifact(run["run_id"], str(args.metrics))
     found = ", ".join(f"{module.codes.continuous_name(j)} {name}" for j, name in names.items()) or "none"
-    print(f"rendered {len(written)} files into {args.media} (named continuous codes: {found}); "
-          + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    print(
+        f"rendered {len(written)} files into {args.media} (named continuous codes: {found}); "
+        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import yaml
@@ -71,9 +71,23 @@ class SeedRun:
         folder.mkdir(parents=True, exist_ok=True)
         seeded = {**params, "train": {**params["train"], "seed": seed}}
         (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
-        cmd = [sys.executable, "-m", "pipeline.train", "--dataset", args.dataset, "--params",
-               str(folder / "params.yaml"), "--data", str(args.data), "--out", str(folder / "model"),
-               "--history", str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "--dataset",
+            args.dataset,
+            "--params",
+            str(folder / "params.yaml"),
+            "--data",
+            str(args.data),
+            "--out",
+            str(folder / "model"),
+            "--history",
+            str(folder / "history.csv"),
+            "--checkpoints",
+            str(folder / "checkpoints"),
+        ]
         env = dict(os.environ)
         if threads is not None:  # parallel seeds share the cores instead of each taking all of them
             env["OMP_NUM_THREADS"] = str(threads)
@@ -146,7 +160,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="folder for each seed's model (default sweeps/<dataset>)")
     p.add_argument("--table", type=Path, default=None, help="CSV to write (default reports/<dataset>/seed_sweep.csv)")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained at once, sharing the CPU cores (default 1)")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.recipe=improved")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.recipe=improved"
+    )
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seeds
 
@@ -175,8 +191,11 @@ def main() -> None:
             client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
         tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall})
         rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
-        print(f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "
-              f"NMI {metrics['eval/categorical_nmi']:.4f}, {wall:.0f} s", flush=True)
+        print(
+            f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "
+            f"NMI {metrics['eval/categorical_nmi']:.4f}, {wall:.0f} s",
+            flush=True,
+        )
 
     rows.sort(key=lambda row: args.seeds.index(row["seed"]))  # parallel seeds finish in any order
     table = summarise(rows)

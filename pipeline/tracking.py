@@ -21,11 +21,12 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 
@@ -53,8 +54,10 @@ def check_reachable(uri: str) -> None:
     """Stop now, with what to do, if the tracking store cannot be used: an HTTP server that does not
     answer its health check within a few seconds, or an SQLite file in a folder that cannot be written."""
     parsed = urllib.parse.urlparse(uri)
-    advice = (f"start the server, point MLFLOW_TRACKING_URI (or tracking.uri in params.yaml) at one that runs, "
-              f"or use the local store: unset MLFLOW_TRACKING_URI and set tracking.uri: {LOCAL_STORE}")
+    advice = (
+        f"start the server, point MLFLOW_TRACKING_URI (or tracking.uri in params.yaml) at one that runs, "
+        f"or use the local store: unset MLFLOW_TRACKING_URI and set tracking.uri: {LOCAL_STORE}"
+    )
     if parsed.scheme in ("http", "https"):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S) as response:
@@ -70,7 +73,7 @@ def check_reachable(uri: str) -> None:
 
 def sqlite_path(uri: str) -> Path:
     """The database file of a sqlite:/// URI (relative, or absolute with four slashes)."""
-    return Path(uri[len("sqlite:///"):])
+    return Path(uri[len("sqlite:///") :])
 
 
 @contextlib.contextmanager
@@ -115,8 +118,11 @@ def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, 
     flat = flatten(run_params)
     client.log_batch(
         run.info.run_id,
-        params=[Param(k, json.dumps(v) if isinstance(v, list) else str(v))
-                for k, v in flat.items() if len(str(v)) <= MAX_PARAM_LENGTH],
+        params=[
+            Param(k, json.dumps(v) if isinstance(v, list) else str(v))
+            for k, v in flat.items()
+            if len(str(v)) <= MAX_PARAM_LENGTH
+        ],
     )
     return run.info.run_id
 
@@ -165,7 +171,7 @@ class TolerantMLFlowLogger(MLFlowLogger):
             self.record(f"run status {status}", err)
 
 
-def quick_failing_http(environ: dict[str, str] = os.environ) -> None:  # noqa: B006 - the process environment
+def quick_failing_http(environ: dict[str, str] = os.environ) -> None:
     """Let an MLflow HTTP call that fails give up after seconds rather than MLflow's default of
     minutes of retries, so a training whose server went away does not stall at every log call.
     Values the user set are kept."""

@@ -92,20 +92,30 @@ def resumable_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]
     """
     if not path.is_file():
         return None
-    meta = read_checkpoint(path, advice="cannot resume from it: move or delete it to train from the start").get("infogan")
+    meta = read_checkpoint(path, advice="cannot resume from it: move or delete it to train from the start").get(
+        "infogan"
+    )
     if not isinstance(meta, dict) or not {"fingerprint", "run_id", "iteration", "identity"} <= meta.keys():
-        raise InfoGANError(f"{path} has no resume record (it was not written by the train stage's periodic "
-                           "save); cannot resume from it: move or delete it to train from the start")
+        raise InfoGANError(
+            f"{path} has no resume record (it was not written by the train stage's periodic "
+            "save); cannot resume from it: move or delete it to train from the start"
+        )
     if meta["fingerprint"] == fingerprint(identity):
         return meta
     old, new = flatten(meta["identity"]), flatten(identity)
-    changed = [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
-               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    changed = [
+        f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
     previous = path.with_name("previous.ckpt")
     os.replace(path, previous)
-    print(f"not resuming: {path} (MLflow run {meta['run_id']}, iteration {meta['iteration']}) was made with a "
-          f"different configuration ({'; '.join(changed[:8])}{'; ...' if len(changed) > 8 else ''}). "
-          f"Starting a new run; that checkpoint is kept as {previous}.", flush=True)
+    print(
+        f"not resuming: {path} (MLflow run {meta['run_id']}, iteration {meta['iteration']}) was made with a "
+        f"different configuration ({'; '.join(changed[:8])}{'; ...' if len(changed) > 8 else ''}). "
+        f"Starting a new run; that checkpoint is kept as {previous}.",
+        flush=True,
+    )
     return None
 
 
@@ -155,8 +165,9 @@ def main() -> None:
     client = tracking.client_for(uri)
     print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}", flush=True)
     tracking.quick_failing_http()  # from here on a lost server costs seconds per call, not minutes
-    logger = tracking.TolerantMLFlowLogger(experiment_name=tracking.experiment_name(dataset), tracking_uri=uri,
-                                           run_id=run_id)
+    logger = tracking.TolerantMLFlowLogger(
+        experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id
+    )
     logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
 
     def save_snapshot(epoch: int, image) -> None:
@@ -167,7 +178,8 @@ def main() -> None:
 
     evaluation = EpochEvaluation(test_images, test_labels, train_cfg.eval_batch_size)
     checkpointing = ResumableCheckpoint(
-        checkpoint_path, train_cfg.checkpoint_every_n_steps,
+        checkpoint_path,
+        train_cfg.checkpoint_every_n_steps,
         {"run_id": run_id, "fingerprint": fingerprint(identity), "identity": identity},
     )
     trainer = pl.Trainer(
@@ -176,8 +188,12 @@ def main() -> None:
         precision=precision,
         max_epochs=train_cfg.max_epochs,
         logger=logger,
-        callbacks=[evaluation, SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed),
-                   PeakMemory(), checkpointing],
+        callbacks=[
+            evaluation,
+            SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed),
+            PeakMemory(),
+            checkpointing,
+        ],
         log_every_n_steps=train_cfg.log_every_n_steps,
         enable_checkpointing=True,  # with our ResumableCheckpoint, Lightning adds no ModelCheckpoint of its own
         enable_model_summary=False,
@@ -200,8 +216,10 @@ def main() -> None:
             logger.record(f"artifact {path}", err)
     checkpoint_path.unlink(missing_ok=True)  # finished: nothing to resume
     if module.skipped_steps:
-        print(f"skipped {module.skipped_steps} optimizer steps whose loss was NaN or infinite "
-              "(train.on_nonfinite: skip)", flush=True)
+        print(
+            f"skipped {module.skipped_steps} optimizer steps whose loss was NaN or infinite (train.on_nonfinite: skip)",
+            flush=True,
+        )
     try:
         client.set_terminated(run_id, "FINISHED")
     except Exception as err:
@@ -209,18 +227,25 @@ def main() -> None:
     last = evaluation.history[-1] if evaluation.history else {}
     print(f"trained {dataset}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
     if logger.failures:
-        print(f"warning: training finished and its outputs are written, but {len(logger.failures)} MLflow "
-              f"call(s) to {uri} failed, so the run there is incomplete. First: {logger.failures[0]}. "
-              f"Last: {logger.failures[-1]}.", file=sys.stderr, flush=True)
+        print(
+            f"warning: training finished and its outputs are written, but {len(logger.failures)} MLflow "
+            f"call(s) to {uri} failed, so the run there is incomplete. First: {logger.failures[0]}. "
+            f"Last: {logger.failures[-1]}.",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
-def write_outputs(args, trainer: pl.Trainer, resolved: dict, run_id: str, uri: str, dataset: str, history: list) -> None:
+def write_outputs(
+    args, trainer: pl.Trainer, resolved: dict, run_id: str, uri: str, dataset: str, history: list
+) -> None:
     """Write the stage's outputs, each atomically."""
     args.out.mkdir(parents=True, exist_ok=True)
     save_atomically(trainer, args.out / "model.ckpt", weights_only=True)  # what render needs; resuming uses last.ckpt
     write_json(resolved, args.out / "config.json")
-    write_json({"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri},
-               args.out / "run.json")
+    write_json(
+        {"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri}, args.out / "run.json"
+    )
     with atomic_path(args.history) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
 

@@ -32,7 +32,7 @@ _MNIST_NAMES = (
 class _QuietHandler(SimpleHTTPRequestHandler):
     """Static file handler that does not print a line per request into test output."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -96,11 +96,18 @@ def _one_torch_thread() -> Iterator[None]:
 
 def _repository_state() -> list[str]:
     """Changed, new and ignored paths of the checkout with their modification times (bytecode aside)."""
-    listed = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=_PROJECT_ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=_PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     paths = [line[3:] for line in listed if "__pycache__" not in line and not line[3:].startswith(".venv/")]
-    return [f"{path} {(_PROJECT_ROOT / path).stat().st_mtime_ns if (_PROJECT_ROOT / path).exists() else '-'}"
-            for path in paths]
+    return [
+        f"{path} {(_PROJECT_ROOT / path).stat().st_mtime_ns if (_PROJECT_ROOT / path).exists() else '-'}"
+        for path in paths
+    ]
 
 
 @pytest.fixture
@@ -117,9 +124,24 @@ def prepared_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_fixture_dir: 
     params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
     params["prepare"]["mnist"]["mirrors"] = []
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "pipeline.prepare", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-                    "--raw-dir", str(tmp / "raw"), "--out-dir", str(tmp / "prepared")],
-                   cwd=_PROJECT_ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.prepare",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--raw-dir",
+            str(tmp / "raw"),
+            "--out-dir",
+            str(tmp / "prepared"),
+        ],
+        cwd=_PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
     return tmp / "prepared"
 
 
@@ -136,8 +158,15 @@ def tiny_params() -> Callable[..., Path]:
         folder.mkdir(parents=True, exist_ok=True)
         params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
         params["model"]["mnist"].update(TINY_MODEL)
-        params["train"].update(batch_size=16, batches_per_epoch=10, max_epochs=6, sample_every_n_epochs=3,
-                               log_every_n_steps=5, checkpoint_every_n_steps=7, **train)
+        params["train"].update(
+            batch_size=16,
+            batches_per_epoch=10,
+            max_epochs=6,
+            sample_every_n_epochs=3,
+            log_every_n_steps=5,
+            checkpoint_every_n_steps=7,
+            **train,
+        )
         params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         return folder / "params.yaml"
@@ -151,8 +180,20 @@ def train_args() -> Callable[[Path, Path, Path], list[str]]:
     training on the prepared `data`, with every output (model, history, checkpoints) under `folder`."""
 
     def args(folder: Path, params: Path, data: Path) -> list[str]:
-        return ["--dataset", "mnist", "--params", str(params), "--data", str(data), "--out", str(folder / "model"),
-                "--history", str(folder / "history.csv"), "--checkpoints", str(folder / "checkpoints")]
+        return [
+            "--dataset",
+            "mnist",
+            "--params",
+            str(params),
+            "--data",
+            str(data),
+            "--out",
+            str(folder / "model"),
+            "--history",
+            str(folder / "history.csv"),
+            "--checkpoints",
+            str(folder / "checkpoints"),
+        ]
 
     return args
 

@@ -20,15 +20,35 @@ def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, prepared_m
 
     before = repository_state()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/memory_growth.py"), "--params", str(params_file),
-         "--data", str(prepared_mnist), "--epochs", "1", "--factor", "10"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/memory_growth.py"),
+            "--params",
+            str(params_file),
+            "--data",
+            str(prepared_mnist),
+            "--epochs",
+            "1",
+            "--factor",
+            "10",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     out = result.stdout
-    runs = re.findall(r"^(short|long)\s+(\d+) epochs\s+(\d+) iterations\s+([\d.]+) s\s+peak RSS\s+(\d+) MiB"
-                      r"\s+in MLflow\s+(\d+) MiB", out, re.M)
-    assert [(name, int(epochs), int(iters)) for name, epochs, iters, *_ in runs] == [("short", 1, 3), ("long", 10, 30)], \
-        out + result.stderr[-3000:]
+    runs = re.findall(
+        r"^(short|long)\s+(\d+) epochs\s+(\d+) iterations\s+([\d.]+) s\s+peak RSS\s+(\d+) MiB"
+        r"\s+in MLflow\s+(\d+) MiB",
+        out,
+        re.M,
+    )
+    assert [(name, int(epochs), int(iters)) for name, epochs, iters, *_ in runs] == [
+        ("short", 1, 3),
+        ("long", 10, 30),
+    ], out + result.stderr[-3000:]
     for *_, peak, logged in runs:  # the stage's own record in MLflow: its peak by its last epoch's end
         assert 0.8 * int(peak) <= int(logged) <= int(peak) + 1
     ratio = float(re.search(r"peak RSS long / short: ([\d.]+)x", out).group(1))

@@ -20,16 +20,20 @@ from PIL import Image
 import infogan.celeba as celeba
 from infogan.celeba import CelebaSource, prepare_celeba, verify_celeba
 from infogan.data import load_split
-from infogan.errors import InfoGANError
 from infogan.download import file_md5
+from infogan.errors import InfoGANError
 
 N = 30
 SPLIT_OF = [0] * 20 + [1] * 5 + [2] * 5  # partition id of image i + 1
 ATTRIBUTE_NAMES = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"] + [f"Attr_{i}" for i in range(3, 40)]
 NAMES = [f"{i:06d}.jpg" for i in range(1, N + 1)]
-ANNOTATIONS = {"partition_md5": "list_eval_partition.txt", "attributes_md5": "list_attr_celeba.txt",
-               "identity_md5": "identity_CelebA.txt", "bbox_md5": "list_bbox_celeba.txt",
-               "landmarks_md5": "list_landmarks_align_celeba.txt"}
+ANNOTATIONS = {
+    "partition_md5": "list_eval_partition.txt",
+    "attributes_md5": "list_attr_celeba.txt",
+    "identity_md5": "identity_CelebA.txt",
+    "bbox_md5": "list_bbox_celeba.txt",
+    "landmarks_md5": "list_landmarks_align_celeba.txt",
+}
 HTML_PAGE = "<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head></html>\n"
 
 
@@ -45,7 +49,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(0)
     for name in NAMES:
         Image.frombytes("RGB", (178, 218), rng.randbytes(178 * 218 * 3)).save(celeba_dir / "img_align_celeba" / name)
-    (celeba_dir / "list_eval_partition.txt").write_text("".join(f"{n} {s}\n" for n, s in zip(NAMES, SPLIT_OF)))
+    (celeba_dir / "list_eval_partition.txt").write_text(
+        "".join(f"{n} {s}\n" for n, s in zip(NAMES, SPLIT_OF, strict=True))
+    )
     rows = [f"{n} " + " ".join(f"{attribute(i, j):2d}" for j in range(40)) for i, n in enumerate(NAMES)]
     (celeba_dir / "list_attr_celeba.txt").write_text(f"{N}\n" + " ".join(ATTRIBUTE_NAMES) + "\n" + "\n".join(rows))
     (celeba_dir / "identity_CelebA.txt").write_text("".join(f"{n} {100 + i}\n" for i, n in enumerate(NAMES)))
@@ -182,8 +188,15 @@ def test_missing_folder_says_where_to_place_what(tmp_path: Path) -> None:
         verify_celeba(tmp_path / "raw", CelebaSource(), progress=False)
     message = str(info.value)
     assert f"{tmp_path / 'raw' / 'celeba'} does not exist" in message
-    for part in ("1. ", "2. ", "3. ", "img_align_celeba.zip", "list_eval_partition.txt", "identity_CelebA.txt",
-                 "img_align_celeba/000001.jpg ... 202599.jpg"):
+    for part in (
+        "1. ",
+        "2. ",
+        "3. ",
+        "img_align_celeba.zip",
+        "list_eval_partition.txt",
+        "identity_CelebA.txt",
+        "img_align_celeba/000001.jpg ... 202599.jpg",
+    ):
         assert part in message
 
 
@@ -196,8 +209,10 @@ def test_celeba_folder_passed_as_raw_folder_gets_a_hint(raw: Path) -> None:
     ("damage", "expected"),
     [
         (lambda p: p.write_bytes(p.read_bytes()[:2000]), "000007.jpg (cannot be decoded: image file is truncated"),
-        (lambda p: Image.new("RGB", (100, 100)).save(p, format="JPEG"),
-         "000007.jpg (RGB 100x100, expected RGB 178x218)"),
+        (
+            lambda p: Image.new("RGB", (100, 100)).save(p, format="JPEG"),
+            "000007.jpg (RGB 100x100, expected RGB 178x218)",
+        ),
         (lambda p: Image.new("L", (178, 218)).save(p, format="JPEG"), "000007.jpg (L 178x218, expected RGB"),
         (lambda p: Image.new("RGB", (178, 218)).save(p, format="PNG"), "000007.jpg (not a JPEG but PNG)"),
         (lambda p: p.write_text("not an image"), "000007.jpg (cannot be decoded: cannot identify image file"),
@@ -292,7 +307,7 @@ def test_partly_downloaded_zip(raw: Path) -> None:
 
 
 def test_image_size_must_be_32_or_64() -> None:
-    with pytest.raises(InfoGANError, match="image_size must be 32 or 64.*got 48"):
+    with pytest.raises(InfoGANError, match=r"image_size must be 32 or 64.*got 48"):
         CelebaSource(image_size=48)
 
 
@@ -306,8 +321,11 @@ def same_size_garbage(path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the manifest still matches: found while preparing
 
 
-@pytest.mark.parametrize(("damage", "expected"), [(truncate, "failed verification"), (same_size_garbage,
-                         "though the manifest says it was verified")], ids=["verification", "preparation"])
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [(truncate, "failed verification"), (same_size_garbage, "though the manifest says it was verified")],
+    ids=["verification", "preparation"],
+)
 def test_failed_prepare_leaves_previous_output_untouched(raw: Path, tmp_path: Path, damage, expected: str) -> None:
     out = tmp_path / "prepared"
     prepare_celeba(raw, out, source_for(raw), progress=False)

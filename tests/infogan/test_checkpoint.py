@@ -28,11 +28,11 @@ def test_restored_generators_draw_what_they_would_have_drawn(tmp_path):
 
 
 def test_reading_a_missing_checkpoint_names_it(tmp_path):
-    with pytest.raises(InfoGANError, match="checkpoint .*nothing.ckpt does not exist"):
+    with pytest.raises(InfoGANError, match=r"checkpoint .*nothing.ckpt does not exist"):
         read_checkpoint(tmp_path / "nothing.ckpt")
 
 
 def test_reading_an_empty_file_says_it_is_damaged(tmp_path):
     (tmp_path / "empty.ckpt").write_bytes(b"")
-    with pytest.raises(InfoGANError, match="is not a readable checkpoint|is not a PyTorch checkpoint"):
+    with pytest.raises(InfoGANError, match=r"is not a readable checkpoint|is not a PyTorch checkpoint"):
         read_checkpoint(tmp_path / "empty.ckpt")

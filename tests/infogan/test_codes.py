@@ -62,7 +62,7 @@ def test_vector_layout_matches_the_code_values(config):
     got_noise, onehots, got_continuous = blocks(codes, latent.vector)
     torch.testing.assert_close(got_noise, noise, rtol=0, atol=0)
     torch.testing.assert_close(got_continuous, continuous, rtol=0, atol=0)
-    for i, (k, onehot) in enumerate(zip(config.categorical, onehots)):
+    for i, (k, onehot) in enumerate(zip(config.categorical, onehots, strict=True)):
         expected = torch.nn.functional.one_hot(categorical[:, i], k).float()
         torch.testing.assert_close(onehot, expected, rtol=0, atol=0)
     assert latent.categorical is categorical and latent.continuous is continuous
@@ -72,7 +72,7 @@ def test_sampled_vector_is_one_hot_at_the_sampled_index_for_each_code():
     codes = LatentCodes(MIXED)
     latent = codes.sample(500, seeded())
     _, onehots, continuous = blocks(codes, latent.vector)
-    for i, (k, onehot) in enumerate(zip(MIXED.categorical, onehots)):
+    for i, (k, onehot) in enumerate(zip(MIXED.categorical, onehots, strict=True)):
         assert onehot.shape[1] == k
         assert (onehot.sum(1) == 1).all()
         assert ((onehot == 0) | (onehot == 1)).all()

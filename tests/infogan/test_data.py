@@ -151,7 +151,7 @@ def test_shuffle_rejects_empty_epochs(args, message):
 
 
 def test_shuffle_rejects_a_rank_outside_the_world():
-    with pytest.raises(InfoGANError, match="rank 2 is not in 0..1"):
+    with pytest.raises(InfoGANError, match=r"rank 2 is not in 0..1"):
         ShardedShuffle(10, 2, 1, 0, rank=2, world_size=2)
 
 
@@ -214,8 +214,13 @@ def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
     data = images(48, size=28)
     recorder = Recorder()
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[recorder],
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
     )
     datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=3, seed=5)
     trainer.fit(InfoGAN(ModelConfig(), OptimConfig()), datamodule=datamodule)

@@ -18,7 +18,7 @@ from infogan.errors import InfoGANError
 
 
 class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -33,9 +33,11 @@ def test_fetches_any_table_and_names_the_dataset(tmp_path: Path, loopback_server
     source.mkdir()
     (source / "a.bin").write_bytes(b"first file")
     files = {"a.bin": hashlib.md5(b"first file").hexdigest(), "b.bin": hashlib.md5(b"absent").hexdigest()}
-    with loopback_server(functools.partial(_QuietFiles, directory=str(source))) as url:
-        with pytest.raises(InfoGANError) as info:
-            fetch_verified(raw_dir, files, [url], "Toy set", timeout_s=5.0, progress=False)
+    with (
+        loopback_server(functools.partial(_QuietFiles, directory=str(source))) as url,
+        pytest.raises(InfoGANError) as info,
+    ):
+        fetch_verified(raw_dir, files, [url], "Toy set", timeout_s=5.0, progress=False)
     message = str(info.value)
     assert "Could not download Toy set file b.bin from any mirror" in message
     assert f"{url}b.bin: HTTP 404" in message

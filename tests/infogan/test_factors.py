@@ -17,8 +17,9 @@ SIZE = 28
 
 def stroke(angle_from_vertical: float, width: float, length: float = 18.0) -> torch.Tensor:
     """A (1, 1, 28, 28) uint8 image of one straight stroke through the centre, leaning right for angle > 0."""
-    rows, cols = torch.meshgrid(torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij"
+    )
     x, y = cols - (SIZE - 1) / 2, (SIZE - 1) / 2 - rows  # y up
     t = math.radians(angle_from_vertical)
     direction = (math.sin(t), math.cos(t))
@@ -59,7 +60,7 @@ def test_blank_images_measure_zero_not_nan():
 
 def test_per_column_spearman():
     steps = np.arange(6, dtype=float)
-    measured = np.stack([steps, -steps**3, np.array([0, 2, 1, 3, 5, 4.0]), np.ones(6)], axis=1)
+    measured = np.stack([steps, -(steps**3), np.array([0, 2, 1, 3, 5, 4.0]), np.ones(6)], axis=1)
     rho = per_column_spearman(measured)
     assert rho[0] == pytest.approx(1.0) and rho[1] == pytest.approx(-1.0)
     assert 0 < rho[2] < 1

@@ -7,12 +7,15 @@ import pytest
 from infogan import hardware
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ("fpu sse2 avx2 avx512f avx512_bf16", True),
-    ("fpu sse2 avx2 amx_bf16 amx_tile", True),
-    ("fpu sse2 avx2 avx512f", False),
-    ("fpu sse2 avx512_bf16x", False),  # whole flags only
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16", True),
+        ("fpu sse2 avx2 amx_bf16 amx_tile", True),
+        ("fpu sse2 avx2 avx512f", False),
+        ("fpu sse2 avx512_bf16x", False),  # whole flags only
+    ],
+)
 def test_cpu_bf16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")

@@ -66,7 +66,7 @@ def test_thickness_jitter_erodes_keeps_or_dilates():
     masses = ink(out)
     # 2-px bar: erosion leaves nothing, dilation adds a column each side and a row at each end
     assert set(masses.round().tolist()) == {0.0, 32.0, 72.0}
-    for image, mass in zip(out, masses):
+    for image, mass in zip(out, masses, strict=True):
         if mass == 32:
             assert torch.equal(image, images[0])
 
@@ -87,7 +87,7 @@ def test_consistency_is_the_kl_divergence_and_leaves_the_target_alone():
     loss = categorical_consistency(target, logits, sizes)
     expected = sum(
         (F.softmax(t, 1) * (F.log_softmax(t, 1) - F.log_softmax(q, 1))).sum(1).mean()
-        for t, q in zip(target.split(sizes, 1), logits.split(sizes, 1))
+        for t, q in zip(target.split(sizes, 1), logits.split(sizes, 1), strict=True)
     )
     assert torch.allclose(loss, expected, rtol=1e-5)
     assert categorical_consistency(logits, logits.detach(), sizes).abs() < 1e-6
@@ -130,8 +130,11 @@ def test_improved_discriminator_step_adds_its_two_weighted_terms():
     real = digits(16)
     torch.manual_seed(2)
     losses = module.discriminator_step(real, fake, latent)
-    paper = module.optim_config.lambda_cat * losses["info/categorical"] + module.optim_config.lambda_cont * losses[
-        "info/continuous"] + losses["loss/d"]
+    paper = (
+        module.optim_config.lambda_cat * losses["info/categorical"]
+        + module.optim_config.lambda_cont * losses["info/continuous"]
+        + losses["loss/d"]
+    )
     expected = paper + 0.7 * losses["improved/augmented_information"] + 2.0 * losses["improved/real_consistency"]
     assert torch.allclose(losses["total"], expected, rtol=1e-5)
     # the augmented term is Q's cross-entropy on T(fake): replay the same random draws

@@ -146,7 +146,7 @@ def test_categorical_code_matching_keys_range_and_mode(module, labelled, trainin
     # the matching is one-to-one, and reading the predictions through it gives the accuracy
     assert set(matching) <= set(range(10)) and len(set(matching.values())) == len(matching)
     pred = predict_categorical(module, images, batch_size=100)[:, 0].tolist()
-    hits = sum(matching.get(p) == y for p, y in zip(pred, labels.tolist()))
+    hits = sum(matching.get(p) == y for p, y in zip(pred, labels.tolist(), strict=True))
     assert hits / len(labels) == pytest.approx(metrics["eval/categorical_accuracy"])
     for value in metrics.values():
         assert isinstance(value, float) and 0 <= value <= 1
@@ -161,8 +161,11 @@ def test_information_lower_bounds_of_an_untrained_model(training):
     torch.manual_seed(0)
     module = InfoGAN(ModelConfig(), OptimConfig()).train(training)
     bounds = information_lower_bounds(module, n_samples=500, batch_size=250, seed=0)
-    assert set(bounds) == {f"info_{kind}/{code}" for kind in ("bound", "loss")
-                           for code in ("categorical_0", "continuous_0", "continuous_1")}
+    assert set(bounds) == {
+        f"info_{kind}/{code}"
+        for kind in ("bound", "loss")
+        for code in ("categorical_0", "continuous_0", "continuous_1")
+    }
     # the bound is H(c) minus the information loss
     assert bounds["info_bound/categorical_0"] == pytest.approx(math.log(10) - bounds["info_loss/categorical_0"])
     assert all(isinstance(v, float) and math.isfinite(v) for v in bounds.values())

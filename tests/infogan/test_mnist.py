@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from infogan.errors import InfoGANError
 from infogan.download import file_md5
+from infogan.errors import InfoGANError
 from infogan.mnist import MNIST_FILES, SPLIT_SIZES, fetch_mnist, load_mnist_split, read_idx
 
 DEAD_MIRROR = "http://127.0.0.1:1/"  # port 1 is closed: connection refused at once
@@ -56,7 +56,7 @@ def idx_header(*dims: int) -> bytes:
 class _Quiet:
     """Keeps the loopback servers from printing a line per request into test output."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -246,7 +246,7 @@ def test_malformed_idx_raises_naming_file(tmp_path: Path, raw: bytes, gzipped: b
         write_idx(path, raw, b"")
     else:
         path.write_bytes(raw)
-    with pytest.raises(InfoGANError, match="broken-idx1-ubyte.gz"):
+    with pytest.raises(InfoGANError, match=r"broken-idx1-ubyte.gz"):
         read_idx(path)
 
 

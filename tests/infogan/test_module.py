@@ -49,7 +49,7 @@ def fitted():
 
 
 def test_fit_runs_the_requested_iterations(fitted):
-    module, fit, _ = fitted
+    _, fit, _ = fitted
     assert fit.fit_loop.epoch_loop.total_batch_idx + 1 == 2
     assert fit.global_step == 4  # two optimizer steps (D, then G) per iteration
     for key in ("loss/d_epoch", "loss/g_epoch", "info/categorical_epoch", "info/continuous_epoch"):

@@ -192,7 +192,7 @@ def test_spectral_norm_bounds_the_layers_spectral_norm(index):
     conv = DiscriminatorTrunk(MNIST_SN).train().layers[index]
     assert isinstance(conv, nn.Conv2d)
     for _ in range(30):  # each access in training mode runs one power iteration
-        conv.weight
+        _ = conv.weight
     raw = conv.parametrizations.weight.original.detach().flatten(1)
     assert abs(top_singular_value(raw) - 1) > 0.1  # the raw weight's own norm is not 1 ...
     assert top_singular_value(conv.weight.detach().flatten(1)) == pytest.approx(1.0, abs=0.02)  # ... SN makes it 1

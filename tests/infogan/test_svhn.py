@@ -127,9 +127,7 @@ def test_wrong_checksum_is_rejected_and_nothing_kept(
     assert list(tmp_path.iterdir()) == []  # neither the final name nor a .part is left
 
 
-def test_hand_placed_good_files_need_no_network(
-    svhn_source: Path, fake_files: dict[str, str], tmp_path: Path
-) -> None:
+def test_hand_placed_good_files_need_no_network(svhn_source: Path, fake_files: dict[str, str], tmp_path: Path) -> None:
     for name in fake_files:
         shutil.copyfile(svhn_source / name, tmp_path / name)
     assert fetch(tmp_path, [DEAD_MIRROR], fake_files) == fake_files  # the only mirror is dead
@@ -166,7 +164,7 @@ def test_default_table_holds_the_official_checksums(svhn_source: Path, tmp_path:
 
 
 def test_non_http_mirror_is_rejected_naming_svhn(tmp_path: Path) -> None:
-    with pytest.raises(InfoGANError, match="SVHN mirror 'ufldl.stanford.edu/housenumbers/' is not an http"):
+    with pytest.raises(InfoGANError, match=r"SVHN mirror 'ufldl.stanford.edu/housenumbers/' is not an http"):
         fetch_svhn(tmp_path / "raw", ["ufldl.stanford.edu/housenumbers/"], progress=False)
     assert not (tmp_path / "raw").exists()
 
@@ -221,8 +219,10 @@ def _bad_contents() -> list:
         "3d-X": ({"X": x[..., 0], "y": y}, "X holds uint8 of shape (32, 32, 3)"),
         "2-column-y": ({"X": x, "y": np.ones((4, 2), np.uint8)}, "y holds uint8 of shape (4, 2)"),
         "count-mismatch": ({"X": x, "y": y[:3]}, "holds 4 images but 3 labels"),
-        "label-0": ({"X": x, "y": np.array([[1], [0], [3], [4]], np.uint8)},
-                    "holds label 0 at index 1; SVHN labels are 1..10"),
+        "label-0": (
+            {"X": x, "y": np.array([[1], [0], [3], [4]], np.uint8)},
+            "holds label 0 at index 1; SVHN labels are 1..10",
+        ),
         "label-11": ({"X": x, "y": np.array([[1], [2], [3], [11]], np.int32)}, "holds label 11 at index 3"),
         "label-2.5": ({"X": x, "y": np.array([[1], [2.5], [3], [4]])}, "holds label 2.5 at index 1"),
     }

@@ -47,12 +47,25 @@ class CapturingLogger(Logger):
         self.records.append((step, dict(metrics)))
 
 
-def fit(module: InfoGAN, images: torch.Tensor, iterations: int, batches_per_epoch: int, log_every: int = 10,
-        logger: Logger | bool = False, callbacks=()) -> pl.Trainer:
+def fit(
+    module: InfoGAN,
+    images: torch.Tensor,
+    iterations: int,
+    batches_per_epoch: int,
+    log_every: int = 10,
+    logger: Logger | bool = False,
+    callbacks=(),
+) -> pl.Trainer:
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=-(-iterations // batches_per_epoch), max_steps=2 * iterations,
-        logger=logger, log_every_n_steps=log_every, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=list(callbacks),
+        accelerator="cpu",
+        max_epochs=-(-iterations // batches_per_epoch),
+        max_steps=2 * iterations,
+        logger=logger,
+        log_every_n_steps=log_every,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
     )
     trainer.fit(module, datamodule=DeviceImages(images, BATCH, batches_per_epoch, seed=0))
     return trainer
@@ -69,16 +82,23 @@ def reference_information(q, latent, sizes) -> tuple[torch.Tensor, torch.Tensor]
     logits = q.categorical_logits.split(list(sizes), dim=1)
     categorical = sum(F.cross_entropy(chunk, latent.categorical[:, i]) for i, chunk in enumerate(logits))
     std = q.continuous_log_scale.exp()
-    nll = 0.5 * ((latent.continuous - q.continuous_mean) / std) ** 2 + q.continuous_log_scale + 0.5 * math.log(2 * math.pi)
+    nll = (
+        0.5 * ((latent.continuous - q.continuous_mean) / std) ** 2
+        + q.continuous_log_scale
+        + 0.5 * math.log(2 * math.pi)
+    )
     return categorical, nll.mean(0).sum()
 
 
 def reference_iteration(module: InfoGAN, real_uint8: torch.Tensor, latent) -> dict[str, torch.Tensor]:
     """One InfoGAN iteration as typical code writes it, on copies of `module`'s networks."""
-    g, trunk, d_head, q_head = (copy.deepcopy(part) for part in (module.generator, module.trunk, module.d_head, module.q_head))
+    g, trunk, d_head, q_head = (
+        copy.deepcopy(part) for part in (module.generator, module.trunk, module.d_head, module.q_head)
+    )
     o = module.optim_config
-    opt_d = torch.optim.Adam([*trunk.parameters(), *d_head.parameters(), *q_head.parameters()], lr=o.lr_d,
-                             betas=(o.beta1, o.beta2))
+    opt_d = torch.optim.Adam(
+        [*trunk.parameters(), *d_head.parameters(), *q_head.parameters()], lr=o.lr_d, betas=(o.beta1, o.beta2)
+    )
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
     sizes = module.codes.categorical_sizes
     real = real_uint8.float() / 255 * 2 - 1
@@ -86,13 +106,17 @@ def reference_iteration(module: InfoGAN, real_uint8: torch.Tensor, latent) -> di
     fake = g(latent.vector).detach()  # first G forward, for D
     real_logit, fake_features = d_head(trunk(real)), trunk(fake)
     fake_logit = d_head(fake_features)
-    d_adv = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
-        F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+    d_adv = F.binary_cross_entropy_with_logits(
+        real_logit, torch.ones_like(real_logit)
+    ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
     d_cat, d_cont = reference_information(q_head(fake_features), latent, sizes)
     opt_d.zero_grad()
     (d_adv + o.lambda_cat * d_cat + o.lambda_cont * d_cont).backward()
-    d_grads = {f"{name}.{key}": p.grad.clone() for name, part in (("trunk", trunk), ("d_head", d_head),
-               ("q_head", q_head)) for key, p in part.named_parameters()}
+    d_grads = {
+        f"{name}.{key}": p.grad.clone()
+        for name, part in (("trunk", trunk), ("d_head", d_head), ("q_head", q_head))
+        for key, p in part.named_parameters()
+    }
     opt_d.step()
 
     fake = g(latent.vector)  # second G forward, for G, through the updated D and Q
@@ -207,8 +231,15 @@ class HostReadCounter(pl.Callback):
 def test_iterations_read_nothing_back_from_the_device_except_when_logging(monkeypatch):
     torch.manual_seed(0)
     counter = HostReadCounter(monkeypatch)
-    fit(InfoGAN(ModelConfig(), OPTIM), real_images(64), iterations=10, batches_per_epoch=10, log_every=5,
-        logger=CapturingLogger(), callbacks=[counter])
+    fit(
+        InfoGAN(ModelConfig(), OPTIM),
+        real_images(64),
+        iterations=10,
+        batches_per_epoch=10,
+        log_every=5,
+        logger=CapturingLogger(),
+        callbacks=[counter],
+    )
     assert len(counter.per_batch) == 10
     logging = {4, 9}  # iterations 5 and 10 log their window; 10 also ends the epoch
     assert all(count == 0 for i, count in enumerate(counter.per_batch) if i not in logging), counter.per_batch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -97,7 +99,7 @@ def test_only_the_traversed_categorical_code_changes(mixed, record, code):
         blocks = split(mixed, vector)
         assert torch.equal(blocks[traversed].argmax(1), torch.full((N,), value))
         assert torch.equal(blocks[traversed].sum(1), torch.ones(N))
-        for i, (block, reference) in enumerate(zip(blocks, first)):
+        for i, (block, reference) in enumerate(zip(blocks, first, strict=True)):
             if i != traversed:
                 assert torch.equal(block, reference), f"block {i} changed while traversing code {code}"
     # continuous codes are held at 0; the columns cycle through the first code's classes
@@ -120,11 +122,11 @@ def test_matched_categorical_traversal_goes_from_label_0_to_9(mnist, record):
     seen = record(mnist)
     frames = categorical_traversal(mnist, 0, n_samples=N, matching=MATCHING)
     assert [f.caption for f in frames] == [f"c1 = {v} (label {MATCHING[v]})" for v in BY_LABEL]
-    for value, vector in zip(BY_LABEL, seen):
+    for value, vector in zip(BY_LABEL, seen, strict=True):
         assert torch.equal(split(mnist, vector)[1].argmax(1), torch.full((N,), value))
     # the same pictures as the unordered traversal, only reordered
     plain = categorical_traversal(mnist, 0, n_samples=N)
-    for value, frame in zip(BY_LABEL, frames):
+    for value, frame in zip(BY_LABEL, frames, strict=True):
         assert torch.equal(frame.images, plain[value].images)
 
 
@@ -143,7 +145,7 @@ def test_matched_continuous_traversal_columns_go_from_label_0_to_9(mnist, record
 
 def test_frames_differ_when_the_code_changes(mnist):
     frames = categorical_traversal(mnist, 0, n_samples=N)
-    for a, b in zip(frames, frames[1:]):
+    for a, b in itertools.pairwise(frames):
         assert not torch.equal(a.images, b.images)
     # the samples of one frame differ too (different noise)
     assert not torch.equal(frames[0].images[0], frames[0].images[1])
@@ -153,7 +155,7 @@ def test_same_seed_gives_identical_frames(mnist):
     a = categorical_traversal(mnist, 0, n_samples=N, seed=7)
     b = categorical_traversal(mnist, 0, n_samples=N, seed=7)
     c = categorical_traversal(mnist, 0, n_samples=N, seed=8)
-    assert all(torch.equal(x.images, y.images) for x, y in zip(a, b))
+    assert all(torch.equal(x.images, y.images) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a[0].images, c[0].images)
 
 
@@ -193,10 +195,10 @@ def test_only_the_traversed_continuous_code_changes(mixed, record):
     assert len(frames) == len(seen) == 3
     first = split(mixed, seen[0])
     traversed = 1 + 2 + 1  # noise, two categorical codes, continuous code 0, then code 1
-    for value, vector in zip(values, seen):
+    for value, vector in zip(values, seen, strict=True):
         blocks = split(mixed, vector)
         assert torch.equal(blocks[traversed], torch.full((N, 1), value))
-        for i, (block, reference) in enumerate(zip(blocks, first)):
+        for i, (block, reference) in enumerate(zip(blocks, first, strict=True)):
             if i != traversed:
                 assert torch.equal(block, reference)
     assert torch.equal(first[1].argmax(1), torch.arange(N) % 10)
@@ -214,9 +216,7 @@ def fake_frames(n_frames: int, n: int = 4, channels: int = 1, h: int = 5, w: int
     ]
 
 
-@pytest.mark.parametrize(
-    ("n_frames", "n", "channels", "scale"), [(3, 4, 1, 2), (5, 2, 3, 3), (10, 10, 1, 1)], ids=str
-)
+@pytest.mark.parametrize(("n_frames", "n", "channels", "scale"), [(3, 4, 1, 2), (5, 2, 3, 3), (10, 10, 1, 1)], ids=str)
 def test_render_traversal_gif(tmp_path, n_frames, n, channels, scale):
     h, w = 5, 7
     frames = fake_frames(n_frames, n, channels, h, w)

@@ -51,8 +51,18 @@ def run_stage(module, monkeypatch, capsys, *args: str) -> str:
     return err
 
 
-TRAIN_ARGS = ("--dataset", "mnist", "--data", "data/prepared/mnist", "--out", "models/mnist",
-              "--history", "reports/mnist/train_history.csv", "--checkpoints", "checkpoints/mnist")
+TRAIN_ARGS = (
+    "--dataset",
+    "mnist",
+    "--data",
+    "data/prepared/mnist",
+    "--out",
+    "models/mnist",
+    "--history",
+    "reports/mnist/train_history.csv",
+    "--checkpoints",
+    "checkpoints/mnist",
+)
 
 
 @pytest.mark.parametrize(
@@ -108,10 +118,13 @@ def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, c
     assert "improved" not in err and "prepared split" in err
 
 
-@pytest.mark.parametrize("stage, extra", [
-    (prepare, ("--raw-dir", "data/raw/x", "--out-dir", "data/prepared/x")),
-    (train, TRAIN_ARGS[2:]),
-])
+@pytest.mark.parametrize(
+    "stage, extra",
+    [
+        (prepare, ("--raw-dir", "data/raw/x", "--out-dir", "data/prepared/x")),
+        (train, TRAIN_ARGS[2:]),
+    ],
+)
 def test_unknown_dataset_names_the_allowed_values(workdir, monkeypatch, capsys, stage, extra):
     err = run_stage(stage, monkeypatch, capsys, "--dataset", "svhm", *extra)
     assert "unknown dataset 'svhm'; allowed values: mnist, celeba, svhn" in err
@@ -151,11 +164,14 @@ def test_verify_without_celeba_says_where_to_place_it_and_keeps_the_last_record(
     assert record.read_text() == '{"dataset": "celeba", "images": 202599}\n'
 
 
-@pytest.mark.parametrize("dotted, value, expected", [
-    ("prepare.celeba.image_size", 48, "prepare.celeba.image_size = 48 is invalid: it must be one of 32, 64"),
-    ("prepare.celeba.image_count", 0, "prepare.celeba.image_count = 0 is invalid: it must be greater than 0"),
-    ("prepare.svhn.mirrors", "http://example.org/", "prepare.svhn.mirrors"),
-])
+@pytest.mark.parametrize(
+    "dotted, value, expected",
+    [
+        ("prepare.celeba.image_size", 48, "prepare.celeba.image_size = 48 is invalid: it must be one of 32, 64"),
+        ("prepare.celeba.image_count", 0, "prepare.celeba.image_count = 0 is invalid: it must be greater than 0"),
+        ("prepare.svhn.mirrors", "http://example.org/", "prepare.svhn.mirrors"),
+    ],
+)
 def test_verify_checks_the_source_params_first(workdir, monkeypatch, capsys, dotted, value, expected):
     set_param(workdir, dotted, value)
     dataset = dotted.split(".")[1]
@@ -172,16 +188,40 @@ def test_prepare_rejects_a_mirror_list_that_is_not_a_list(workdir, monkeypatch, 
 
 def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, capsys):
     err = run_stage(
-        render, monkeypatch, capsys, "--dataset", "mnist", "--model", "models/mnist", "--data", "data/prepared/mnist",
-        "--media", "media/mnist", "--metrics", "reports/mnist/metrics.json",
-        "--history", "reports/mnist/train_history.csv",
+        render,
+        monkeypatch,
+        capsys,
+        "--dataset",
+        "mnist",
+        "--model",
+        "models/mnist",
+        "--data",
+        "data/prepared/mnist",
+        "--media",
+        "media/mnist",
+        "--metrics",
+        "reports/mnist/metrics.json",
+        "--history",
+        "reports/mnist/train_history.csv",
     )
     assert "models/mnist/model.ckpt does not exist; run the train stage first" in err
     assert not (workdir / "media").exists()
 
 
-RENDER_ARGS = ("--dataset", "mnist", "--model", "models/mnist", "--data", "data/prepared/mnist", "--media",
-               "media/mnist", "--metrics", "reports/mnist/metrics.json", "--history", "reports/mnist/train_history.csv")
+RENDER_ARGS = (
+    "--dataset",
+    "mnist",
+    "--model",
+    "models/mnist",
+    "--data",
+    "data/prepared/mnist",
+    "--media",
+    "media/mnist",
+    "--metrics",
+    "reports/mnist/metrics.json",
+    "--history",
+    "reports/mnist/train_history.csv",
+)
 UNPICKLED_MARKER = "unpickled.txt"
 
 
@@ -199,8 +239,13 @@ def tiny_infogan_checkpoint(path: Path, **model) -> None:
 
     config = ModelConfig(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8, **model)
     module = InfoGAN(config, OptimConfig())
-    torch.save({"state_dict": module.state_dict(),
-                "hyper_parameters": {"model": to_dict(config), "optim": to_dict(OptimConfig())}}, path)
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": {"model": to_dict(config), "optim": to_dict(OptimConfig())},
+        },
+        path,
+    )
 
 
 def write_bad_checkpoint(path: Path, kind: str) -> None:
@@ -210,8 +255,9 @@ def write_bad_checkpoint(path: Path, kind: str) -> None:
     elif kind == "text":
         path.write_text("not a checkpoint\n")
     elif kind == "foreign objects":
-        torch.save({"state_dict": {}, "hyper_parameters": {"model": {}, "optim": {}}, "x": RunsCodeWhenUnpickled()},
-                   path)
+        torch.save(
+            {"state_dict": {}, "hyper_parameters": {"model": {}, "optim": {}}, "x": RunsCodeWhenUnpickled()}, path
+        )
     elif kind == "no hyperparameters":
         torch.save({"weights": torch.zeros(3)}, path)
     elif kind == "weights of another model":
@@ -223,15 +269,23 @@ def write_bad_checkpoint(path: Path, kind: str) -> None:
         torch.save(data, path)
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("truncated", "models/mnist/model.ckpt is not a readable checkpoint (truncated or damaged: "),
-    ("text", "models/mnist/model.ckpt is not a PyTorch checkpoint (it cannot be unpickled)"),
-    ("foreign objects", "models/mnist/model.ckpt was not written by this project: it holds Python objects other "
-                        "than tensors and plain values, and those are not unpickled"),
-    ("no hyperparameters", "models/mnist/model.ckpt is a PyTorch file but not an InfoGAN checkpoint"),
-    ("weights of another model", "models/mnist/model.ckpt: its weights do not match the model its hyperparameters "
-                                 "describe"),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("truncated", "models/mnist/model.ckpt is not a readable checkpoint (truncated or damaged: "),
+        ("text", "models/mnist/model.ckpt is not a PyTorch checkpoint (it cannot be unpickled)"),
+        (
+            "foreign objects",
+            "models/mnist/model.ckpt was not written by this project: it holds Python objects other "
+            "than tensors and plain values, and those are not unpickled",
+        ),
+        ("no hyperparameters", "models/mnist/model.ckpt is a PyTorch file but not an InfoGAN checkpoint"),
+        (
+            "weights of another model",
+            "models/mnist/model.ckpt: its weights do not match the model its hyperparameters describe",
+        ),
+    ],
+)
 def test_render_rejects_a_bad_checkpoint_safely(workdir, monkeypatch, capsys, kind, expected):
     (workdir / "models/mnist").mkdir(parents=True)
     (workdir / "reports/mnist").mkdir(parents=True)

@@ -30,7 +30,7 @@ SCALE = 2
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
     return output
@@ -40,7 +40,10 @@ def copy_project(dst: Path) -> None:
     """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repo."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         if (ROOT / name).is_file():
@@ -75,9 +78,15 @@ def place_fake_celeba(celeba: Path) -> dict:
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(celeba / "img_align_celeba" / name)
     attributes = [f"Attribute_{j}" for j in range(40)]
     files = {
-        "partition_md5": ("list_eval_partition.txt", "".join(f"{n} {s}\n" for n, s in zip(names, CELEBA_SPLITS))),
-        "attributes_md5": ("list_attr_celeba.txt", f"{len(names)}\n{' '.join(attributes)}\n" + "".join(
-            f"{n} {' '.join(str(v) for v in rng.choice([-1, 1], 40))}\n" for n in names)),
+        "partition_md5": (
+            "list_eval_partition.txt",
+            "".join(f"{n} {s}\n" for n, s in zip(names, CELEBA_SPLITS, strict=True)),
+        ),
+        "attributes_md5": (
+            "list_attr_celeba.txt",
+            f"{len(names)}\n{' '.join(attributes)}\n"
+            + "".join(f"{n} {' '.join(str(v) for v in rng.choice([-1, 1], 40))}\n" for n in names),
+        ),
         "identity_md5": ("identity_CelebA.txt", "".join(f"{n} {i % 5 + 1}\n" for i, n in enumerate(names))),
         "bbox_md5": ("list_bbox_celeba.txt", f"{len(names)}\nimage_id x_1 y_1 width height\n"),
         "landmarks_md5": ("list_landmarks_align_celeba.txt", f"{len(names)}\nlefteye_x lefteye_y\n"),
@@ -97,8 +106,11 @@ def svhn_mirror(tmp_path_factory, serve_directory):
         images = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": images, "y": rng.integers(1, 11, (n, 1))})
     with serve_directory(folder) as url:
-        yield {"mirrors": [url], **{f"{s}_md5": file_md5(folder / f"{s}_32x32.mat") for s in counts},
-               **{f"{s}_count": n for s, n in counts.items()}}
+        yield {
+            "mirrors": [url],
+            **{f"{s}_md5": file_md5(folder / f"{s}_32x32.mat") for s in counts},
+            **{f"{s}_count": n for s, n in counts.items()},
+        }
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +261,9 @@ def test_repro_downloads_trains_and_renders_the_fake_svhn(project):
     metrics = json.loads((dst / "reports/svhn/metrics.json").read_text())
     assert 0.0 <= metrics["eval/categorical_accuracy"] <= 1.0
     assert {f"info_bound/continuous_{code}" for code in range(4)} <= set(metrics)
-    expected = {f"{kind}_{code}.{ext}" for kind in ("categorical", "continuous") for code in range(4)
-                for ext in ("gif", "png")}
+    expected = {
+        f"{kind}_{code}.{ext}" for kind in ("categorical", "continuous") for code in range(4) for ext in ("gif", "png")
+    }
     assert {p.name for p in (dst / "media/svhn").iterdir()} == expected
 
 
@@ -272,8 +285,14 @@ def test_repro_reruns_only_what_changed(project):  # last: it changes the projec
 
 def start_repro(dst: Path, env: dict, log: Path, *targets: str) -> subprocess.Popen:
     """`dvc repro` in the background, in its own process group (so the test can kill all of it)."""
-    return subprocess.Popen([sys.executable, "-m", "dvc", "repro", *targets], cwd=dst, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", *targets],
+        cwd=dst,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 900) -> None:
@@ -296,8 +315,10 @@ def test_repro_killed_mid_training_resumes_it(project):  # changes the project
     assert killed["iteration"] < 20 and not (dst / "models/mnist/model.ckpt").exists()
     resumed = run([sys.executable, "-m", "dvc", "repro", "render@mnist"], dst, env)
     # DVC kept the persistent checkpoint folder, and the train stage went on from it in the same run
-    assert f"resuming MLflow run {killed['run_id']} from checkpoints/mnist/last.ckpt at iteration " \
-           f"{killed['iteration']}" in resumed
+    assert (
+        f"resuming MLflow run {killed['run_id']} from checkpoints/mnist/last.ckpt at iteration "
+        f"{killed['iteration']}" in resumed
+    )
     assert json.loads((dst / "models/mnist/run.json").read_text())["run_id"] == killed["run_id"]
     assert (dst / "checkpoints/mnist").is_dir() and not checkpoint.exists()
     status = run([sys.executable, "-m", "dvc", "status", "train@mnist"], dst, env)
@@ -309,8 +330,15 @@ def test_two_repros_at_once_do_not_corrupt_each_other(project):  # changes the p
     edit_params(dst / "params.yaml", train={"max_epochs": 30})  # long enough for the second to meet it
     first = start_repro(dst, env, dst / "first.log", "render@mnist")
     wait_for(lambda: "Running stage 'train@mnist'" in (dst / "first.log").read_text(), first)
-    second = subprocess.run([sys.executable, "-m", "dvc", "repro", "render@mnist"], cwd=dst, env=env,
-                            capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "render@mnist"],
+        cwd=dst,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     # DVC's lock on what the first is using turns the second away before it reaches prepare or train
     # (the always-run verify stage may run in both: it rewrites the same record)
     output = second.stdout + second.stderr

@@ -97,14 +97,20 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_unreachable_tracking_server_stops_the_stage_at_once(tmp_path, prepared_mnist, tiny_params, train_args,
-                                                                 stage_env):
+def test_an_unreachable_tracking_server_stops_the_stage_at_once(
+    tmp_path, prepared_mnist, tiny_params, train_args, stage_env
+):
     params = tiny_params(tmp_path)
     uri = f"http://127.0.0.1:{closed_port()}"
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.train", *train_args(tmp_path, params, prepared_mnist)],
-        cwd=ROOT, env={**stage_env, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env={**stage_env, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"error: the MLflow tracking server {uri} cannot be reached" in result.stderr
@@ -119,12 +125,15 @@ def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, tiny_params, run
     params = tiny_params(tmp_path)
     saves = []
     real_save = train.ResumableCheckpoint.save
-    monkeypatch.setattr(train.ResumableCheckpoint, "save", lambda self, trainer: (saves.append(1), real_save(self, trainer)))
+    monkeypatch.setattr(
+        train.ResumableCheckpoint, "save", lambda self, trainer: (saves.append(1), real_save(self, trainer))
+    )
     real_fit = train.pl.Trainer.fit
 
     def fit_with_server_gone(self, *args, **kwargs):
         def refuse(*_args, **_kwargs):
             raise ConnectionError("server went away")
+
         for name in ("log_batch", "log_image", "log_artifact", "set_terminated", "set_tag", "get_run"):
             monkeypatch.setattr(MlflowClient, name, refuse)
         return real_fit(self, *args, **kwargs)
@@ -143,8 +152,9 @@ def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, tiny_params, run
 def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    logger = tracking.TolerantMLFlowLogger(experiment_name="x", tracking_uri=f"http://127.0.0.1:{closed_port()}",
-                                           run_id="0" * 32)
+    logger = tracking.TolerantMLFlowLogger(
+        experiment_name="x", tracking_uri=f"http://127.0.0.1:{closed_port()}", run_id="0" * 32
+    )
     logger._initialized = True  # as after the run was opened, before the server went away
     logger._experiment_id = "1"
     logger.log_metrics({"loss/d": 1.0}, step=3)
@@ -152,7 +162,7 @@ def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
 
 
 def create_run_in(uri: str, queue) -> None:
-    params = {"tracking": {"uri": uri, "artifact_root": str(Path(uri[len("sqlite:///"):]).parent / "art")}}
+    params = {"tracking": {"uri": uri, "artifact_root": str(Path(uri[len("sqlite:///") :]).parent / "art")}}
     try:
         queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}))
     except Exception as err:  # reported to the test, which fails on it

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from infogan.config import ModelConfig, OptimConfig, from_mapping
@@ -14,7 +13,12 @@ from infogan.module import InfoGAN
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 # The 64x64 CelebA model params.yaml describes next to model.celeba: one more layer each side.
-CELEBA_64 = {**PARAMS["model"]["celeba"], "image_size": 64, "g_upconv": [512, 256, 128, 64], "d_conv": [64, 128, 256, 512]}
+CELEBA_64 = {
+    **PARAMS["model"]["celeba"],
+    "image_size": 64,
+    "g_upconv": [512, 256, 128, 64],
+    "d_conv": [64, 128, 256, 512],
+}
 
 
 @pytest.mark.parametrize("name, section", [*PARAMS["model"].items(), ("celeba at 64x64", CELEBA_64)])

@@ -28,10 +28,18 @@ def test_our_stale_files_go_and_everything_else_stays(tmp_path):
         (tmp_path / name).write_bytes(b"old")
     render_traversals(module(), CONFIG, tmp_path, {}, {0: "slant"})
     # categorical_3.png belongs to a code this model lacks: gone; notes.txt and other.gif are not ours
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
-        "categorical_0.gif", "categorical_0.png", "slant.gif", "slant.png", "continuous_1.gif", "continuous_1.png",
-        "notes.txt", "other.gif",
-    ])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [
+            "categorical_0.gif",
+            "categorical_0.png",
+            "slant.gif",
+            "slant.png",
+            "continuous_1.gif",
+            "continuous_1.png",
+            "notes.txt",
+            "other.gif",
+        ]
+    )
     for rewritten in ("slant.gif", "continuous_1.gif"):
         assert (tmp_path / rewritten).read_bytes() != b"old"
     assert (tmp_path / "other.gif").read_bytes() == b"old"

@@ -31,7 +31,7 @@ def command(train_args, prepared_mnist):
 
 
 def train(command: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def kill_after_first_checkpoint(command: list[str], folder: Path, env: dict) -> dict:
@@ -63,18 +63,27 @@ def runs(tmp_path_factory, command, tiny_params, stage_env):
     resumed = train(command(tmp / "killed", params), stage_env)
     for result in (first, second, resumed):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return {"tmp": tmp, "params": params, "killed": killed, "resumed": resumed.stdout,
-            "client": MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")}
+    return {
+        "tmp": tmp,
+        "params": params,
+        "killed": killed,
+        "resumed": resumed.stdout,
+        "client": MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}"),
+    }
 
 
 def test_killed_training_resumes_from_its_checkpoint_in_the_same_mlflow_run(runs):
     tmp, killed, client = runs["tmp"], runs["killed"], runs["client"]
     assert 0 < killed["iteration"] < ITERATIONS
     run_id = killed["run_id"]
-    assert f"resuming MLflow run {run_id} from {tmp / 'killed/checkpoints/last.ckpt'} at iteration " \
-           f"{killed['iteration']}" in runs["resumed"]
-    print(f"\nkilled at iteration {killed['iteration']} of {ITERATIONS}, run {run_id}; the rerun printed:\n"
-          + "\n".join(line for line in runs["resumed"].splitlines() if "MLflow run" in line))
+    assert (
+        f"resuming MLflow run {run_id} from {tmp / 'killed/checkpoints/last.ckpt'} at iteration "
+        f"{killed['iteration']}" in runs["resumed"]
+    )
+    print(
+        f"\nkilled at iteration {killed['iteration']} of {ITERATIONS}, run {run_id}; the rerun printed:\n"
+        + "\n".join(line for line in runs["resumed"].splitlines() if "MLflow run" in line)
+    )
     assert yaml.safe_load((tmp / "killed/model/run.json").read_text())["run_id"] == run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["resumed"] == "true"
@@ -100,10 +109,13 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(runs):
 
 def test_two_trainings_with_one_seed_give_identical_metrics(runs):
     tmp, client = runs["tmp"], runs["client"]
-    pd.testing.assert_frame_equal(pd.read_csv(tmp / "first/history.csv"), pd.read_csv(tmp / "second/history.csv"),
-                                  check_exact=True)
-    metrics = [client.get_run(yaml.safe_load((tmp / f"{name}/model/run.json").read_text())["run_id"]).data.metrics
-               for name in ("first", "second")]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp / "first/history.csv"), pd.read_csv(tmp / "second/history.csv"), check_exact=True
+    )
+    metrics = [
+        client.get_run(yaml.safe_load((tmp / f"{name}/model/run.json").read_text())["run_id"]).data.metrics
+        for name in ("first", "second")
+    ]
     deterministic = {k: v for k, v in metrics[0].items() if not k.startswith("system/")}  # memory is not
     assert "eval/categorical_accuracy_epoch" in deterministic or "eval/categorical_accuracy" in deterministic
     assert deterministic == {k: metrics[1][k] for k in deterministic}

@@ -15,10 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def imported_project_files(stage: str) -> set[str]:
     """The infogan/ and pipeline/ files that `import pipeline.<stage>` loads, in a fresh interpreter."""
-    code = (f"import sys, pipeline.{stage}\n"
-            "for name, module in sorted(sys.modules.items()):\n"
-            "    if name.split('.')[0] in ('infogan', 'pipeline') and getattr(module, '__file__', None):\n"
-            "        print(module.__file__)")
+    code = (
+        f"import sys, pipeline.{stage}\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    if name.split('.')[0] in ('infogan', 'pipeline') and getattr(module, '__file__', None):\n"
+        "        print(module.__file__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return {str(Path(line).resolve().relative_to(ROOT)) for line in out.split()}
 

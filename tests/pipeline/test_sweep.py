@@ -26,10 +26,35 @@ def sweep(tmp_path_factory, prepared_mnist):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"), "--data",
-         str(prepared_mnist), "--seeds", "3", "5", "--out", str(tmp / "sweeps"), "--table", str(tmp / "sweep.csv"),
-         "--set", "train.lr_g=0.0005", "train.recipe=improved", "--jobs", "2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.sweep",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--data",
+            str(prepared_mnist),
+            "--seeds",
+            "3",
+            "5",
+            "--out",
+            str(tmp / "sweeps"),
+            "--table",
+            str(tmp / "sweep.csv"),
+            "--set",
+            "train.lr_g=0.0005",
+            "train.recipe=improved",
+            "--jobs",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return tmp, result.stdout
@@ -53,7 +78,7 @@ def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
     table = pd.read_csv(tmp / "sweep.csv").iloc[:2]
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     tags = set()
-    for seed, run_id in zip(table["seed"], table["run_id"]):
+    for seed, run_id in zip(table["seed"], table["run_id"], strict=True):
         run = client.get_run(run_id)
         assert run.data.params["train.seed"] == seed
         # the overrides reached training, and the run says which they were
@@ -70,23 +95,60 @@ def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
 def test_sweep_rejects_repeated_seeds(sweep, prepared_mnist):
     tmp, _ = sweep
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(prepared_mnist), "--seeds", "1", "1"], cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.sweep",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--data",
+            str(prepared_mnist),
+            "--seeds",
+            "1",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2 and "error: --seeds must be distinct" in result.stderr
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.lr_gen=1", "params.yaml has no key train.lr_gen"),
-    ("train", "must look like dotted.key=value"),
-    ("train.recipe=best", "train.recipe = 'best' is invalid"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr_gen=1", "params.yaml has no key train.lr_gen"),
+        ("train", "must look like dotted.key=value"),
+        ("train.recipe=best", "train.recipe = 'best' is invalid"),
+    ],
+)
 def test_sweep_rejects_bad_overrides_before_training(sweep, prepared_mnist, override, message):
     tmp, _ = sweep
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(prepared_mnist), "--seeds", "1", "--out", str(tmp / "bad"), "--set", override],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.sweep",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--data",
+            str(prepared_mnist),
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp / "bad"),
+            "--set",
+            override,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp / "bad").exists()
@@ -100,17 +162,38 @@ def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
     tmp, _ = sweep
     out = tmp / "stopped"
     sweep_process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(prepared_mnist), "--seeds", "7", "8", "--jobs", "2", "--out", str(out),
-         "--set", "train.max_epochs=1000"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.sweep",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--data",
+            str(prepared_mnist),
+            "--seeds",
+            "7",
+            "8",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+            "--set",
+            "train.max_epochs=1000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     logs = [out / f"seed_{seed}" / "train.log" for seed in (7, 8)]
     deadline = time.monotonic() + 300
     while not all("MLflow run" in (log.read_text() if log.exists() else "") for log in logs):
         assert time.monotonic() < deadline, "training never started"
         time.sleep(0.5)  # wait until both trainings have started
-    children = subprocess.run(["pgrep", "-P", str(sweep_process.pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", str(sweep_process.pid)], capture_output=True, text=True, check=False
+    ).stdout.split(check=False)
     assert len(children) == 2
     sweep_process.send_signal(signal.SIGTERM)
     assert sweep_process.wait(timeout=60) == 128 + signal.SIGTERM
@@ -123,7 +206,24 @@ def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
 def test_sweep_rejects_zero_jobs(sweep, prepared_mnist):
     tmp, _ = sweep
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml"),
-         "--data", str(prepared_mnist), "--seeds", "1", "--jobs", "0"], cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.sweep",
+            "--dataset",
+            "mnist",
+            "--params",
+            str(tmp / "params.yaml"),
+            "--data",
+            str(prepared_mnist),
+            "--seeds",
+            "1",
+            "--jobs",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2 and "error: --jobs must be at least 1" in result.stderr

@@ -1,0 +1,80 @@
+"""A throwaway git copy of the project for tests that run the real DVC commands, and what they share:
+running a command, editing its params, committing, and the environment DVC runs in.
+
+Imported by the pipeline tests as `tests.pipeline.project_copy` (pytest's importlib mode resolves it
+from the project root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# Commits in the copies (and DVC's experiment commits) need an author, also where git has none set.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@localhost",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@localhost",
+}
+
+
+def run(cmd: list[str], cwd: Path, env: dict, timeout: float = 1800) -> str:
+    """Run `cmd`; fail the test with the end of its output unless it succeeds; return stdout + stderr."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
+    return output
+
+
+def dvc(cwd: Path, env: dict, *args: str, timeout: float = 1800) -> str:
+    """`dvc <args>` with this interpreter's DVC, in `cwd`; its output."""
+    return run([sys.executable, "-m", "dvc", *args], cwd, env, timeout)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd, {**os.environ, **GIT_IDENTITY}, timeout=120)
+
+
+def dvc_env(**extra: str) -> dict[str, str]:
+    """The environment for DVC in a copy: this virtualenv first on PATH (the stages' `python`), no
+    outside MLflow server, and no telemetry (tests make no outside calls)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", **extra)
+    return env
+
+
+def copy_project(dst: Path) -> None:
+    """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dst / name)
+    git(dst, "init", "-q")
+    git(dst, "add", "-A")
+    git(dst, "commit", "-q", "-m", "copy")
+
+
+def edit_params(path: Path, **sections: dict) -> None:
+    """Update params.yaml sections in place: edit_params(p, train={"lr_g": 1e-4}, **{"prepare.mnist": {...}})."""
+    params = yaml.safe_load(path.read_text())
+    for name, values in sections.items():
+        node = params
+        for part in name.split("."):
+            node = node[part]
+        node.update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
