@@ -27,7 +27,8 @@ class EpochEvaluation(pl.Callback):
     """At each epoch end: categorical accuracy on held-out labelled images, then a history row.
 
     `history` holds one dict per epoch: the epoch, the training iterations so far, the epoch mean
-    of each of HISTORY_KEYS, and the evaluation metrics.
+    of each of HISTORY_KEYS, and the evaluation metrics. Under DDP only global rank 0 evaluates
+    (every rank holds the same weights) and has the metrics in its history.
     """
 
     def __init__(self, images: torch.Tensor | None, labels: torch.Tensor | None, batch_size: int = 1000):
@@ -47,22 +48,23 @@ class EpochEvaluation(pl.Callback):
             value = trainer.callback_metrics.get(f"{key}_epoch")
             if value is not None:
                 row[key] = float(value)
-        if self.images is not None and pl_module.codes.categorical_sizes:
+        if self.images is not None and pl_module.codes.categorical_sizes and trainer.is_global_zero:
             metrics, _ = categorical_code_matching(pl_module, self.images, self.labels, self.batch_size)
-            pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+            pl_module.log_dict(metrics, on_step=False, on_epoch=True, rank_zero_only=True)
             row.update(metrics)
         self.history.append(row)
 
 
 class SampleSnapshots(pl.Callback):
-    """Every `every_n_epochs` epochs (and after the last), hand a grid of fixed-latent samples to `save`."""
+    """Every `every_n_epochs` epochs (and after the last), hand a grid of fixed-latent samples to
+    `save`; under DDP on global rank 0 only."""
 
     def __init__(self, save: Callable[[int, Image.Image], None], every_n_epochs: int, seed: int = 0):
         self.save, self.every_n_epochs, self.seed = save, every_n_epochs, seed
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        if epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs:
+        if trainer.is_global_zero and (epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs):
             self.save(epoch, sample_grid(pl_module, seed=self.seed))
 
 
@@ -74,10 +76,11 @@ def peak_rss_mib() -> float:
 
 class PeakMemory(pl.Callback):
     """At each epoch end, log the process's peak RSS (`system/peak_rss_mib`) and, on CUDA, the peak
-    memory torch allocated (`system/peak_cuda_mib`): flat curves mean no leak."""
+    memory torch allocated (`system/peak_cuda_mib`): flat curves mean no leak. Under DDP, the
+    largest over the processes."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = {"system/peak_rss_mib": peak_rss_mib()}
         if pl_module.device.type == "cuda":
             metrics["system/peak_cuda_mib"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
-        pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, reduce_fx="max")

@@ -4,8 +4,9 @@ A training checkpoint is Lightning's (weights, both optimizers, the loop counter
 loader's position in its epoch, the callbacks' state) plus what Lightning leaves out:
   - every random number generator the run draws from (torch CPU and CUDA, which draw the latents
     and the improved recipe's transformations; Python's and NumPy's), saved by
-    `ResumableCheckpoint`. The data order needs no state: it is a function of (seed, epoch)
-    (infogan/data.py), and the loader's position in the epoch is in Lightning's loop state;
+    `ResumableCheckpoint`, under DDP for every rank (each draws its own latents). The data order
+    needs no state: it is a function of (seed, epoch) (infogan/data.py), and the loader's position
+    in the epoch is in Lightning's loop state;
   - the module's running loss sums (infogan/module.py), so a resumed epoch's means are whole;
   - `checkpoint["infogan"]`: what the caller passed as metadata (the train stage puts the MLflow
     run id and a fingerprint of the configuration there) and the iteration it was written at.
@@ -67,11 +68,13 @@ def _as_tuples(value: Any) -> Any:
 
 def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:
     """`trainer.save_checkpoint` to a temporary name beside `path`, then rename: a reader (or a
-    resumed run) never sees a half-written checkpoint. Every rank calls it; rank 0 writes.
-    `weights_only`: the weights and hyperparameters without the optimizers' and callbacks' state
-    (a third of the size for the paper's MNIST model), enough to render but not to resume."""
+    resumed run) never sees a half-written checkpoint. Every rank must call it (Lightning's save
+    waits for all); global rank 0 alone writes. `weights_only`: the weights and hyperparameters
+    without the optimizers' and callbacks' state (a third of the size for the paper's MNIST
+    model), enough to render but not to resume."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     trainer.save_checkpoint(tmp, weights_only=weights_only)
     if trainer.is_global_zero:
@@ -88,19 +91,32 @@ class ResumableCheckpoint(Checkpoint):
 
     def __init__(self, path: Path, every_n_steps: int, metadata: dict[str, Any]):
         self.path, self.every_n_steps, self.metadata = Path(path), every_n_steps, dict(metadata)
-        self._rng_to_restore: dict[str, Any] | None = None
+        self._rng_to_restore: list[dict[str, Any]] | None = None  # one state per rank
+        self._world_size = 1
         self.saved_at: list[int] = []  # iterations saved at by this process
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._world_size = trainer.world_size
+
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": capture_rng()}
+        rng = capture_rng()
+        if self._world_size == 1:
+            return {"rng": rng}
+        # every rank saves at once (trainer.save_checkpoint runs on all), so they can gather here
+        by_rank: list[Any] = [None] * self._world_size
+        torch.distributed.all_gather_object(by_rank, rng)
+        return {"rng": rng, "rng_by_rank": by_rank}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._rng_to_restore = state_dict.get("rng")
+        if "rng" in state_dict:
+            self._rng_to_restore = state_dict.get("rng_by_rank") or [state_dict["rng"]]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # after Lightning has restored everything else and before the first resumed iteration
+        # after Lightning has restored everything else and before the first resumed iteration. A rank
+        # the checkpoint has no state for (it was made with fewer) keeps the seed it started with
         if self._rng_to_restore is not None:
-            restore_rng(self._rng_to_restore)
+            if trainer.global_rank < len(self._rng_to_restore):
+                restore_rng(self._rng_to_restore[trainer.global_rank])
             self._rng_to_restore = None
 
     def on_save_checkpoint(

@@ -221,7 +221,13 @@ class TrainConfig:
     batches_per_epoch: int = positive(100)
     max_epochs: int = positive(50)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"
+    devices: int | Literal["auto"] = "auto"  # per node
+    # Lightning's strategy. auto: one process on one device, DDP across several devices or nodes; ddp and
+    # its Lightning name ddp_find_unused_parameters_true: DDP with find_unused_parameters (pipeline/train.py
+    # says why). ddp_spawn and ddp_fork are not offered: they train in processes started from the stage's,
+    # which then has neither the training's history nor its model to write (both failed when tried)
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = "auto"
+    num_nodes: int = positive(1)  # machines; each runs `devices` processes
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"  # auto: infogan.hardware
     compile: bool | Literal["auto"] = "auto"  # torch.compile the networks; auto: infogan.hardware
     log_every_n_steps: int = positive(10)

@@ -15,6 +15,7 @@ and the consistency of Q's class between real x and T(x) in the discriminator st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ class InfoGAN(pl.LightningModule):
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
-        self._restored_means: dict[str, Any] | None = None  # from a checkpoint, taken up when fit starts
+        self._restored_means: list[dict[str, Any]] | None = None  # per rank, from a checkpoint, taken up in fit
         self.nonfinite = NonFiniteWatch()
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss (on_nonfinite: skip)
 
@@ -148,24 +149,37 @@ class InfoGAN(pl.LightningModule):
         if self.compile_networks:
             for part in (self.generator, self.trunk, self.d_head, self.q_head):
                 part.compile()  # in place: parameter names, and so checkpoints, stay the same
+        if self.trainer.world_size > 1:
+            # Lightning seeds every rank alike. Each rank must draw its own latents, or all of them would
+            # generate the same fakes and the generator would see one rank's batch, not world_size of them
+            rank_seed = (torch.initial_seed() * 0x9E3779B97F4A7C15 + self.trainer.global_rank + 1) % 2**63
+            torch.manual_seed(rank_seed)  # the CUDA generators too
         self._window, self._epoch = RunningMeans(), RunningMeans()
-        if self._restored_means is not None:  # resumed mid-epoch: the sums so far count
-            self._window.load_state_dict(self._restored_means["window"], self.device)
-            self._epoch.load_state_dict(self._restored_means["epoch"], self.device)
-            self.skipped_steps = self._restored_means.get("skipped_steps", 0)
-            self._restored_means = None
+        rank = self.trainer.global_rank
+        if self._restored_means is not None and rank < len(self._restored_means):  # resumed: the sums so far count
+            restored = self._restored_means[rank]
+            self._window.load_state_dict(restored["window"], self.device)
+            self._epoch.load_state_dict(restored["epoch"], self.device)
+            self.skipped_steps = restored.get("skipped_steps", 0)
+        self._restored_means = None
         self.nonfinite = NonFiniteWatch()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.nonfinite.check()  # a checkpoint is never written after a non-finite loss
-        checkpoint["running_means"] = {
+        self._check_finite()  # a checkpoint is never written after a non-finite loss
+        means = {
             "window": self._window.state_dict(),
             "epoch": self._epoch.state_dict(),
             "skipped_steps": self.skipped_steps,
         }
+        checkpoint["running_means"] = means
+        if self._world_size() > 1:  # each rank's sums are its own; every rank saves at once, so they gather here
+            by_rank: list[Any] = [None] * self._world_size()
+            torch.distributed.all_gather_object(by_rank, means)
+            checkpoint["running_means_by_rank"] = by_rank
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._restored_means = checkpoint.get("running_means")
+        by_rank = checkpoint.get("running_means_by_rank")
+        self._restored_means = by_rank or ([checkpoint["running_means"]] if "running_means" in checkpoint else None)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         real = to_model_range(batch).contiguous(memory_format=self._memory_format())
@@ -191,8 +205,11 @@ class InfoGAN(pl.LightningModule):
 
     def _optimize(self, optimizer, total: torch.Tensor) -> bool:
         """Backward and step; with `on_nonfinite: skip`, a non-finite total skips both (one read
-        back per step). Returns whether the step was taken."""
-        if self.optim_config.on_nonfinite == "skip" and not torch.isfinite(total.detach()).item():
+        back per step). Returns whether the step was taken. Under DDP every rank skips when any
+        must: a rank that skipped its backward alone would leave the others waiting in theirs."""
+        if self.optim_config.on_nonfinite == "skip" and not self.trainer.strategy.reduce_boolean_decision(
+            bool(torch.isfinite(total.detach()).item())
+        ):
             self.skipped_steps += 1
             optimizer.zero_grad(set_to_none=True)
             return False
@@ -212,24 +229,39 @@ class InfoGAN(pl.LightningModule):
     def _log_losses(self, losses: Losses | None, last_of_epoch: bool) -> None:
         """Add this iteration's losses to running sums on the device. Every `log_every_n_steps`
         iterations the window's means go to the loggers as `<key>`; on the epoch's last batch the
-        epoch's means are logged as `<key>_epoch`. Those two are the only reads back to the host."""
+        epoch's means are logged as `<key>_epoch`. Those two are the only reads back to the host.
+        Under DDP both are means over every rank's batches."""
         if losses is not None:
             self._window.add(losses)
             self._epoch.add(losses)
         iteration = self.iteration
         if iteration % self.trainer.log_every_n_steps == 0 and self._window.count:
-            self.nonfinite.check()  # stop at the first read back after a non-finite loss
+            self._check_finite()  # stop at the first read back after a non-finite loss
+            if self.trainer.world_size > 1:  # the ranks' sums cover as many iterations each: average them
+                self.trainer.strategy.reduce(self._window.sums, reduce_op="mean")  # in place
             means = self._window.take()
             for logger in self.loggers:
                 logger.log_metrics(means, step=iteration)
         if last_of_epoch and self._epoch.count:
-            self.nonfinite.check()
+            self._check_finite()
             means = self._epoch.take()
             epoch_means = {f"{key}_epoch": value for key, value in means.items()}
             if self.optim_config.on_nonfinite == "skip":
                 epoch_means["train/skipped_steps"] = float(self.skipped_steps)
             # sync_dist: under DDP, the mean over ranks (one all-reduce per epoch); a no-op on one device
             self.log_dict(epoch_means, on_step=False, on_epoch=True, sync_dist=True)
+
+    def _world_size(self) -> int:
+        """Processes training together; 1 when no Trainer is attached (a checkpoint saved by hand)."""
+        return 1 if self._trainer is None else self.trainer.world_size
+
+    def _check_finite(self) -> None:
+        """Raise `NonFiniteLoss` if a loss was NaN or infinite. Under DDP every rank raises or none
+        does (what the ranks saw is combined first): a rank that stopped alone would leave the
+        others waiting in their next collective."""
+        if self._world_size() > 1:
+            self.nonfinite.combine(self.trainer.strategy.reduce)
+        self.nonfinite.check()
 
 
 def iterations_done(trainer: pl.Trainer) -> int:
@@ -302,6 +334,17 @@ class NonFiniteWatch:
         new = (self.first < 0) & bad.any()
         self.first = torch.where(new, torch.full_like(self.first, iteration), self.first)
         self.bad = torch.where(new, bad, self.bad)
+
+    def combine(self, reduce: Callable[..., torch.Tensor]) -> None:
+        """Take in what every process saw, with `reduce(tensor, reduce_op=...)` an in-place
+        all-reduce (a Lightning strategy's `reduce`): the earliest non-finite iteration of any, and
+        the losses non-finite on any. Every process must call it at the same point."""
+        if self.first is None:  # nothing watched yet, on any rank: they all step alike
+            return
+        never = torch.iinfo(torch.long).max
+        first = reduce(torch.where(self.first < 0, never, self.first), reduce_op="min")
+        self.first = torch.where(first == never, -1, first)
+        self.bad = reduce(self.bad.to(torch.long), reduce_op="max").bool()
 
     def check(self) -> None:
         if self.first is None or int(self.first) < 0:

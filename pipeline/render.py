@@ -10,7 +10,8 @@ code's MI lower bound and information loss and the final training losses; then, 
 prepared data holds: for digits, the first categorical code's accuracy on the test split; for grey
 digits, the Spearman correlation of each continuous code with slant and stroke thickness
 (infogan/factors.py); for CelebA, the attribute each categorical code tells most about. Everything
-is also logged to the MLflow run that trained the checkpoint (its id is in <model>/run.json).
+is also logged to the MLflow run that trained the checkpoint (its id is in <model>/run.json), at the
+training's last iteration, so that render's values are the run's latest.
 """
 
 from __future__ import annotations
@@ -97,12 +98,23 @@ def load_attributes(path: Path, split: str, count: int) -> torch.Tensor:
     return attributes
 
 
-def final_losses(history: Path) -> dict[str, float]:
+def read_history(history: Path) -> pd.DataFrame:
+    """The train stage's per-epoch history (one row per epoch, with the iterations done by its end)."""
     table = pd.read_csv(history)
     if table.empty:
         raise InfoGANError(f"{history} has no epochs; rerun the train stage")
+    return table
+
+
+def final_losses(table: pd.DataFrame) -> dict[str, float]:
     last = table.iloc[-1]
     return {f"final/{key}": float(last[key]) for key in HISTORY_KEYS if key in table}
+
+
+def last_iteration(table: pd.DataFrame) -> int:
+    """The training's last iteration: the MLflow step at which evaluations after training are logged,
+    so that they are the latest values of their keys in the run."""
+    return int(table["iteration"].iloc[-1])
 
 
 @entry_point
@@ -122,17 +134,18 @@ def main() -> None:
     for path in (checkpoint, run_file, args.history):
         if not path.is_file():
             raise InfoGANError(f"{path} does not exist; run the train stage first (dvc repro train@{args.dataset})")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    module = load_infogan(checkpoint, device)  # a bad checkpoint is named before MLflow is asked anything
     run = json.loads(run_file.read_text())
     uri = tracking.tracking_uri(params)
-    tracking.check_reachable(uri)  # before any work: the results go into the training's run
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    module = load_infogan(checkpoint, device)
+    tracking.check_reachable(uri)  # before the rendering: the results go into the training's run
+    tracking.check_training_run(uri, run["run_id"], args.dataset)
     test_images, test_labels = load_split(args.data / "test.pt")
     manifest = prepared_manifest(args.data)
     digits = manifest["labels"] == "digits"
     metrics, matching = code_matching(module, test_images, test_labels if digits else None, config)
-    metrics.update(final_losses(args.history))
+    history = read_history(args.history)
+    metrics.update(final_losses(history))
     attribute_table = None
     if "attributes" in manifest and module.codes.categorical_sizes:
         attributes = load_attributes(args.data / "attributes.pt", "test", len(test_images))
@@ -152,7 +165,7 @@ def main() -> None:
 
     # the same run as training, whose id train passed on in run.json
     client = tracking.client_for(uri)
-    tracking.log_metrics(client, run["run_id"], metrics)
+    tracking.log_metrics(client, run["run_id"], metrics, step=last_iteration(history))
     for code in range(module.codes.n_continuous):  # what each continuous code was found to control
         client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))
     if attribute_table is not None:  # every code against every attribute, for the UI

@@ -36,7 +36,7 @@ from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
 from pipeline import tracking
-from pipeline.render import code_matching
+from pipeline.render import code_matching, last_iteration, read_history
 from pipeline.stage import check_dataset, entry_point, load_params, parser, section
 from pipeline.train import load_configs
 
@@ -189,7 +189,8 @@ def main() -> None:
         client.set_tag(run_id, "seed_sweep", sweep_id)
         if args.set:
             client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
-        tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall})
+        step = last_iteration(read_history(folder / "history.csv"))  # the latest values, as render's
+        tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall}, step=step)
         rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
         print(
             f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "

@@ -4,8 +4,13 @@ The URI is `MLFLOW_TRACKING_URI` when set (a real server), else `tracking.uri` f
 by default an SQLite file at the project root. Artifacts of new experiments go under
 `tracking.artifact_root`. Lightning's MLFlowLogger gets the same URI and the run id made here.
 
+What the UI shows: each run is named for what it trained and when (`run_name`, e.g.
+mnist-paper-seed0-20250101-120000), each param once under its params.yaml key, and the pipeline's
+experiments are marked as model training (EXPERIMENT_KIND_TAG) rather than GenAI.
+
 Faults: a server that cannot be reached when a stage starts stops it at once (`check_reachable`),
-before any work. One that goes away during training does not stop the training:
+before any work, and so does a store without the training run that render logs into
+(`check_training_run`). One that goes away during training does not stop the training:
 `TolerantMLFlowLogger` records the failed calls, and the train stage reports them at the end.
 """
 
@@ -18,10 +23,12 @@ import json
 import os
 import platform
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,10 @@ from pipeline.stage import flatten, section
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
 LOCAL_STORE = "sqlite:///mlflow.db"  # params.yaml's default `tracking.uri`
 REACH_TIMEOUT_S = 5
+# an experiment's type as MLflow 3 records it (the UI's type selector writes this tag), and the value for
+# model training; MLflow 3.17's UI still opens on the view its sidebar switch (GenAI | Model training) holds
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def tracking_uri(params: Mapping[str, Any]) -> str:
@@ -44,6 +55,13 @@ def tracking_uri(params: Mapping[str, Any]) -> str:
 
 def experiment_name(dataset: str) -> str:
     return f"infogan-{dataset}"
+
+
+def run_name(dataset: str, recipe: str, seed: int, now: datetime | None = None) -> str:
+    """A training run's name, e.g. mnist-paper-seed0-20250101-120000 (its start, UTC). MLflow's own
+    random name would be drawn from `random` after the seed is set: the same for every run of a seed."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{dataset}-{recipe}-seed{seed}-{now:%Y%m%d-%H%M%S}"
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -71,6 +89,19 @@ def check_reachable(uri: str) -> None:
             raise InfoGANError(f"the MLflow store {uri} cannot be written: {folder} is not a writable folder; {advice}")
 
 
+def check_training_run(uri: str, run_id: str, dataset: str) -> None:
+    """Stop now if the store lacks the training's run, which render logs into. A model fetched with
+    `dvc pull` was trained against another store (a team's server), and this must be that store."""
+    try:
+        client_for(uri).get_run(run_id)
+    except Exception as err:  # MlflowException for an unknown run
+        raise InfoGANError(
+            f"the model was trained in MLflow run {run_id}, which {uri} does not have ({err.__class__.__name__}); "
+            "point MLFLOW_TRACKING_URI (or tracking.uri in params.yaml) at the store it was trained with, "
+            f"or train it again here (dvc repro --force train@{dataset})"
+        ) from None
+
+
 def sqlite_path(uri: str) -> Path:
     """The database file of a sqlite:/// URI (relative, or absolute with four slashes)."""
     return Path(uri[len("sqlite:///") :])
@@ -93,9 +124,12 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, Any], tags: dict[str, str]) -> str:
-    """Create the training run (and the dataset's experiment if needed); log params and tags; return its id.
-    The caller has checked the store with `check_reachable`, before any slow work."""
+def start_run(
+    params: Mapping[str, Any], dataset: str, run_params: Mapping[str, Any], tags: dict[str, str], title: str
+) -> str:
+    """Create the training run named `title` (and the dataset's experiment if needed, marked as model
+    training); log params and tags; return its id. The caller has checked the store with
+    `check_reachable`, before any slow work."""
     uri = tracking_uri(params)
     name = experiment_name(dataset)
     try:
@@ -104,9 +138,13 @@ def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, 
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 root = Path(section(params, "tracking.artifact_root")).resolve() / name
-                experiment_id = client.create_experiment(name, artifact_location=root.as_uri())
+                experiment_id = client.create_experiment(
+                    name, artifact_location=root.as_uri(), tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+                )
             else:
                 experiment_id = experiment.experiment_id
+                if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the tag was set; a kind set by hand stays
+                    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     except InfoGANError:
         raise
     except Exception as err:  # a broken store: nothing has been trained yet
@@ -114,7 +152,7 @@ def start_run(params: Mapping[str, Any], dataset: str, run_params: Mapping[str, 
             f"cannot use the MLflow tracking store {uri!r} ({err.__class__.__name__}: {err}); "
             f"unset MLFLOW_TRACKING_URI and set tracking.uri: {LOCAL_STORE} to use the local store"
         ) from None
-    run = client.create_run(experiment_id, tags=tags)
+    run = client.create_run(experiment_id, tags=tags, run_name=title)
     flat = flatten(run_params)
     client.log_batch(
         run.info.run_id,
@@ -143,7 +181,7 @@ def resume_run(uri: str, run_id: str) -> None:
 
 class TolerantMLFlowLogger(MLFlowLogger):
     """Lightning's MLFlowLogger, except that a failed call (the server went away mid-run) is
-    recorded in `failures` instead of stopping the training."""
+    recorded in `failures` instead of stopping the training, and it logs no hyperparameters."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -159,10 +197,7 @@ class TolerantMLFlowLogger(MLFlowLogger):
             self.record(f"metrics at step {step}", err)
 
     def log_hyperparams(self, params: Any) -> None:
-        try:
-            super().log_hyperparams(params)
-        except Exception as err:
-            self.record("hyperparameters", err)
+        pass  # start_run already logged every param under its params.yaml key (train.lr_g, not optim/lr_g)
 
     def finalize(self, status: str = "success") -> None:
         try:
@@ -179,8 +214,12 @@ def quick_failing_http(environ: dict[str, str] = os.environ) -> None:
     environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+    """Log `metrics` at `step`, timestamped now. MLflow's latest value of a key is the one with the
+    highest (step, time): logged at the training's last iteration, an evaluation after training is
+    the latest value of a key the training also logged (eval/categorical_accuracy)."""
+    now_ms = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now_ms, step) for k, v in metrics.items()])
 
 
 def file_sha256(path: Path) -> str:

@@ -11,11 +11,17 @@ Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved co
 run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
 
 Resuming: every `train.checkpoint_every_n_steps` iterations the whole training state goes to
-<checkpoints>/last.ckpt (infogan/checkpoint.py), a folder DVC keeps between runs (`persist`). A
+<checkpoints>/last.ckpt (infogan/checkpoint.py), a folder that is no stage output, so DVC leaves it alone. A
 run started with that file present and the same configuration resumes from it, in the same MLflow
 run, and ends with the same weights as an uninterrupted run. With a different configuration it
 starts a new run and says so, keeping the old file as previous.ckpt. A finished run deletes
 last.ckpt: there is nothing left to resume.
+
+Several devices or nodes (`train.devices`, `train.num_nodes`, `train.strategy`) train with
+Lightning's DDP. Lightning runs this same command once more for each further process on a node (or
+a cluster's launcher, such as srun, starts them all), so everything before `fit` runs in every
+process. Only global rank 0 opens the MLflow run, logs, writes the outputs and the checkpoints;
+the others train their shards of the data and exit.
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
+from pytorch_lightning.plugins.environments import SLURMEnvironment
+from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from infogan.atomic import atomic_path, write_json
 from infogan.callbacks import EpochEvaluation, PeakMemory, SampleSnapshots
@@ -84,11 +94,33 @@ def fingerprint(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def resumable_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+def use_ddp_with_unused_parameters() -> None:
+    """Make Lightning's `ddp`, which `strategy: auto` also picks for several devices or nodes, DDP
+    with `find_unused_parameters=True`; `ddp_find_unused_parameters_true` already is.
+
+    The module needs it. Each iteration has two backward passes: the discriminator's, which never
+    reaches G's weights (the fakes are detached), and the generator's, with D's weights frozen. So
+    each leaves part of the model without a gradient, and plain DDP stops at the first generator
+    step ("It looks like your LightningModule has parameters that were not used in producing the
+    loss"). A user who asks for DDP, or for several devices with the default `auto`, gets DDP
+    that trains instead of a choice between an error and a strategy name to look up.
+    """
+    StrategyRegistry.register(
+        "ddp",
+        DDPStrategy,
+        description="DDP with find_unused_parameters=True (the GAN's two backward passes each use part of it)",
+        override=True,
+        start_method="popen",
+        find_unused_parameters=True,
+    )
+
+
+def resumable_checkpoint(path: Path, identity: dict[str, Any], rank_zero: bool = True) -> dict[str, Any] | None:
     """The metadata of the checkpoint at `path` if this run should resume from it, else None.
 
     A checkpoint made with a different identity is moved to previous.ckpt (never reused silently,
-    never lost), and the differences are printed. An unreadable one stops the stage.
+    never lost), and the differences are printed: by global rank 0 only (`rank_zero`); the other
+    ranks reach the same answer without touching the file. An unreadable one stops the stage.
     """
     if not path.is_file():
         return None
@@ -102,6 +134,8 @@ def resumable_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]
         )
     if meta["fingerprint"] == fingerprint(identity):
         return meta
+    if not rank_zero:
+        return None
     old, new = flatten(meta["identity"]), flatten(identity)
     changed = [
         f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
@@ -155,22 +189,8 @@ def main() -> None:
     manifest_sha256 = tracking.file_sha256(args.data / "manifest.json")
     identity = training_identity(resolved, manifest_sha256, uri)
     checkpoint_path = args.checkpoints / "last.ckpt"
-    resume = resumable_checkpoint(checkpoint_path, identity)
-    if resume is not None:
-        run_id = resume["run_id"]
-        tracking.resume_run(uri, run_id)
-        print(f"resuming MLflow run {run_id} from {checkpoint_path} at iteration {resume['iteration']}", flush=True)
-    else:
-        run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(manifest_sha256))
-    client = tracking.client_for(uri)
-    print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}", flush=True)
-    tracking.quick_failing_http()  # from here on a lost server costs seconds per call, not minutes
-    logger = tracking.TolerantMLFlowLogger(
-        experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id
-    )
-    logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
 
-    def save_snapshot(epoch: int, image) -> None:
+    def save_snapshot(epoch: int, image) -> None:  # on rank 0 only (SampleSnapshots), once the run below is open
         try:
             client.log_image(run_id, image, artifact_file=f"samples/epoch_{epoch:04d}.png")
         except Exception as err:  # the server went away: keep training, report at the end
@@ -180,14 +200,19 @@ def main() -> None:
     checkpointing = ResumableCheckpoint(
         checkpoint_path,
         train_cfg.checkpoint_every_n_steps,
-        {"run_id": run_id, "fingerprint": fingerprint(identity), "identity": identity},
+        {"fingerprint": fingerprint(identity), "identity": identity},
     )
+    use_ddp_with_unused_parameters()
+    # the evaluation runs on rank 0 alone by design (EpochEvaluation): Lightning's advice to sync it across ranks
+    warnings.filterwarnings("ignore", r"It is recommended to use `self.log\('eval/", PossibleUserWarning)
     trainer = pl.Trainer(
         accelerator=train_cfg.accelerator,
         devices=train_cfg.devices,
+        num_nodes=train_cfg.num_nodes,
+        strategy=train_cfg.strategy,
         precision=precision,
         max_epochs=train_cfg.max_epochs,
-        logger=logger,
+        logger=False,  # rank 0 gets the MLflow logger below
         callbacks=[
             evaluation,
             SampleSnapshots(save_snapshot, train_cfg.sample_every_n_epochs, train_cfg.seed),
@@ -197,18 +222,47 @@ def main() -> None:
         log_every_n_steps=train_cfg.log_every_n_steps,
         enable_checkpointing=True,  # with our ResumableCheckpoint, Lightning adds no ModelCheckpoint of its own
         enable_model_summary=False,
+        # under SLURM, without Lightning's requeue on a signal: that would close the MLflow run and save
+        # hpc_ckpt_<n>.ckpt into the working directory; a requeued job resumes from --checkpoints instead
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
     )
+    # Lightning knows each process's global rank once the Trainer exists, from its launcher or the cluster
+    rank_zero = trainer.is_global_zero
+    resume = resumable_checkpoint(checkpoint_path, identity, rank_zero)
+    if rank_zero:
+        if resume is not None:
+            run_id = resume["run_id"]
+            tracking.resume_run(uri, run_id)
+            print(f"resuming MLflow run {run_id} from {checkpoint_path} at iteration {resume['iteration']}", flush=True)
+        else:
+            title = tracking.run_name(dataset, optim_cfg.recipe, train_cfg.seed)  # the clock, not the seeded RNG
+            run_id = tracking.start_run(params, dataset, resolved, tracking.run_tags(manifest_sha256), title)
+        client = tracking.client_for(uri)
+        print(f"MLflow run {run_id} in experiment {tracking.experiment_name(dataset)} at {uri}", flush=True)
+        tracking.quick_failing_http()  # from here on a lost server costs seconds per call, not minutes
+        logger = tracking.TolerantMLFlowLogger(
+            experiment_name=tracking.experiment_name(dataset), tracking_uri=uri, run_id=run_id
+        )
+        logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
+        trainer.logger = logger
+        checkpointing.metadata["run_id"] = run_id  # what a resumed run continues
     data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed)
     try:
-        client.set_tag(run_id, "device", str(trainer.strategy.root_device))
+        if rank_zero:
+            client.set_tag(run_id, "device", str(trainer.strategy.root_device))
+            client.set_tag(run_id, "world_size", str(trainer.world_size))  # processes training together
         trainer.fit(module, datamodule=data, ckpt_path=checkpoint_path if resume is not None else None)
     except BaseException:
-        with contextlib.suppress(Exception):  # the failure being raised is the one to report
-            client.set_terminated(run_id, "FAILED")
+        if rank_zero:
+            with contextlib.suppress(Exception):  # the failure being raised is the one to report
+                client.set_terminated(run_id, "FAILED")
         raise
+    # what render needs (resuming uses last.ckpt); every rank takes part in the save, rank 0 writes
+    save_atomically(trainer, args.out / "model.ckpt", weights_only=True)
+    if not rank_zero:
+        return
 
-    write_outputs(args, trainer, resolved, run_id, uri, dataset, evaluation.history)
-    args.checkpoints.mkdir(parents=True, exist_ok=True)  # DVC expects the folder, empty or not
+    write_outputs(args, resolved, run_id, uri, dataset, evaluation.history)
     for path in (args.out / "model.ckpt", args.out / "config.json", args.history):
         try:
             client.log_artifact(run_id, str(path), "model" if path.parent == args.out else None)
@@ -236,12 +290,9 @@ def main() -> None:
         )
 
 
-def write_outputs(
-    args, trainer: pl.Trainer, resolved: dict, run_id: str, uri: str, dataset: str, history: list
-) -> None:
-    """Write the stage's outputs, each atomically."""
+def write_outputs(args, resolved: dict, run_id: str, uri: str, dataset: str, history: list) -> None:
+    """Write the stage's outputs besides model.ckpt, each atomically."""
     args.out.mkdir(parents=True, exist_ok=True)
-    save_atomically(trainer, args.out / "model.ckpt", weights_only=True)  # what render needs; resuming uses last.ckpt
     write_json(resolved, args.out / "config.json")
     write_json(
         {"run_id": run_id, "experiment": tracking.experiment_name(dataset), "tracking_uri": uri}, args.out / "run.json"

@@ -103,7 +103,12 @@ def test_wrong_element_type_in_a_list_names_the_element():
 
 @pytest.mark.parametrize(
     ("cls", "key"),
-    [(TrainConfig, "batch_size"), (TrainConfig, "eval_batch_size"), (TrainConfig, "max_epochs")],
+    [
+        (TrainConfig, "batch_size"),
+        (TrainConfig, "eval_batch_size"),
+        (TrainConfig, "max_epochs"),
+        (TrainConfig, "num_nodes"),
+    ],
 )
 def test_bools_are_rejected_for_int_fields(cls, key):
     message = error_of(cls, {key: True})
@@ -116,7 +121,7 @@ def test_bools_are_rejected_for_float_fields():
 
 
 @pytest.mark.parametrize("value", [0, -1])
-@pytest.mark.parametrize("key", ["batch_size", "batches_per_epoch", "max_epochs", "eval_batch_size"])
+@pytest.mark.parametrize("key", ["batch_size", "batches_per_epoch", "max_epochs", "eval_batch_size", "num_nodes"])
 def test_non_positive_sizes_are_rejected_with_the_key(key, value):
     message = error_of(TrainConfig, {key: value})
     assert f"train.{key} = {value}" in message
@@ -142,6 +147,7 @@ def test_non_negative_fields_accept_zero_and_reject_negatives():
         (ModelConfig, "model.mnist", "continuous_prior", "normal", ("uniform", "gaussian")),
         (TrainConfig, "train", "accelerator", "tpu", ("auto", "cpu", "gpu", "cuda", "mps")),
         (TrainConfig, "train", "precision", "32", ("32-true", "bf16-mixed", "16-mixed")),
+        (TrainConfig, "train", "strategy", "ddp_spawn", ("auto", "ddp", "ddp_find_unused_parameters_true")),
         (OptimConfig, "optim", "adversarial_loss", "wgan", ("bce", "hinge")),
     ],
 )

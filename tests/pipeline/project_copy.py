@@ -1,5 +1,5 @@
 """A throwaway git copy of the project for tests that run the real DVC commands, and what they share:
-running a command, editing its params, committing, and the environment DVC runs in.
+running a command, editing its params, committing, the environment DVC runs in, and a tiny MNIST config.
 
 Imported by the pipeline tests as `tests.pipeline.project_copy` (pytest's importlib mode resolves it
 from the project root).
@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -78,3 +79,23 @@ def edit_params(path: Path, **sections: dict) -> None:
             node = node[part]
         node.update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+TINY_TRAIN = {"max_epochs": 2, "batches_per_epoch": 2}  # 4 iterations of conftest's tiny model
+TINY_RENDER = {"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20}
+
+
+def tiny_mnist_project(dst: Path, tiny_params: Callable[..., Path], mnist_dir: Path, tracking: Path) -> None:
+    """A committed copy of the project in `dst` with a tiny MNIST-only config (conftest's `tiny_params`,
+    TINY_TRAIN, TINY_RENDER) and its MLflow store in the folder `tracking`. The four MNIST files are
+    placed by hand in data/raw/mnist, with no mirror to download from: verify checks the real files."""
+    copy_project(dst)
+    shutil.copytree(mnist_dir, dst / "data/raw/mnist", ignore=shutil.ignore_patterns("MD5SUMS"))
+    params = tiny_params(dst)
+    tracking.mkdir(parents=True, exist_ok=True)
+    store = {"uri": f"sqlite:///{tracking / 'mlflow.db'}", "artifact_root": str(tracking / "mlartifacts")}
+    edit_params(params, **{"prepare.mnist": {"mirrors": []}}, train=TINY_TRAIN, render=TINY_RENDER, tracking=store)
+    values = yaml.safe_load(params.read_text())
+    values["datasets"] = ["mnist"]
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
+    git(dst, "commit", "-q", "-am", "tiny config")

@@ -77,6 +77,13 @@ TRAIN_ARGS = (
         ("model.mnist.noise_prior", "normal", False, "one of 'gaussian', 'uniform'"),
         ("model.mnist.noise_scale", 0.0, False, "model.mnist.noise_scale = 0.0 is invalid: it must be greater than 0"),
         ("train.accelerator", "tpu", False, "train.accelerator = 'tpu' is invalid"),
+        (
+            "train.strategy",
+            "ddp_spawn",
+            False,
+            "train.strategy = 'ddp_spawn' is invalid: it must be one of 'auto', 'ddp'",
+        ),
+        ("train.num_nodes", 0, False, "train.num_nodes = 0 is invalid: it must be greater than 0"),
         ("train.max_epoch", 3, False, "unknown key train.max_epoch; the keys of train are:"),
         ("model.mnist", None, True, "model.mnist is missing from params.yaml"),
         ("model.mnist.q_continuous_std", "learnt", False, "one of 'learned', 'fixed'"),

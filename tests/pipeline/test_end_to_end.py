@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,45 +23,9 @@ from PIL import Image
 from infogan.checkpoint import read_checkpoint
 from infogan.download import file_md5
 from infogan.factors import factor_names
+from tests.pipeline.project_copy import copy_project, dvc_env, edit_params, run
 
-ROOT = Path(__file__).resolve().parents[2]
 SCALE = 2
-
-
-def run(cmd: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
-    return output
-
-
-def copy_project(dst: Path) -> None:
-    """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dst / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
-    subprocess.run([*git, "init", "-q"], cwd=dst, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dst, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "copy"], cwd=dst, check=True)
-
-
-def edit_params(path: Path, **sections: dict) -> None:
-    params = yaml.safe_load(path.read_text())
-    for name, values in sections.items():
-        node = params
-        for part in name.split("."):
-            node = node[part]
-        node.update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 CELEBA_SPLITS = [0] * 16 + [1] * 4 + [2] * 4  # partition of each fake image: 16 train, 4 valid, 4 test
@@ -133,9 +96,7 @@ def project(tmp_path_factory, mnist_mirror_url, svhn_mirror):
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["datasets"] = ["mnist", "celeba", "svhn"]
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")  # tests make no outside calls
+    env = dvc_env()
     output = run([sys.executable, "-m", "dvc", "repro"], dst, env)
     return dst, env, output
 

@@ -1,13 +1,16 @@
 """Faults during training: a non-finite loss, a tracking server that is down at the start or goes
-away mid-run, and two processes creating one SQLite store at once."""
+away mid-run, and two processes creating one SQLite store at once; and what the tracking module
+records besides: run names, the experiment's kind, each param once."""
 
 from __future__ import annotations
 
 import multiprocessing
+import random
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -164,7 +167,7 @@ def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
 def create_run_in(uri: str, queue) -> None:
     params = {"tracking": {"uri": uri, "artifact_root": str(Path(uri[len("sqlite:///") :]).parent / "art")}}
     try:
-        queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}))
+        queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0"))
     except Exception as err:  # reported to the test, which fails on it
         queue.put(f"failed: {err!r}")
 
@@ -183,3 +186,63 @@ def test_two_processes_can_create_one_new_sqlite_store_at_once(tmp_path):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("infogan-mnist")
     assert sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id])) == sorted(results)
+
+
+def local_store(folder: Path) -> dict:
+    """The tracking section of params for an SQLite store in `folder`."""
+    return {"tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_root": str(folder / "mlartifacts")}}
+
+
+def test_a_run_name_says_what_was_trained_and_when_in_utc():
+    started = datetime(2025, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert tracking.run_name("mnist", "improved", 3, now=started) == "mnist-improved-seed3-20250102-030405"
+    assert tracking.run_name("svhn", "paper", 0).startswith("svhn-paper-seed0-20")
+
+
+def test_start_run_names_the_run_without_drawing_from_the_seeded_rng(tmp_path):
+    """MLflow would draw a random name from `random`, which the train stage has just seeded: every run
+    of a seed had one name, and the draw moved the RNG that training goes on with."""
+    params = local_store(tmp_path)
+    random.seed(0)
+    seeded = random.getstate()
+    run_ids = [
+        tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, f"mnist-paper-seed0-20250102-03040{second}")
+        for second in (5, 6)
+    ]
+    assert random.getstate() == seeded
+    client = MlflowClient(params["tracking"]["uri"])
+    runs = [client.get_run(run_id) for run_id in run_ids]
+    assert [run.info.run_name for run in runs] == [
+        "mnist-paper-seed0-20250102-030405",
+        "mnist-paper-seed0-20250102-030406",
+    ]
+    assert [run.data.tags["mlflow.runName"] for run in runs] == [run.info.run_name for run in runs]
+
+
+def test_the_experiment_is_marked_as_model_training_unless_its_kind_was_set(tmp_path):
+    """MLflow 3's UI records an experiment's type in `mlflow.experimentKind`; GenAI is assumed without it."""
+    params = local_store(tmp_path)
+    client = MlflowClient(params["tracking"]["uri"])
+    tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "new")
+    assert client.get_experiment_by_name("infogan-mnist").tags["mlflow.experimentKind"] == "custom_model_development"
+
+    older = client.create_experiment("infogan-svhn")  # as made before the pipeline set the tag
+    tracking.start_run(params, "svhn", {"train": {"seed": 0}}, {}, "older")
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+
+    client.set_experiment_tag(older, "mlflow.experimentKind", "genai_development")  # the user's choice stays
+    tracking.start_run(params, "svhn", {"train": {"seed": 1}}, {}, "chosen")
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "genai_development"
+
+
+def test_the_logger_logs_no_param_a_second_time(tmp_path, monkeypatch):
+    """Lightning hands the logger the module's hyperparameters (optim/lr_g, ...); start_run has
+    logged each already, as train.lr_g, and the UI would list both."""
+    params = local_store(tmp_path)
+    uri = params["tracking"]["uri"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the logger's set_tracking_uri exports it; undone after
+    run_id = tracking.start_run(params, "mnist", {"train": {"lr_g": 0.001}, "model": {"noise_dim": 62}}, {}, "x")
+    logger = tracking.TolerantMLFlowLogger(experiment_name="infogan-mnist", tracking_uri=uri, run_id=run_id)
+    logger.log_hyperparams({"optim": {"lr_g": 0.001}, "model": {"noise_dim": 62}, "improved": None})
+    assert MlflowClient(uri).get_run(run_id).data.params == {"train.lr_g": "0.001", "model.noise_dim": "62"}
+    assert logger.failures == []

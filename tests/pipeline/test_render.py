@@ -1,12 +1,18 @@
-"""Render's file naming: frames in label order, continuous GIFs named by factor, stale files removed."""
+"""Render's file naming: frames in label order, continuous GIFs named by factor, stale files removed;
+and its metrics in the training's MLflow run, as the latest values there."""
 
 from __future__ import annotations
 
+import time
+
 import torch
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 
 from infogan.config import ModelConfig, OptimConfig, RenderConfig
 from infogan.module import InfoGAN
-from pipeline.render import render_traversals
+from pipeline import tracking
+from pipeline.render import final_losses, last_iteration, read_history, render_traversals
 
 CONFIG = RenderConfig(continuous_frames=3, samples_per_row=4, scale=1)
 
@@ -43,3 +49,26 @@ def test_our_stale_files_go_and_everything_else_stays(tmp_path):
     for rewritten in ("slant.gif", "continuous_1.gif"):
         assert (tmp_path / rewritten).read_bytes() != b"old"
     assert (tmp_path / "other.gif").read_bytes() == b"old"
+
+
+def test_renders_metrics_are_the_latest_in_the_training_run(tmp_path):
+    """Training logged its last evaluation at its last iteration; render's, logged after it, must be what
+    MLflow (and its UI) shows as the run's value, dated now and not at step 0 in 1970."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = {"tracking": {"uri": uri, "artifact_root": str(tmp_path / "mlartifacts")}}
+    run_id = tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0")
+    client = MlflowClient(uri)
+    trained_ms = int(time.time() * 1000) - 60_000  # as the train stage logged it, a minute earlier
+    client.log_batch(run_id, metrics=[Metric("eval/categorical_accuracy", 0.9, trained_ms, 20)])
+    history = tmp_path / "history.csv"  # as the train stage writes it: 2 epochs of 10 iterations
+    history.write_text("epoch,iteration,loss/d,loss/g\n0,10,1.2,0.8\n1,20,1.1,0.7\n")
+
+    table = read_history(history)
+    before = int(time.time() * 1000)
+    metrics = {"eval/categorical_accuracy": 0.5, **final_losses(table)}
+    tracking.log_metrics(client, run_id, metrics, step=last_iteration(table))
+    latest = client.get_run(run_id).data.metrics
+    assert latest["eval/categorical_accuracy"] == 0.5 and latest["final/loss/g"] == 0.7
+    [rendered] = [m for m in client.get_metric_history(run_id, "eval/categorical_accuracy") if m.value == 0.5]
+    assert rendered.step == 20
+    assert before <= rendered.timestamp <= int(time.time() * 1000)

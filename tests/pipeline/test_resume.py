@@ -6,6 +6,7 @@ MLflow run from that iteration and end with the weights of a run that was never 
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -121,6 +122,21 @@ def test_two_trainings_with_one_seed_give_identical_metrics(runs):
     assert deterministic == {k: metrics[1][k] for k in deterministic}
     first, second = weights(tmp / "first"), weights(tmp / "second")
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_trainings_with_one_seed_are_runs_of_distinct_names_with_each_param_once(runs):
+    """The names say what was trained and when (not MLflow's random name, drawn from the seeded RNG:
+    one name for every run of a seed); params are keyed as in params.yaml only (no optim/lr_g)."""
+    tmp, client = runs["tmp"], runs["client"]
+    found = {}
+    for name in ("first", "second", "killed"):
+        run = client.get_run(yaml.safe_load((tmp / f"{name}/model/run.json").read_text())["run_id"])
+        assert re.fullmatch(r"mnist-paper-seed0-\d{8}-\d{6}", run.info.run_name), run.info.run_name
+        found[name] = run.info.run_name
+        assert "train.lr_g" in run.data.params and not [key for key in run.data.params if "/" in key]
+    assert len(set(found.values())) == 3, found  # the trainings started seconds apart
+    experiment = client.get_experiment_by_name("infogan-mnist")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_a_finished_training_leaves_nothing_to_resume(runs):

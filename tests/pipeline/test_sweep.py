@@ -193,7 +193,7 @@ def test_stopping_the_sweep_stops_its_training(sweep, prepared_mnist):
         time.sleep(0.5)  # wait until both trainings have started
     children = subprocess.run(
         ["pgrep", "-P", str(sweep_process.pid)], capture_output=True, text=True, check=False
-    ).stdout.split(check=False)
+    ).stdout.split()
     assert len(children) == 2
     sweep_process.send_signal(signal.SIGTERM)
     assert sweep_process.wait(timeout=60) == 128 + signal.SIGTERM
