@@ -26,17 +26,27 @@ GIT_IDENTITY = {
 }
 
 
+def attempt(cmd: list[str], cwd: Path, env: dict, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` and return what it did, for a test that expects it may fail."""
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def run(cmd: list[str], cwd: Path, env: dict, timeout: float = 1800) -> str:
     """Run `cmd`; fail the test with the end of its output unless it succeeds; return stdout + stderr."""
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    result = attempt(cmd, cwd, env, timeout)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-6000:]}"
     return output
 
 
+def dvc_command(*args: str) -> list[str]:
+    """`dvc <args>` with this interpreter's DVC."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
 def dvc(cwd: Path, env: dict, *args: str, timeout: float = 1800) -> str:
-    """`dvc <args>` with this interpreter's DVC, in `cwd`; its output."""
-    return run([sys.executable, "-m", "dvc", *args], cwd, env, timeout)
+    """`dvc <args>` in `cwd`; its output, once it has succeeded."""
+    return run(dvc_command(*args), cwd, env, timeout)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -193,28 +193,6 @@ def test_prepare_rejects_a_mirror_list_that_is_not_a_list(workdir, monkeypatch, 
     assert "prepare.mnist.mirrors" in err
 
 
-def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, capsys):
-    err = run_stage(
-        render,
-        monkeypatch,
-        capsys,
-        "--dataset",
-        "mnist",
-        "--model",
-        "models/mnist",
-        "--data",
-        "data/prepared/mnist",
-        "--media",
-        "media/mnist",
-        "--metrics",
-        "reports/mnist/metrics.json",
-        "--history",
-        "reports/mnist/train_history.csv",
-    )
-    assert "models/mnist/model.ckpt does not exist; run the train stage first" in err
-    assert not (workdir / "media").exists()
-
-
 RENDER_ARGS = (
     "--dataset",
     "mnist",
@@ -229,6 +207,14 @@ RENDER_ARGS = (
     "--history",
     "reports/mnist/train_history.csv",
 )
+
+
+def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, capsys):
+    err = run_stage(render, monkeypatch, capsys, *RENDER_ARGS)
+    assert "models/mnist/model.ckpt does not exist; run the train stage first" in err
+    assert not (workdir / "media").exists()
+
+
 UNPICKLED_MARKER = "unpickled.txt"
 
 

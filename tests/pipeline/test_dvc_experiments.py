@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.pipeline.project_copy import GIT_IDENTITY, dvc, dvc_env, git, tiny_mnist_project
+from tests.pipeline.project_copy import GIT_IDENTITY, attempt, dvc, dvc_command, dvc_env, git, tiny_mnist_project
 
 METRICS = "reports/mnist/metrics.json"
 QUEUE_TIMEOUT_S = 600
@@ -146,9 +145,7 @@ def alive(pid: int) -> bool:
 def stop_queue(dst: Path, env: dict) -> list[int]:
     """`dvc queue stop --kill`, then wait for every queue process to end; kill (by process group) any
     that has not after a minute and return those, so a failing test leaves nothing running."""
-    subprocess.run(
-        [sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=dst, env=env, capture_output=True, check=False
-    )
+    attempt(dvc_command("queue", "stop", "--kill"), dst, env, timeout=120)
     deadline = time.monotonic() + 60
     while any(map(alive, queue_processes(dst))) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -174,7 +171,7 @@ def test_queued_seed_sweep_runs_with_dvc_queue_start(project):
         # command's output would last as long as the worker; into a file it returns at once.
         with (dst.parent / "queue-start.log").open("w+") as log:
             started = subprocess.run(
-                [sys.executable, "-m", "dvc", "queue", "start"],
+                dvc_command("queue", "start"),
                 cwd=dst,
                 env=env,
                 stdout=log,

@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline.project_copy import GIT_IDENTITY, dvc, dvc_env, git, tiny_mnist_project
+from tests.pipeline.project_copy import GIT_IDENTITY, attempt, dvc, dvc_command, dvc_env, git, tiny_mnist_project
 
 MEDIA = "media/mnist"
 METRICS = "reports/mnist/metrics.json"
@@ -88,15 +86,7 @@ def test_render_without_the_training_store_stops_before_any_work(pulled):  # las
     for path in (clone / MEDIA).iterdir():
         path.unlink()
     elsewhere = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{clone / 'other.db'}"}  # not where the model trained
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "render@mnist"],
-        cwd=clone,
-        env=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = attempt(dvc_command("repro", "render@mnist"), clone, elsewhere, timeout=600)
     assert result.returncode != 0
     run_id = json.loads((clone / "models/mnist/run.json").read_text())["run_id"]
     assert f"error: the model was trained in MLflow run {run_id}, which sqlite:///" in result.stdout + result.stderr

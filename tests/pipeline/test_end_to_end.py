@@ -23,7 +23,7 @@ from PIL import Image
 from infogan.checkpoint import read_checkpoint
 from infogan.download import file_md5
 from infogan.factors import factor_names
-from tests.pipeline.project_copy import copy_project, dvc_env, edit_params, run
+from tests.pipeline.project_copy import attempt, copy_project, dvc_command, dvc_env, edit_params, run
 
 SCALE = 2
 
@@ -291,15 +291,7 @@ def test_two_repros_at_once_do_not_corrupt_each_other(project):  # changes the p
     edit_params(dst / "params.yaml", train={"max_epochs": 30})  # long enough for the second to meet it
     first = start_repro(dst, env, dst / "first.log", "render@mnist")
     wait_for(lambda: "Running stage 'train@mnist'" in (dst / "first.log").read_text(), first)
-    second = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "render@mnist"],
-        cwd=dst,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    second = attempt(dvc_command("repro", "render@mnist"), dst, env, timeout=600)
     # DVC's lock on what the first is using turns the second away before it reaches prepare or train
     # (the always-run verify stage may run in both: it rewrites the same record)
     output = second.stdout + second.stderr
