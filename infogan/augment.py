@@ -15,9 +15,13 @@ import torch.nn.functional as F
 from infogan.config import ImprovedConfig
 
 
-def affine_jitter(images: torch.Tensor, max_rotation_deg: float, max_shift_px: float) -> torch.Tensor:
-    """Rotate each image by a uniform angle in ±max_rotation_deg about its centre and shift it by a
-    uniform offset in ±max_shift_px on each axis; what moves in from outside is background (-1)."""
+def affine_jitter(
+    images: torch.Tensor, max_rotation_deg: float, max_shift_px: float, max_scale: float = 0.0
+) -> torch.Tensor:
+    """Rotate each image by a uniform angle in ±max_rotation_deg about its centre, stretch it by a
+    uniform factor in 1 ± max_scale on each axis independently (a change of width and height, not
+    only of size), and shift it by a uniform offset in ±max_shift_px on each axis; what moves in
+    from outside is background (-1)."""
     b, _, h, w = images.shape
     device = images.device
     angle = (torch.rand(b, device=device) * 2 - 1) * math.radians(max_rotation_deg)
@@ -25,7 +29,15 @@ def affine_jitter(images: torch.Tensor, max_rotation_deg: float, max_shift_px: f
     pixel = torch.tensor([2.0 / w, 2.0 / h], device=device)
     shift = (torch.rand(b, 2, device=device) * 2 - 1) * max_shift_px * pixel
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    # affine_grid maps output to input coordinates: dividing by the factor stretches the image by it.
+    # Drawn last, and only when asked for, so that runs without it keep their random stream
+    stretch = (
+        1 + (torch.rand(b, 2, device=device) * 2 - 1) * max_scale if max_scale > 0 else torch.ones(b, 2, device=device)
+    )
+    sx, sy = stretch[:, 0], stretch[:, 1]  # (B,) each
+    theta = torch.stack(
+        [torch.stack([cos / sx, -sin / sx, shift[:, 0]], 1), torch.stack([sin / sy, cos / sy, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     # sampled in [0, 2] so that zero padding is the background, then back to [-1, 1]
     moved = F.grid_sample(images.float() + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -42,10 +54,10 @@ def thickness_jitter(images: torch.Tensor) -> torch.Tensor:
 
 
 def nuisance(images: torch.Tensor, config: ImprovedConfig) -> torch.Tensor:
-    """`images` (B, C, H, W) in [-1, 1], each independently rotated, shifted and thickened or thinned."""
+    """`images` (B, C, H, W) in [-1, 1], each independently thickened or thinned, rotated, stretched and shifted."""
     out = images
     if config.thickness:
         out = thickness_jitter(out)
-    if config.rotation_deg > 0 or config.shift_px > 0:
-        out = affine_jitter(out, config.rotation_deg, config.shift_px)
+    if config.rotation_deg > 0 or config.shift_px > 0 or config.scale > 0:
+        out = affine_jitter(out, config.rotation_deg, config.shift_px, config.scale)
     return out

@@ -126,7 +126,15 @@ class ImprovedConfig:
     # weight of KL(Q(c | x) || Q(c | T(x))) on real images, the first held fixed: Q's class for a
     # real digit must not change under T (self-augmented training)
     real_consistency: float = non_negative(1.0)
+    # weight of -I(c(x); c(T(x))) on real images (IIC): Q's class must survive T, and the classes must
+    # be used equally often (infogan/losses.py, categorical_mutual_information)
+    real_information: float = non_negative(0.0)
+    # IMSAT's entropy terms on real images: + real_entropy * H(c | x) (confident classes) and
+    # - real_marginal_entropy * H(c) (classes used equally often); IMSAT's weights are 0.1 and 0.4
+    real_entropy: float = non_negative(0.0)
+    real_marginal_entropy: float = non_negative(0.0)
     rotation_deg: float = non_negative(15.0)  # T rotates by up to this many degrees either way
+    scale: float = non_negative(0.0)  # stretches each axis by a factor in 1 ± this
     shift_px: float = non_negative(2.0)  # and shifts by up to this many pixels on each axis
     thickness: bool = True  # and erodes or dilates the strokes by a 3x3 minimum or maximum
 
@@ -253,6 +261,11 @@ class RenderConfig:
     # |Spearman rho| with it reaches this (infogan/factors.factor_names); otherwise continuous_<j>.gif
     factor_name_min_rho: float = non_negative(0.8)
     eval_batch_size: int = positive(1000)
+    # the CNN that reads which digit each class of c1 draws (infogan/digit_classifier.py), for digits only
+    classifier_epochs: int = positive(1)
+    classifier_batch_size: int = positive(64)
+    classifier_images: int = positive(60000)  # the first this many of the training split train it
+    purity_samples: int = positive(1000)  # generated images per class of c1
 
     def __post_init__(self) -> None:
         if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:

@@ -82,3 +82,36 @@ def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, s
             F.log_softmax(chunk.float(), 1), F.log_softmax(target.float(), 1), log_target=True, reduction="batchmean"
         )
     return total
+
+
+def categorical_entropies(logits: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H(c | x), H(c)) in nats, each summed over the categorical codes: the batch mean of each
+    image's entropy, and the entropy of the batch-mean prediction. IMSAT (Hu et al., ICML 2017)
+    lowers the first (confident classes) and raises the second (classes used equally often)."""
+    conditional = logits.new_zeros((), dtype=torch.float32)
+    marginal = logits.new_zeros((), dtype=torch.float32)
+    for chunk in logits.split(list(sizes), dim=1):
+        log_p = F.log_softmax(chunk.float(), 1)  # (B, K)
+        conditional = conditional - (log_p.exp() * log_p).sum(1).mean()
+        mean = log_p.exp().mean(0).clamp_min(1e-12)  # (K,)
+        marginal = marginal - (mean * mean.log()).sum()
+    return conditional, marginal
+
+
+def categorical_mutual_information(
+    logits: torch.Tensor, other_logits: torch.Tensor, sizes: tuple[int, ...]
+) -> torch.Tensor:
+    """I(c; c') in nats, summed over the categorical codes, between Q's class c of each image and c'
+    of its transformed copy, estimated from the batch as in IIC (Ji, Henriques and Vedaldi, ICCV
+    2019): the joint P = mean_i p_i p'_i^T, symmetrised. I(c; c') = H(c) - H(c | c') is large when the
+    two views get the same class (consistency) and the classes are used equally often (the marginal
+    entropy, which a consistency term alone lacks). At most ln K per K-class code. Both views get
+    gradients."""
+    total = logits.new_zeros((), dtype=torch.float32)
+    for chunk, other in zip(logits.split(list(sizes), dim=1), other_logits.split(list(sizes), dim=1), strict=True):
+        p, q = chunk.float().softmax(1), other.float().softmax(1)  # (B, K) each
+        joint = p.t() @ q / p.shape[0]  # (K, K)
+        joint = ((joint + joint.t()) / 2).clamp_min(1e-12)
+        marginal = joint.sum(1)
+        total = total + (joint * (joint.log() - marginal.log()[:, None] - marginal.log()[None, :])).sum()
+    return total

@@ -9,8 +9,9 @@ So the information term reaches G, Q and the shared trunk, as in the paper's min
 V(D, G) - lambda * L_I(G, Q).
 
 With `recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance transformation T
-(infogan/augment.py) adds two terms: the categorical information term on T(fake) in both steps,
-and the consistency of Q's class between real x and T(x) in the discriminator step.
+(infogan/augment.py) adds up to three terms: the categorical information term on T(fake) in both
+steps, and, in the discriminator step, the consistency of Q's class between real x and T(x) and
+the mutual information between those two classes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from infogan.errors import InfoGANError
 from infogan.losses import (
     InfoLoss,
     categorical_consistency,
+    categorical_entropies,
+    categorical_mutual_information,
     categorical_nll,
     discriminator_loss,
     generator_loss,
@@ -123,15 +126,42 @@ class InfoGAN(pl.LightningModule):
                 augmented = self.augmented_information(fake.detach(), latent)
                 losses["total"] = losses["total"] + improved.augmented_information * augmented
                 losses["improved/augmented_information"] = augmented
-            if improved.real_consistency > 0:
-                consistency = categorical_consistency(
-                    self.q_head(real_features).categorical_logits,
-                    self.encode(nuisance(real, improved)).categorical_logits,
-                    self.codes.categorical_sizes,
-                )
-                losses["total"] = losses["total"] + improved.real_consistency * consistency
-                losses["improved/real_consistency"] = consistency
+            real_terms, logged = self.real_image_terms(real, real_features)
+            if logged:
+                losses["total"] = losses["total"] + real_terms
+                losses.update(logged)
         return losses
+
+    def real_image_terms(self, real: torch.Tensor, real_features: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Improved recipe: the terms on Q's class of real images. Returns their weighted sum (to add
+        to D's loss) and each term's unweighted value by name (to log). Only terms with a weight
+        above 0 are computed; T is drawn once for the terms that compare x with T(x)."""
+        improved, sizes = self.improved, self.codes.categorical_sizes
+        weights = (
+            improved.real_entropy,
+            improved.real_marginal_entropy,
+            improved.real_consistency,
+            improved.real_information,
+        )
+        if not any(weight > 0 for weight in weights):
+            return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
+        weighted: list[tuple[float, str, torch.Tensor]] = []
+        logits = self.q_head(real_features).categorical_logits
+        if improved.real_entropy > 0 or improved.real_marginal_entropy > 0:
+            conditional, marginal = categorical_entropies(logits, sizes)
+            weighted.append((improved.real_entropy, "improved/real_entropy", conditional))
+            weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
+        if improved.real_consistency > 0 or improved.real_information > 0:
+            moved = self.encode(nuisance(real, improved)).categorical_logits
+            if improved.real_consistency > 0:
+                consistency = categorical_consistency(logits, moved, sizes)
+                weighted.append((improved.real_consistency, "improved/real_consistency", consistency))
+            if improved.real_information > 0:
+                information = categorical_mutual_information(logits, moved, sizes)
+                weighted.append((-improved.real_information, "improved/real_information", information))
+        weighted = [(weight, key, value) for weight, key, value in weighted if weight != 0]
+        total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
+        return total, {key: value for _, key, value in weighted}
 
     def generator_step(self, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
         features = self.trunk(fake)

@@ -7,11 +7,13 @@
 Reads `render` from params.yaml. Writes to --media one GIF and one PNG sheet per code
 (categorical_<i>; continuous_<j>, or the property it controls, e.g. slant), and --metrics with each
 code's MI lower bound and information loss and the final training losses; then, by what the
-prepared data holds: for digits, the first categorical code's accuracy on the test split; for grey
-digits, the Spearman correlation of each continuous code with slant and stroke thickness
-(infogan/factors.py); for CelebA, the attribute each categorical code tells most about. Everything
-is also logged to the MLflow run that trained the checkpoint (its id is in <model>/run.json), at the
-training's last iteration, so that render's values are the run's latest.
+prepared data holds: for digits, the first categorical code's accuracy on the test split, and which
+digit each of its classes draws, read by a small CNN trained on the real training split
+(infogan/digit_classifier.py: generated/purity_*, generated/distinct_digits); for grey digits, the
+Spearman correlation of each continuous code with slant and stroke thickness (infogan/factors.py);
+for CelebA, the attribute each categorical code tells most about. Everything is also logged to the
+MLflow run that trained the checkpoint (its id is in <model>/run.json), at the training's last
+iteration, so that render's values are the run's latest.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from infogan.callbacks import HISTORY_KEYS
 from infogan.checkpoint import load_infogan
 from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
+from infogan.digit_classifier import classifier_accuracy, generated_digit_purity, train_digit_classifier
 from infogan.errors import InfoGANError
 from infogan.factors import PROPERTIES, factor_correlations, factor_names
 from infogan.metrics import attribute_information, categorical_code_matching, information_lower_bounds
@@ -85,6 +88,25 @@ def code_matching(
         accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
         metrics.update(accuracy)
     return metrics, matching
+
+
+def generated_digits(
+    module: InfoGAN, data: Path, test_images: torch.Tensor, test_labels: torch.Tensor, config: RenderConfig
+) -> tuple[dict[str, float], dict[int, int]]:
+    """Which digit each class of the first categorical code draws: a classifier trained on the real
+    training split reads `config.purity_samples` generated images per class. Returns the purity
+    metrics with the classifier's test accuracy (`generated/classifier_test_accuracy`), and
+    {class: the digit it draws most}."""
+    train_images, train_labels = load_split(data / "train.pt")
+    count = config.classifier_images
+    classifier = train_digit_classifier(
+        train_images[:count], train_labels[:count], config.seed, config.classifier_epochs, config.classifier_batch_size
+    )
+    metrics, class_digits = generated_digit_purity(
+        module, classifier, config.purity_samples, config.seed, config.eval_batch_size
+    )
+    accuracy = classifier_accuracy(classifier, test_images, test_labels, config.eval_batch_size)
+    return {"generated/classifier_test_accuracy": accuracy, **metrics}, class_digits
 
 
 def load_attributes(path: Path, split: str, count: int) -> torch.Tensor:
@@ -146,6 +168,16 @@ def main() -> None:
     metrics, matching = code_matching(module, test_images, test_labels if digits else None, config)
     history = read_history(args.history)
     metrics.update(final_losses(history))
+    if digits and module.codes.categorical_sizes:
+        found, class_digits = generated_digits(module, args.data, test_images, test_labels, config)
+        metrics.update(found)
+        drawn = " ".join(f"{class_}:{digit}" for class_, digit in class_digits.items())
+        print(
+            f"digit classifier: {found['generated/classifier_test_accuracy']:.2%} on the test split; "
+            f"generated digits: purity {found['generated/purity_mean']:.3f}, "
+            f"{found['generated/distinct_digits']:.0f} distinct digits "
+            f"({module.codes.categorical_name(0)} class:digit {drawn})"
+        )
     attribute_table = None
     if "attributes" in manifest and module.codes.categorical_sizes:
         attributes = load_attributes(args.data / "attributes.pt", "test", len(test_images))

@@ -151,8 +151,9 @@ TINY_MODEL = {"g_fc": [64], "g_base_channels": 16, "g_upconv": [8], "d_conv": [8
 @pytest.fixture(scope="session")
 def tiny_params() -> Callable[..., Path]:
     """`tiny_params(folder, **train)` writes folder/params.yaml: the project's params with a small
-    MNIST model, a 60-iteration training (`train` overrides any train key) and an SQLite tracking
-    store in `folder`; returns its path. The train stage runs it in seconds on one CPU thread."""
+    MNIST model, a 60-iteration training (`train` overrides any train key), a quick digit classifier
+    in render, and an SQLite tracking store in `folder`; returns its path. The train stage runs it in
+    seconds on one CPU thread."""
 
     def write(folder: Path, **train: object) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -167,6 +168,8 @@ def tiny_params() -> Callable[..., Path]:
             checkpoint_every_n_steps=7,
             **train,
         )
+        # render's digit classifier on 2,000 images, read on 20 generated ones per class: seconds
+        params["render"].update(classifier_images=2000, purity_samples=20)
         params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         return folder / "params.yaml"

@@ -3,6 +3,8 @@ to the training step; and Q's fixed-std option for continuous codes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,12 @@ import torch.nn.functional as F
 from infogan.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.codes import Latent
 from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
-from infogan.losses import categorical_consistency, categorical_nll
+from infogan.losses import (
+    categorical_consistency,
+    categorical_entropies,
+    categorical_mutual_information,
+    categorical_nll,
+)
 from infogan.module import InfoGAN
 
 
@@ -59,6 +66,41 @@ def test_affine_jitter_rotates_within_the_bound():
     assert angle.max() <= 15.5 and angle.max() >= 8  # 64 uniform draws reach well past half the bound
 
 
+def bar_extent(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Width and height of each image's ink, from the second moments (2 * sqrt(3 * variance))."""
+    mass_map = (images[:, 0] + 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = mass_map.sum(dim=(1, 2))
+    extent = []
+    for axis in (xs, ys):
+        mean = (mass_map * axis).sum(dim=(1, 2)) / mass
+        var = (mass_map * (axis - mean[:, None, None]) ** 2).sum(dim=(1, 2)) / mass
+        extent.append(2 * (3 * var).sqrt())
+    return extent[0], extent[1]
+
+
+def test_affine_jitter_stretches_each_axis_within_the_bound():
+    torch.manual_seed(3)
+    images = digits(64)
+    _, height = bar_extent(images)
+    _, stretched = bar_extent(affine_jitter(images, 0.0, 0.0, 0.2))
+    ratio = stretched / height
+    # the 16-px bar's height changes by up to 20%, both ways, and not by the same factor for all
+    assert ratio.min() >= 0.78 and ratio.max() <= 1.22
+    assert ratio.min() < 0.9 and ratio.max() > 1.1
+
+
+def test_affine_jitter_without_a_stretch_keeps_its_random_draws():
+    """A scale of 0 draws nothing more, so runs made before the stretch existed replay the same."""
+    images = digits(16)
+    torch.manual_seed(4)
+    before = affine_jitter(images, 15.0, 2.0)
+    after_draw = torch.rand(1)
+    torch.manual_seed(4)
+    again = affine_jitter(images, 15.0, 2.0, 0.0)
+    assert torch.equal(before, again) and torch.equal(torch.rand(1), after_draw)
+
+
 def test_thickness_jitter_erodes_keeps_or_dilates():
     torch.manual_seed(0)
     images = digits(64)
@@ -95,6 +137,45 @@ def test_consistency_is_the_kl_divergence_and_leaves_the_target_alone():
     assert target.grad is None and logits.grad.abs().sum() > 0
 
 
+def test_mutual_information_is_high_for_agreeing_balanced_classes_and_zero_for_one_class():
+    sizes = (10,)
+    confident = torch.eye(10).repeat(5, 1) * 30  # 50 images, each class 5 times, one-hot logits
+    assert torch.allclose(
+        categorical_mutual_information(confident, confident, sizes), torch.tensor(math.log(10)), atol=1e-3
+    )
+    # a second view that says nothing (uniform) carries no information about the first
+    assert categorical_mutual_information(confident, torch.zeros(50, 10), sizes).abs() < 1e-5
+    # everything in one class: the views agree, but H(c) = 0, so I = 0 (the marginal term at work)
+    one_class = torch.zeros(50, 10)
+    one_class[:, 3] = 30
+    assert categorical_mutual_information(one_class, one_class, sizes).abs() < 1e-3
+
+
+def test_mutual_information_sums_the_codes_and_reaches_both_views():
+    torch.manual_seed(0)
+    logits = torch.randn(32, 13, requires_grad=True)
+    other = torch.randn(32, 13, requires_grad=True)
+    total = categorical_mutual_information(logits, other, (10, 3))
+    parts = categorical_mutual_information(logits[:, :10], other[:, :10], (10,)) + categorical_mutual_information(
+        logits[:, 10:], other[:, 10:], (3,)
+    )
+    assert torch.allclose(total, parts) and total > 0
+    total.backward()
+    assert logits.grad.abs().sum() > 0 and other.grad.abs().sum() > 0
+
+
+def test_entropies_of_confident_balanced_and_of_uncertain_classes():
+    confident = torch.eye(10).repeat(3, 1) * 40  # each class 3 times, one-hot
+    conditional, marginal = categorical_entropies(confident, (10,))
+    assert conditional.abs() < 1e-6 and torch.allclose(marginal, torch.tensor(math.log(10)))
+    conditional, marginal = categorical_entropies(torch.zeros(30, 13), (10, 3))  # uniform: both at their maximum
+    assert torch.allclose(conditional, torch.tensor(math.log(10) + math.log(3)))
+    assert torch.allclose(marginal, conditional)
+    one_class = torch.zeros(30, 10)
+    one_class[:, 0] = 40
+    assert categorical_entropies(one_class, (10,))[1].abs() < 1e-6
+
+
 def improved_module(improved: ImprovedConfig, recipe: str = "improved") -> InfoGAN:
     torch.manual_seed(0)
     return InfoGAN(ModelConfig(), OptimConfig(recipe=recipe), improved).train()
@@ -123,19 +204,27 @@ def test_improved_recipe_without_a_categorical_code_adds_nothing():
     assert torch.isfinite(module.generator_step(fake, latent)["total"])
 
 
-def test_improved_discriminator_step_adds_its_two_weighted_terms():
-    config = ImprovedConfig(augmented_information=0.7, real_consistency=2.0)
+def discriminator_step(config: ImprovedConfig) -> tuple[InfoGAN, torch.Tensor, torch.Tensor, Latent, dict]:
+    """One improved discriminator step on 16 bar digits, T's draws seeded with 2: the module, the
+    real and fake batches, the latent, and the losses; `paper` among them is D's paper-recipe loss."""
     module = improved_module(config)
     latent, fake = latent_and_fake(module)
     real = digits(16)
     torch.manual_seed(2)
     losses = module.discriminator_step(real, fake, latent)
-    paper = (
-        module.optim_config.lambda_cat * losses["info/categorical"]
-        + module.optim_config.lambda_cont * losses["info/continuous"]
-        + losses["loss/d"]
+    optim = module.optim_config
+    losses["paper"] = (
+        losses["loss/d"] + optim.lambda_cat * losses["info/categorical"] + optim.lambda_cont * losses["info/continuous"]
     )
-    expected = paper + 0.7 * losses["improved/augmented_information"] + 2.0 * losses["improved/real_consistency"]
+    return module, real, fake, latent, losses
+
+
+def test_improved_discriminator_step_adds_its_two_weighted_terms():
+    config = ImprovedConfig(augmented_information=0.7, real_consistency=2.0)
+    module, _, fake, latent, losses = discriminator_step(config)
+    expected = (
+        losses["paper"] + 0.7 * losses["improved/augmented_information"] + 2.0 * losses["improved/real_consistency"]
+    )
     assert torch.allclose(losses["total"], expected, rtol=1e-5)
     # the augmented term is Q's cross-entropy on T(fake): replay the same random draws
     torch.manual_seed(2)
@@ -143,6 +232,42 @@ def test_improved_discriminator_step_adds_its_two_weighted_terms():
     direct = categorical_nll(module.encode(transformed).categorical_logits, latent.categorical, (10,)).sum()
     assert torch.allclose(losses["improved/augmented_information"], direct, rtol=1e-4)
     assert losses["improved/real_consistency"] > 0
+
+
+def test_real_information_is_subtracted_with_its_weight():
+    config = ImprovedConfig(augmented_information=0.0, real_consistency=0.0, real_information=0.5, scale=0.1)
+    module, real, _, _, losses = discriminator_step(config)
+    assert torch.allclose(losses["total"], losses["paper"] - 0.5 * losses["improved/real_information"], rtol=1e-5)
+    assert "improved/real_consistency" not in losses
+    # the term is Q's I(c(x); c(T(x))): replay T's random draws
+    torch.manual_seed(2)
+    moved = module.encode(nuisance(real, config)).categorical_logits
+    direct = categorical_mutual_information(module.encode(real).categorical_logits, moved, (10,))
+    assert torch.allclose(losses["improved/real_information"], direct, rtol=1e-4)
+
+
+def test_real_entropy_terms_enter_with_imsats_signs():
+    config = ImprovedConfig(
+        augmented_information=0.0, real_consistency=0.0, real_entropy=0.1, real_marginal_entropy=0.4
+    )
+    module, real, _, _, losses = discriminator_step(config)
+    expected = losses["paper"] + 0.1 * losses["improved/real_entropy"] - 0.4 * losses["improved/real_marginal_entropy"]
+    assert torch.allclose(losses["total"], expected, rtol=1e-5)
+    assert not {"improved/real_consistency", "improved/real_information"} & set(losses)
+    conditional, marginal = categorical_entropies(module.encode(real).categorical_logits, (10,))
+    assert torch.allclose(losses["improved/real_entropy"], conditional, rtol=1e-4)
+    assert torch.allclose(losses["improved/real_marginal_entropy"], marginal, rtol=1e-4)
+
+
+def test_without_real_terms_q_never_sees_the_real_batch():
+    """With every real-image weight at 0, Q's head is not run on the real batch, so its batch-norm
+    running statistics are those of the fakes alone, as in the paper recipe."""
+    config = ImprovedConfig(augmented_information=0.0, real_consistency=0.0)
+    improved, paper = improved_module(config), improved_module(config, recipe="paper")
+    for module in (improved, paper):
+        latent, fake = latent_and_fake(module)
+        module.discriminator_step(digits(16), fake, latent)
+    assert torch.equal(improved.q_head.hidden[1].running_mean, paper.q_head.hidden[1].running_mean)
 
 
 def test_improved_generator_step_puts_the_augmented_term_on_g():

@@ -92,7 +92,14 @@ def edit_params(path: Path, **sections: dict) -> None:
 
 
 TINY_TRAIN = {"max_epochs": 2, "batches_per_epoch": 2}  # 4 iterations of conftest's tiny model
-TINY_RENDER = {"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20}
+# the digit classifier on 2,000 images and 20 generated ones per class: seconds, not a minute
+TINY_RENDER = {
+    "continuous_frames": 5,
+    "mi_samples": 200,
+    "factor_samples": 20,
+    "purity_samples": 20,
+    "classifier_images": 2000,
+}
 
 
 def tiny_mnist_project(dst: Path, tiny_params: Callable[..., Path], mnist_dir: Path, tracking: Path) -> None:

@@ -91,7 +91,13 @@ def project(tmp_path_factory, mnist_mirror_url, svhn_mirror):
         train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
         # min rho 0: every continuous code that is the clearest mover of its strongest property gets
         # that name, so the naming path runs even on a 4-iteration model
-        render={"continuous_frames": 5, "mi_samples": 200, "factor_samples": 20, "factor_name_min_rho": 0.0},
+        render={
+            "continuous_frames": 5,
+            "mi_samples": 200,
+            "factor_samples": 20,
+            "factor_name_min_rho": 0.0,
+            "purity_samples": 20,
+        },
     )
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["datasets"] = ["mnist", "celeba", "svhn"]
@@ -149,6 +155,11 @@ def test_repro_writes_metrics_and_history(project):
     for code in (0, 1):
         for factor in ("slant", "thickness"):
             assert -1.0 <= metrics[f"factor/continuous_{code}/{factor}_spearman"] <= 1.0
+    # the classifier trained by render on the 60,000 real training digits reads the test digits well
+    assert metrics["generated/classifier_test_accuracy"] > 0.97
+    assert 1 <= metrics["generated/distinct_digits"] <= 10
+    for k in range(10):
+        assert 0.1 <= metrics[f"generated/purity/class_{k}"] <= 1.0  # the majority of 10 digits: at least 1/10
     history = pd.read_csv(dst / "reports/mnist/train_history.csv")
     assert list(history["epoch"]) == [0, 1]
     assert list(history["iteration"]) == [2, 4]
@@ -171,7 +182,7 @@ def test_repro_records_one_mlflow_run_with_everything(project):
     assert run.data.tags["device"] == "cpu"
     # training curves from Lightning, evaluation from render, in the same run
     assert {"loss/d_epoch", "info/categorical_epoch", "eval/categorical_accuracy"} <= set(run.data.metrics)
-    assert "info_bound/categorical_0" in run.data.metrics
+    assert {"info_bound/categorical_0", "generated/purity_mean", "generated/distinct_digits"} <= set(run.data.metrics)
     accuracy_history = client.get_metric_history(run.info.run_id, "eval/categorical_accuracy")
     assert len(accuracy_history) >= 2  # one per epoch, plus render's
 
@@ -202,6 +213,7 @@ def test_repro_prepares_trains_and_renders_the_fake_celeba(project):
         [best] = [k for k in metrics if k.startswith(f"attribute/categorical_{code}/")]
         assert best.rsplit("/", 1)[1] in manifest["attributes"] and 0 <= metrics[best] <= math.log(2)
     assert not any(k.startswith("factor/") for k in metrics)  # slant and thickness are for grey digits
+    assert not any(k.startswith("generated/") for k in metrics)  # faces are not digits
     expected = {f"categorical_{code}.{ext}" for code in range(10) for ext in ("gif", "png")}
     assert {p.name for p in (dst / "media/celeba").iterdir()} == expected
     gif = Image.open(dst / "media/celeba/categorical_3.gif")
@@ -222,6 +234,9 @@ def test_repro_downloads_trains_and_renders_the_fake_svhn(project):
     metrics = json.loads((dst / "reports/svhn/metrics.json").read_text())
     assert 0.0 <= metrics["eval/categorical_accuracy"] <= 1.0
     assert {f"info_bound/continuous_{code}" for code in range(4)} <= set(metrics)
+    # SVHN's labels are digits too: its generated digits are read by a classifier of colour digits
+    assert 0.0 <= metrics["generated/classifier_test_accuracy"] <= 1.0
+    assert {f"generated/purity/class_{k}" for k in range(10)} | {"generated/purity_mean"} <= set(metrics)
     expected = {
         f"{kind}_{code}.{ext}" for kind in ("categorical", "continuous") for code in range(4) for ext in ("gif", "png")
     }

@@ -10,9 +10,11 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from infogan.config import ModelConfig, OptimConfig, RenderConfig
+from infogan.data import save_split
+from infogan.mnist import load_mnist_split
 from infogan.module import InfoGAN
 from pipeline import tracking
-from pipeline.render import final_losses, last_iteration, read_history, render_traversals
+from pipeline.render import final_losses, generated_digits, last_iteration, read_history, render_traversals
 
 CONFIG = RenderConfig(continuous_frames=3, samples_per_row=4, scale=1)
 
@@ -72,3 +74,20 @@ def test_renders_metrics_are_the_latest_in_the_training_run(tmp_path):
     [rendered] = [m for m in client.get_metric_history(run_id, "eval/categorical_accuracy") if m.value == 0.5]
     assert rendered.step == 20
     assert before <= rendered.timestamp <= int(time.time() * 1000)
+
+
+def test_generated_digits_train_on_the_train_split_and_score_on_the_test_split(tmp_path, mnist_fixture_dir):
+    """Render's digit metrics: a classifier from <data>/train.pt, its accuracy on the test images it is
+    given, and the purity of each class of c1, under the keys metrics.json and MLflow get."""
+    images, labels = load_mnist_split(mnist_fixture_dir, "test")
+    save_split(images[:1000], labels[:1000], tmp_path / "train.pt")
+    config = RenderConfig(classifier_epochs=2, classifier_batch_size=32, purity_samples=30)
+    metrics, class_digits = generated_digits(module(), tmp_path, images[1000:1500], labels[1000:1500], config)
+    assert set(metrics) == {f"generated/purity/class_{k}" for k in range(10)} | {
+        "generated/purity_mean",
+        "generated/distinct_digits",
+        "generated/classifier_test_accuracy",
+    }
+    assert metrics["generated/classifier_test_accuracy"] > 0.7  # learned from 1,000 digits: far above chance
+    assert sorted(class_digits) == list(range(10))
+    assert metrics["generated/distinct_digits"] == len(set(class_digits.values()))
