@@ -16,6 +16,7 @@ evaluation only; the GAN never sees them.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,9 @@ from tqdm import tqdm
 
 from infogan.data import to_model_range, to_uint8
 from infogan.errors import InfoGANError
-from infogan.module import InfoGAN
+
+if TYPE_CHECKING:  # for the annotation only: the classifier needs nothing of the training code
+    from infogan.module import InfoGAN
 
 N_DIGITS = 10
 LEARNING_RATE = 2e-3  # Adam's, decayed linearly to 0 over the training
