@@ -9,9 +9,10 @@ So the information term reaches G, Q and the shared trunk, as in the paper's min
 V(D, G) - lambda * L_I(G, Q).
 
 With `recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance transformation T
-(infogan/augment.py) adds up to three terms: the categorical information term on T(fake) in both
-steps, and, in the discriminator step, the consistency of Q's class between real x and T(x) and
-the mutual information between those two classes.
+(infogan/augment.py) adds terms that each have a weight, and are not computed at weight 0: the
+categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
+Q's class of real images: its consistency between x and T(x), the mutual information between those
+two classes, and the entropies H(c | x) and H(c) (`real_image_terms`).
 """
 
 from __future__ import annotations
@@ -137,21 +138,19 @@ class InfoGAN(pl.LightningModule):
         to D's loss) and each term's unweighted value by name (to log). Only terms with a weight
         above 0 are computed; T is drawn once for the terms that compare x with T(x)."""
         improved, sizes = self.improved, self.codes.categorical_sizes
-        weights = (
-            improved.real_entropy,
-            improved.real_marginal_entropy,
-            improved.real_consistency,
-            improved.real_information,
-        )
-        if not any(weight > 0 for weight in weights):
+        entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
+        compared = improved.real_consistency > 0 or improved.real_information > 0
+        if not (entropies or compared):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         logits = self.q_head(real_features).categorical_logits
-        if improved.real_entropy > 0 or improved.real_marginal_entropy > 0:
+        if entropies:
             conditional, marginal = categorical_entropies(logits, sizes)
-            weighted.append((improved.real_entropy, "improved/real_entropy", conditional))
-            weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
-        if improved.real_consistency > 0 or improved.real_information > 0:
+            if improved.real_entropy > 0:
+                weighted.append((improved.real_entropy, "improved/real_entropy", conditional))
+            if improved.real_marginal_entropy > 0:
+                weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
+        if compared:
             moved = self.encode(nuisance(real, improved)).categorical_logits
             if improved.real_consistency > 0:
                 consistency = categorical_consistency(logits, moved, sizes)
@@ -159,7 +158,6 @@ class InfoGAN(pl.LightningModule):
             if improved.real_information > 0:
                 information = categorical_mutual_information(logits, moved, sizes)
                 weighted.append((-improved.real_information, "improved/real_information", information))
-        weighted = [(weight, key, value) for weight, key, value in weighted if weight != 0]
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
 
