@@ -120,6 +120,7 @@ def test_improved_recipe_checks_its_section_before_any_work(
 
 def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, capsys):
     """The paper recipe ignores `improved`: without it, train gets past the params and stops at the data."""
+    set_param(workdir, "train.recipe", "paper")
     set_param(workdir, "improved", None, delete=True)
     err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
     assert "improved" not in err and "prepared split" in err

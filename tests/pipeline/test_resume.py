@@ -131,7 +131,7 @@ def test_trainings_with_one_seed_are_runs_of_distinct_names_with_each_param_once
     found = {}
     for name in ("first", "second", "killed"):
         run = client.get_run(yaml.safe_load((tmp / f"{name}/model/run.json").read_text())["run_id"])
-        assert re.fullmatch(r"mnist-paper-seed0-\d{8}-\d{6}", run.info.run_name), run.info.run_name
+        assert re.fullmatch(r"mnist-improved-seed0-\d{8}-\d{6}", run.info.run_name), run.info.run_name
         found[name] = run.info.run_name
         assert "train.lr_g" in run.data.params and not [key for key in run.data.params if "/" in key]
     assert len(set(found.values())) == 3, found  # the trainings started seconds apart
