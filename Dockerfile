@@ -3,7 +3,7 @@
 #   docker build -t infogan-pipeline .
 #   docker run --gpus all -v "$PWD/data:/app/data" -v "$PWD/mlflow:/app/mlflow" \
 #       -v "$PWD/mlartifacts:/app/mlartifacts" infogan-pipeline
-# README.md, "Docker and CI", says more.
+# docs/operations.md, "Docker", says more.
 FROM pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 
 ENV PYTHONUNBUFFERED=1 \
