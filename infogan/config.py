@@ -133,6 +133,9 @@ class ImprovedConfig:
     # - real_marginal_entropy * H(c) (classes used equally often); IMSAT's weights are 0.1 and 0.4
     real_entropy: float = non_negative(0.0)
     real_marginal_entropy: float = non_negative(0.0)
+    # with k > 0, the consistency and information terms compare x with T(x'), x' one of x's k nearest
+    # training images in pixel space (infogan/neighbours.py), not with T(x); 0: with T(x)
+    neighbours: int = non_negative(0)
     rotation_deg: float = non_negative(15.0)  # T rotates by up to this many degrees either way
     scale: float = non_negative(0.0)  # stretches each axis by a factor in 1 ± this
     shift_px: float = non_negative(2.0)  # and shifts by up to this many pixels on each axis

@@ -11,6 +11,7 @@ import torch
 
 from infogan.atomic import atomic_path
 from infogan.errors import InfoGANError
+from infogan.neighbours import pixel_neighbours
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -94,9 +95,24 @@ class ShardedShuffle:
         order = torch.cat([torch.randperm(self.n_items, generator=generator) for _ in range(passes)])
         return order[:needed][self.rank :: self.world_size].view(self.batches_per_epoch, self.batch_size)
 
+    def partner_columns(self, k: int) -> torch.Tensor:
+        """For each of `batches()`' indices, which of its k neighbours is its partner this epoch:
+        int64 in [0, k), the same shape, drawn from a generator of its own (so the order of the
+        images is the same with or without partners) seeded by (seed, epoch)."""
+        needed = self.batch_size * self.batches_per_epoch * self.world_size
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch) ^ PARTNER_STREAM)
+        columns = torch.randint(0, k, (needed,), generator=generator)
+        return columns[self.rank :: self.world_size].view(self.batches_per_epoch, self.batch_size)
+
+
+PARTNER_STREAM = 0x6E6E  # sets the partner draws' generator apart from the order's
+
 
 class DeviceBatches:
     """Batches of uint8 images indexed out of a tensor that stays on the training device.
+
+    Given a neighbour table (N, k) (infogan/neighbours.py), each batch is a pair: the images and,
+    for each, one of its k neighbours, the column drawn per epoch by the sampler.
 
     One host-to-device copy of the epoch's indices per epoch, then each batch is one `index_select`
     on the device: no worker processes, no per-batch host work, no per-batch copy. It is a plain
@@ -109,24 +125,32 @@ class DeviceBatches:
     handed out are batches trained on.
     """
 
-    def __init__(self, images: torch.Tensor, sampler: ShardedShuffle):
-        self.images, self.sampler = images, sampler
+    def __init__(self, images: torch.Tensor, sampler: ShardedShuffle, neighbours: torch.Tensor | None = None):
+        self.images, self.sampler, self.neighbours = images, sampler, neighbours
         self.taken = 0
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches already trained on)
 
     def __len__(self) -> int:
         return len(self.sampler)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         start = 0
         if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
             start = self._resume_at[1]
         self._resume_at = None
-        order = self.sampler.batches()[start:].to(self.images.device, non_blocking=True)
+        device = self.images.device
+        order = self.sampler.batches()[start:].to(device, non_blocking=True)
         self.taken = start
-        for index in order:
+        if self.neighbours is None:
+            for index in order:
+                self.taken += 1
+                yield self.images.index_select(0, index)
+            return
+        columns = self.sampler.partner_columns(self.neighbours.shape[1])[start:].to(device, non_blocking=True)
+        for index, column in zip(order, columns, strict=True):
             self.taken += 1
-            yield self.images.index_select(0, index)
+            partners = self.neighbours[index, column]
+            yield self.images.index_select(0, index), self.images.index_select(0, partners)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "taken": self.taken}
@@ -138,13 +162,20 @@ class DeviceBatches:
 class DeviceImages(pl.LightningDataModule):
     """The training split for `Trainer.fit`: moved once to the device Lightning trains on, sharded by rank."""
 
-    def __init__(self, images: torch.Tensor, batch_size: int, batches_per_epoch: int, seed: int):
+    def __init__(self, images: torch.Tensor, batch_size: int, batches_per_epoch: int, seed: int, neighbours: int = 0):
+        """`neighbours`: with k > 0, batches are pairs of images and one of each image's k nearest
+        training images in pixel space (DeviceBatches), found once on the device in `setup`."""
         super().__init__()
         self.images, self.batch_size, self.batches_per_epoch, self.seed = images, batch_size, batches_per_epoch, seed
+        self.neighbours = neighbours
         self.on_device: torch.Tensor | None = None
+        self.neighbour_table: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
         self.on_device = self.images.to(self.trainer.strategy.root_device)
+        if self.neighbours > 0 and self.neighbour_table is None:
+            rank_zero = self.trainer.is_global_zero
+            self.neighbour_table = pixel_neighbours(self.on_device, self.neighbours, progress=rank_zero)
 
     def train_dataloader(self) -> DeviceBatches:
         sampler = ShardedShuffle(
@@ -155,7 +186,7 @@ class DeviceImages(pl.LightningDataModule):
             rank=self.trainer.global_rank,
             world_size=self.trainer.world_size,
         )
-        return DeviceBatches(self.on_device, sampler)
+        return DeviceBatches(self.on_device, sampler, self.neighbour_table)
 
     def teardown(self, stage: str) -> None:
-        self.on_device = None  # frees the device copy once fit is done
+        self.on_device = self.neighbour_table = None  # frees the device copies once fit is done

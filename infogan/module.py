@@ -109,7 +109,10 @@ class InfoGAN(pl.LightningModule):
         logits = self.encode(nuisance(fake, self.improved)).categorical_logits
         return categorical_nll(logits, latent.categorical, self.codes.categorical_sizes).sum()
 
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
+    def discriminator_step(
+        self, real: torch.Tensor, fake: torch.Tensor, latent: Latent, partners: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """`partners`: with `improved.neighbours`, one pixel-space neighbour of each real image."""
         real_features = self.trunk(real)
         real_logits = self.d_head(real_features)
         fake_features = self.trunk(fake.detach())
@@ -127,16 +130,19 @@ class InfoGAN(pl.LightningModule):
                 augmented = self.augmented_information(fake.detach(), latent)
                 losses["total"] = losses["total"] + improved.augmented_information * augmented
                 losses["improved/augmented_information"] = augmented
-            real_terms, logged = self.real_image_terms(real, real_features)
+            real_terms, logged = self.real_image_terms(real, real_features, partners)
             if logged:
                 losses["total"] = losses["total"] + real_terms
                 losses.update(logged)
         return losses
 
-    def real_image_terms(self, real: torch.Tensor, real_features: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def real_image_terms(
+        self, real: torch.Tensor, real_features: torch.Tensor, partners: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """Improved recipe: the terms on Q's class of real images. Returns their weighted sum (to add
         to D's loss) and each term's unweighted value by name (to log). Only terms with a weight
-        above 0 are computed; T is drawn once for the terms that compare x with T(x)."""
+        above 0 are computed; T is drawn once for the terms that compare x with T(x), or with T(x')
+        for `partners` x' (one neighbour of each x) when given."""
         improved, sizes = self.improved, self.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0
@@ -151,7 +157,7 @@ class InfoGAN(pl.LightningModule):
             if improved.real_marginal_entropy > 0:
                 weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
         if compared:
-            moved = self.encode(nuisance(real, improved)).categorical_logits
+            moved = self.encode(nuisance(real if partners is None else partners, improved)).categorical_logits
             if improved.real_consistency > 0:
                 consistency = categorical_consistency(logits, moved, sizes)
                 weighted.append((improved.real_consistency, "improved/real_consistency", consistency))
@@ -209,14 +215,18 @@ class InfoGAN(pl.LightningModule):
         by_rank = checkpoint.get("running_means_by_rank")
         self._restored_means = by_rank or ([checkpoint["running_means"]] if "running_means" in checkpoint else None)
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        real = to_model_range(batch).contiguous(memory_format=self._memory_format())
+    def training_step(self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """`batch`: uint8 real images, or (images, a neighbour of each) with `improved.neighbours`."""
+        images, partners = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        real = to_model_range(images).contiguous(memory_format=self._memory_format())
+        if partners is not None:
+            partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
         latent = self.codes.sample(real.shape[0], device=self.device)
         fake = self.generator(latent.vector)  # the one G forward of this iteration
 
         with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_step(real, fake, latent)
+            d_losses = self.discriminator_step(real, fake, latent, partners)
             d_ok = self._optimize(opt_d, d_losses.pop("total"))
 
         with self.toggled_optimizer(opt_g):

@@ -246,7 +246,8 @@ def main() -> None:
         logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
         trainer.logger = logger
         checkpointing.metadata["run_id"] = run_id  # what a resumed run continues
-    data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed)
+    neighbours = improved_cfg.neighbours if improved_cfg is not None and module.improved is not None else 0
+    data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed, neighbours)
     try:
         if rank_zero:
             client.set_tag(run_id, "device", str(trainer.strategy.root_device))
