@@ -136,6 +136,9 @@ class ImprovedConfig:
     # with k > 0, the consistency and information terms compare x with T(x'), x' one of x's k nearest
     # training images in pixel space (infogan/neighbours.py), not with T(x); 0: with T(x)
     neighbours: int = non_negative(0)
+    # iterations over which the categorical information terms in D's step, which teach Q the class of
+    # generated images, rise from weight 0 to 1 (G's step has them whole); 0: whole from the start
+    fake_class_warmup: int = non_negative(0)
     rotation_deg: float = non_negative(15.0)  # T rotates by up to this many degrees either way
     scale: float = non_negative(0.0)  # stretches each axis by a factor in 1 ± this
     shift_px: float = non_negative(2.0)  # and shifts by up to this many pixels on each axis

@@ -110,16 +110,26 @@ class InfoGAN(pl.LightningModule):
         return categorical_nll(logits, latent.categorical, self.codes.categorical_sizes).sum()
 
     def discriminator_step(
-        self, real: torch.Tensor, fake: torch.Tensor, latent: Latent, partners: torch.Tensor | None = None
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        latent: Latent,
+        partners: torch.Tensor | None = None,
+        fake_class_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
-        """`partners`: with `improved.neighbours`, one pixel-space neighbour of each real image."""
+        """`partners`: with `improved.neighbours`, one pixel-space neighbour of each real image.
+        `fake_class_weight` scales the categorical information terms here, where they teach Q the
+        class of generated images; G's step always has them whole."""
         real_features = self.trunk(real)
         real_logits = self.d_head(real_features)
         fake_features = self.trunk(fake.detach())
         adversarial = discriminator_loss(real_logits, self.d_head(fake_features), self.optim_config.adversarial_loss)
         info = self.information_loss(self.q_head(fake_features), latent)
+        weighted = self.weighted_information(info)
+        if fake_class_weight != 1.0:
+            weighted = weighted - (1.0 - fake_class_weight) * self.optim_config.lambda_cat * info.categorical
         losses = {
-            "total": adversarial + self.weighted_information(info),
+            "total": adversarial + weighted,
             "loss/d": adversarial,
             "info/categorical": info.categorical,
             "info/continuous": info.continuous,
@@ -128,7 +138,8 @@ class InfoGAN(pl.LightningModule):
         if improved is not None:  # a term with weight 0 is not computed
             if improved.augmented_information > 0:
                 augmented = self.augmented_information(fake.detach(), latent)
-                losses["total"] = losses["total"] + improved.augmented_information * augmented
+                weight = improved.augmented_information * fake_class_weight
+                losses["total"] = losses["total"] + weight * augmented
                 losses["improved/augmented_information"] = augmented
             real_terms, logged = self.real_image_terms(real, real_features, partners)
             if logged:
@@ -226,7 +237,7 @@ class InfoGAN(pl.LightningModule):
         fake = self.generator(latent.vector)  # the one G forward of this iteration
 
         with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_step(real, fake, latent, partners)
+            d_losses = self.discriminator_step(real, fake, latent, partners, self.fake_class_weight())
             d_ok = self._optimize(opt_d, d_losses.pop("total"))
 
         with self.toggled_optimizer(opt_g):
@@ -240,6 +251,14 @@ class InfoGAN(pl.LightningModule):
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
             self._log_losses(None, last_of_epoch)
+
+    def fake_class_weight(self) -> float:
+        """This iteration's weight of the categorical information terms in D's step: with
+        `improved.fake_class_warmup` N > 0 it rises linearly from 0 at the first iteration to 1 at
+        iteration N + 1, so for a while Q's class is taught by the real-image terms alone and G
+        learns to draw what Q already calls each class; otherwise 1."""
+        warmup = self.improved.fake_class_warmup if self.improved is not None else 0
+        return min(1.0, (self.iteration - 1) / warmup) if warmup > 0 else 1.0
 
     def _optimize(self, optimizer, total: torch.Tensor) -> bool:
         """Backward and step; with `on_nonfinite: skip`, a non-finite total skips both (one read

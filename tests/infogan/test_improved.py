@@ -311,3 +311,37 @@ def test_q_continuous_std(std):
         assert torch.equal(q.continuous_log_scale, torch.zeros(4, 2))
     else:
         assert q.continuous_log_scale.abs().sum() > 0
+
+
+def test_fake_class_weight_scales_only_the_categorical_terms_that_teach_q():
+    config = ImprovedConfig(augmented_information=0.7, real_consistency=0.0)
+    totals = {}
+    for weight in (0.0, 0.5, 1.0):
+        module = improved_module(config)
+        latent, fake = latent_and_fake(module)
+        torch.manual_seed(2)
+        losses = module.discriminator_step(digits(16), fake, latent, fake_class_weight=weight)
+        optim = module.optim_config
+        expected = (
+            losses["loss/d"]
+            + optim.lambda_cont * losses["info/continuous"]
+            + weight * (optim.lambda_cat * losses["info/categorical"] + 0.7 * losses["improved/augmented_information"])
+        )
+        assert torch.allclose(losses["total"], expected, rtol=1e-5)
+        totals[weight] = losses["total"]
+    assert totals[0.0] < totals[0.5] < totals[1.0]  # the information terms are positive losses
+
+
+@pytest.mark.parametrize(
+    ("warmup", "iteration", "weight"), [(0, 1, 1.0), (4, 1, 0.0), (4, 3, 0.5), (4, 5, 1.0), (4, 9, 1.0)]
+)
+def test_fake_class_weight_rises_over_the_warmup(monkeypatch, warmup, iteration, weight):
+    module = improved_module(ImprovedConfig(fake_class_warmup=warmup))
+    monkeypatch.setattr(InfoGAN, "iteration", property(lambda self: iteration))
+    assert module.fake_class_weight() == weight
+
+
+def test_the_paper_recipe_has_no_warmup(monkeypatch):
+    module = improved_module(ImprovedConfig(fake_class_warmup=100), recipe="paper")
+    monkeypatch.setattr(InfoGAN, "iteration", property(lambda self: 1))
+    assert module.fake_class_weight() == 1.0
