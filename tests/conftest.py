@@ -168,6 +168,9 @@ def tiny_params() -> Callable[..., Path]:
             checkpoint_every_n_steps=7,
             **train,
         )
+        # the neighbour table of the 60,000 MNIST images takes a minute or more of CPU: the trainings here
+        # test other things. test_end_to_end's repro and tests/infogan/test_neighbours.py train with it
+        params["improved"].update(neighbours=0)
         # render's digit classifier on 2,000 images, read on 20 generated ones per class: seconds
         params["render"].update(classifier_images=2000, purity_samples=20)
         params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))

@@ -21,6 +21,7 @@ def test_gpu_check_runs_benchmark_training_and_render_into_out(tmp_path, mnist_f
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["prepare"]["mnist"]["mirrors"] = []
     params["train"].update(batch_size=16, batches_per_epoch=2, max_epochs=2, sample_every_n_epochs=1)
+    params["improved"].update(neighbours=0)  # a minute of CPU per training (conftest.py, tiny_params)
     params["render"].update(continuous_frames=3, mi_samples=200)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     before = repository_state()

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_memory_growth_compares_a_short_and_a_long_training(tmp_path, prepared_mnist, repository_state):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(batch_size=16, batches_per_epoch=3, sample_every_n_epochs=1)
+    params["improved"].update(neighbours=0)  # a minute of CPU per training (conftest.py, tiny_params)
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
 

@@ -20,6 +20,7 @@ def sweep(tmp_path_factory, prepared_mnist):
     tmp = tmp_path_factory.mktemp("sweep")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(batch_size=16, batches_per_epoch=2, max_epochs=1, sample_every_n_epochs=1)
+    params["improved"].update(neighbours=0)  # a minute of CPU per training (conftest.py, tiny_params)
     params["render"].update(mi_samples=200)
     params["tracking"].update(uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "mlartifacts"))
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
