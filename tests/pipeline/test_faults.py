@@ -45,8 +45,8 @@ def nan_at_iteration(monkeypatch):
     """Make the discriminator's adversarial loss NaN at iteration NAN_AT, as a diverging run would."""
     original = InfoGAN.discriminator_step
 
-    def poisoned(self, real, fake, latent):
-        losses = original(self, real, fake, latent)
+    def poisoned(self, real, fake, latent, *args, **kwargs):
+        losses = original(self, real, fake, latent, *args, **kwargs)
         if self.iteration == NAN_AT:
             nan = torch.tensor(float("nan"))
             losses["loss/d"] = losses["loss/d"] + nan
