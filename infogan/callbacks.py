@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from infogan.bookkeeping import iterations_done
 from infogan.metrics import categorical_code_matching
-from infogan.module import iterations_done
 from infogan.traversal import sample_grid
 
 # The epoch aggregates of these step keys make up one row of the training history.

@@ -29,8 +29,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
+from infogan.bookkeeping import iterations_done
 from infogan.errors import InfoGANError
-from infogan.module import InfoGAN, iterations_done
+from infogan.module import InfoGAN
 
 
 def capture_rng() -> dict[str, Any]:

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from infogan.module import InfoGAN
 from infogan.traversal import continuous_traversal
+
+if TYPE_CHECKING:
+    from infogan.module import InfoGAN
 
 SWEEP_STEPS = 9
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -19,7 +21,9 @@ from scipy.optimize import linear_sum_assignment
 from infogan.codes import LatentCodes
 from infogan.data import to_model_range
 from infogan.losses import categorical_nll, gaussian_nll
-from infogan.module import InfoGAN
+
+if TYPE_CHECKING:
+    from infogan.module import InfoGAN
 
 
 def confusion_matrix(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:

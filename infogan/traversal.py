@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imageio.v3 as iio
 import numpy as np
@@ -18,7 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from infogan.atomic import atomic_path
 from infogan.data import to_uint8
-from infogan.module import InfoGAN
+
+if TYPE_CHECKING:
+    from infogan.module import InfoGAN
 
 CAPTION_HEIGHT = 18
 GAP = 2  # pixels between tiles
