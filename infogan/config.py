@@ -115,9 +115,10 @@ class OptimConfig:
 class ImprovedConfig:
     """What `train.recipe: improved` adds to the paper's objective (params section `improved`).
 
-    Both terms ask Q's categorical code to ignore nuisances (infogan/augment.py): rotation, shift
-    and stroke thickness, which a digit's identity does not depend on. README, "Improved recipe",
-    has the sources and the ablation.
+    Its terms on real images ask Q's categorical code to ignore nuisances (infogan/augment.py: a
+    stretch, a rotation, a shift and a stroke-thickness change, which a digit's identity does not
+    depend on) and to use its classes equally often. docs/model.md, "The improved recipe", has the
+    sources; docs/digits.md the ablation.
     """
 
     # lambda of the categorical information term on transformed fakes: Q must still read the
@@ -293,3 +294,27 @@ def split_section(mapping: Mapping[str, Any], classes: tuple[type, ...], section
         from_mapping(cls, {k: v for k, v in mapping.items() if k in names}, section, require_all=True)
         for cls, names in zip(classes, owned, strict=True)
     )
+
+
+def resolve_recipe_length(train: Any) -> Any:
+    """The params section `train` with `max_epochs` made one number.
+
+    `max_epochs` is one number for every recipe, or one per recipe (`{improved: 20, paper: 120}`), so
+    that `train.recipe` alone switches to that recipe's own length. Both lengths are checked whichever
+    recipe runs; an unknown or missing recipe is left for the recipe's own check to name.
+    """
+    if not isinstance(train, Mapping) or not isinstance(train.get("max_epochs"), Mapping):
+        return train
+    lengths = train["max_epochs"]
+    recipes = typing.get_args(typing.get_type_hints(OptimConfig)["recipe"])
+    if set(lengths) != set(recipes):
+        raise InfoGANError(
+            f"train.max_epochs per recipe must give one length for each of {', '.join(recipes)}, "
+            f"got {', '.join(map(str, lengths)) or 'none'}"
+        )
+    for recipe, epochs in lengths.items():
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise InfoGANError(f"train.max_epochs.{recipe} = {epochs!r} is invalid: it must be a positive integer")
+    if train.get("recipe") not in lengths:
+        return train
+    return {**train, "max_epochs": lengths[train["recipe"]]}

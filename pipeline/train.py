@@ -50,6 +50,7 @@ from infogan.config import (
     OptimConfig,
     TrainConfig,
     from_mapping,
+    resolve_recipe_length,
     split_section,
     to_dict,
 )
@@ -67,7 +68,8 @@ REPORTING_KEYS = ("log_every_n_steps", "sample_every_n_epochs", "eval_batch_size
 def load_configs(params: dict, dataset: str) -> tuple[ModelConfig, OptimConfig, TrainConfig, ImprovedConfig | None]:
     """The configs of one training; the last is None unless `train.recipe` is improved."""
     model = from_mapping(ModelConfig, section(params, f"model.{dataset}"), f"model.{dataset}", require_all=True)
-    optim, train = split_section(section(params, "train"), (OptimConfig, TrainConfig), "train")
+    train_section = resolve_recipe_length(section(params, "train"))
+    optim, train = split_section(train_section, (OptimConfig, TrainConfig), "train")
     improved = None
     if optim.recipe == "improved":
         improved = from_mapping(ImprovedConfig, section(params, "improved"), "improved", require_all=True)

@@ -88,6 +88,9 @@ TRAIN_ARGS = (
         ("model.mnist", None, True, "model.mnist is missing from params.yaml"),
         ("model.mnist.q_continuous_std", "learnt", False, "one of 'learned', 'fixed'"),
         ("train.recipe", "better", False, "train.recipe = 'better' is invalid: it must be one of 'paper', 'improved'"),
+        ("train.max_epochs.paper", 0, False, "train.max_epochs.paper = 0 is invalid: it must be a positive integer"),
+        ("train.max_epochs.paper", None, True, "must give one length for each of paper, improved, got improved"),
+        ("train.max_epochs", "long", False, "train.max_epochs = 'long' is invalid: it must be an integer"),
     ],
 )
 def test_train_rejects_bad_params_before_any_work(workdir, monkeypatch, capsys, dotted, value, delete, expected):
@@ -116,6 +119,22 @@ def test_improved_recipe_checks_its_section_before_any_work(
     err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
     assert expected in err
     assert not (workdir / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("recipe", ["paper", "improved"])
+def test_the_recipe_alone_picks_its_own_length_from_params_yaml(recipe):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["recipe"] = recipe
+    _, optim, config, _ = train.load_configs(params, "mnist")
+    assert optim.recipe == recipe
+    assert config.max_epochs == params["train"]["max_epochs"][recipe]
+
+
+@pytest.mark.parametrize("recipe", ["paper", "improved"])
+def test_one_number_of_epochs_sets_the_length_of_either_recipe(recipe):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"] |= {"recipe": recipe, "max_epochs": 3}
+    assert train.load_configs(params, "mnist")[2].max_epochs == 3
 
 
 def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, capsys):
