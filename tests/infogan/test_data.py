@@ -6,10 +6,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from infogan.config import ModelConfig, OptimConfig
+from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
 from infogan.data import DeviceBatches, DeviceImages, ShardedShuffle, load_split, save_split, to_model_range, to_uint8
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
+from infogan.neighbours import pixel_neighbours
 
 
 def images(n: int, channels: int = 1, size: int = 4, seed: int = 0) -> torch.Tensor:
@@ -203,25 +204,31 @@ def test_device_batches_start_a_later_epoch_whole_after_an_end_of_epoch_checkpoi
 
 
 class Recorder(pl.Callback):
+    """Keeps a copy of every batch Lightning hands the module: a tensor, or (images, partners)."""
+
     def __init__(self):
-        self.batches: list[torch.Tensor] = []
+        self.batches: list = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batches.append(batch.clone())
+        self.batches.append(tuple(t.clone() for t in batch) if isinstance(batch, (tuple, list)) else batch.clone())
 
 
-def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
-    data = images(48, size=28)
-    recorder = Recorder()
-    trainer = pl.Trainer(
+def quiet_trainer(max_epochs: int, recorder: Recorder) -> pl.Trainer:
+    return pl.Trainer(
         accelerator="cpu",
-        max_epochs=2,
+        max_epochs=max_epochs,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[recorder],
     )
+
+
+def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
+    data = images(48, size=28)
+    recorder = Recorder()
+    trainer = quiet_trainer(2, recorder)
     datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=3, seed=5)
     trainer.fit(InfoGAN(ModelConfig(), OptimConfig()), datamodule=datamodule)
     assert len(recorder.batches) == 6
@@ -229,3 +236,20 @@ def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
         expected = data[order(48, 8, 3, seed=5, epoch=epoch)]
         assert torch.equal(torch.stack(recorder.batches[3 * epoch : 3 * epoch + 3]), expected)
     assert datamodule.on_device is None  # the device copy is dropped after fit
+
+
+def test_lightning_trains_on_pairs_when_the_recipe_asks_for_neighbours():
+    data = images(48, size=28)
+    recorder = Recorder()
+    trainer = quiet_trainer(1, recorder)
+    datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=2, seed=5, neighbours=3)
+    module = InfoGAN(ModelConfig(), OptimConfig(recipe="improved"), ImprovedConfig(neighbours=3))
+    trainer.fit(module, datamodule=datamodule)
+    assert len(recorder.batches) == 2
+    table = pixel_neighbours(data, 3, progress=False)
+    for batch, partners in recorder.batches:
+        assert batch.shape == partners.shape == (8, 1, 28, 28)
+        for image, partner in zip(batch, partners, strict=True):
+            own = int((data == image).flatten(1).all(1).nonzero()[0])
+            assert any(torch.equal(partner, data[j]) for j in table[own])
+    assert datamodule.on_device is None and datamodule.neighbour_table is None

@@ -4,11 +4,10 @@ batches carry, and the module comparing Q's class of x with its class of T(x') f
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
-from infogan.data import DeviceBatches, DeviceImages, ShardedShuffle
+from infogan.data import DeviceBatches, ShardedShuffle
 from infogan.errors import InfoGANError
 from infogan.losses import categorical_consistency
 from infogan.module import InfoGAN
@@ -129,36 +128,3 @@ def test_the_consistency_compares_x_with_its_partner_when_given_one():
     assert with_others > 1e-3
     direct = categorical_consistency(logits, module.encode(others).categorical_logits, (10,))
     assert torch.allclose(with_others, direct, rtol=1e-3)
-
-
-class Recorder(pl.Callback):
-    def __init__(self):
-        self.batches: list = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batches.append(batch)
-
-
-def test_lightning_trains_on_pairs_when_the_recipe_asks_for_neighbours():
-    data = random_images(48, size=28)
-    recorder = Recorder()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-    )
-    datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=2, seed=5, neighbours=3)
-    module = InfoGAN(ModelConfig(), OptimConfig(recipe="improved"), ImprovedConfig(neighbours=3))
-    trainer.fit(module, datamodule=datamodule)
-    assert len(recorder.batches) == 2
-    table = pixel_neighbours(data, 3, progress=False)
-    for images, partners in recorder.batches:
-        assert images.shape == partners.shape == (8, 1, 28, 28)
-        for image, partner in zip(images, partners, strict=True):
-            own = int((data == image).flatten(1).all(1).nonzero()[0])
-            assert any(torch.equal(partner, data[j]) for j in table[own])
-    assert datamodule.on_device is None and datamodule.neighbour_table is None
