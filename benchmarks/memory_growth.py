@@ -25,6 +25,8 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline.stage import train_command
+
 LIMIT = 1.10  # the long run may peak at most 10% above the short one
 
 
@@ -35,23 +37,7 @@ def train_peak_rss(params: dict, dataset: str, data: Path, scratch: Path, name: 
     folder.mkdir()
     params_file = folder / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline.train",
-        "--dataset",
-        dataset,
-        "--params",
-        str(params_file),
-        "--data",
-        str(data),
-        "--out",
-        str(folder / "model"),
-        "--history",
-        str(folder / "history.csv"),
-        "--checkpoints",
-        str(folder / "checkpoints"),
-    ]
+    cmd = train_command(dataset, params_file, data, folder)
     uri = f"sqlite:///{scratch / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     log = folder / "train.log"

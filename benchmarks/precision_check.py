@@ -2,9 +2,10 @@
 
     python benchmarks/precision_check.py --raw-dir data/raw/mnist --epochs 10
 
-Trains the default MNIST model for `--epochs` epochs of 100 iterations at batch 128 once per
-precision, then prints each run's wall time, last-epoch losses and information terms, and the
-categorical code accuracy on the 10,000 test images.
+Trains the shipped recipe (params.yaml's MNIST model and `train` and `improved` sections; `--recipe`
+picks the other) for `--epochs` epochs once per precision, then prints each run's wall time,
+last-epoch losses and information terms, and the categorical code accuracy on the 10,000 test
+images.
 """
 
 from __future__ import annotations
@@ -17,22 +18,26 @@ import pytorch_lightning as pl
 import torch
 
 from infogan.callbacks import EpochEvaluation
-from infogan.config import ModelConfig, OptimConfig
 from infogan.data import DeviceImages
 from infogan.mnist import fetch_mnist, load_mnist_split
 from infogan.module import InfoGAN
+from pipeline.params import shipped_params, training_configs
 
 
 def main() -> None:
+    shipped = training_configs(shipped_params(), "mnist")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--raw-dir", type=Path, default=Path("data/raw/mnist"), help="the four MNIST .gz files")
+    p.add_argument("--recipe", choices=["paper", "improved"], default=shipped.optim.recipe)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batches-per-epoch", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches-per-epoch", type=int, default=shipped.train.batches_per_epoch)
+    p.add_argument("--batch-size", type=int, default=shipped.train.batch_size)
+    p.add_argument("--seed", type=int, default=shipped.train.seed)
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     p.add_argument("--accelerator", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
+    model, optim, _, improved = training_configs(shipped_params({"train.recipe": args.recipe}), "mnist")
+    neighbours = improved.neighbours if improved is not None else 0
 
     fetch_mnist(args.raw_dir, [], progress=False)  # verifies the files; downloads nothing
     train_images, _ = load_mnist_split(args.raw_dir, "train")
@@ -40,7 +45,7 @@ def main() -> None:
     rows = []
     for precision in args.precisions:
         pl.seed_everything(args.seed, verbose=False)
-        module = InfoGAN(ModelConfig(), OptimConfig())
+        module = InfoGAN(model, optim, improved)
         evaluation = EpochEvaluation(test_images, test_labels)
         trainer = pl.Trainer(
             accelerator=args.accelerator,
@@ -54,13 +59,14 @@ def main() -> None:
             callbacks=[evaluation],
         )
         start = time.perf_counter()
-        trainer.fit(module, datamodule=DeviceImages(train_images, args.batch_size, args.batches_per_epoch, args.seed))
+        data = DeviceImages(train_images, args.batch_size, args.batches_per_epoch, args.seed, neighbours=neighbours)
+        trainer.fit(module, datamodule=data)
         rows.append((precision, time.perf_counter() - start, evaluation.history[-1]))
 
     keys = ("loss/d", "loss/g", "info/categorical", "info/continuous", "eval/categorical_accuracy")
     print(
-        f"{args.epochs} epochs x {args.batches_per_epoch} iterations, batch {args.batch_size}, seed {args.seed}, "
-        f"{args.accelerator}; last-epoch means"
+        f"recipe {args.recipe}, {args.epochs} epochs x {args.batches_per_epoch} iterations, batch {args.batch_size}, "
+        f"seed {args.seed}, {args.accelerator}; last-epoch means"
     )
     print(f"{'precision':12s} {'wall s':>8s} " + " ".join(f"{k:>26s}" for k in keys))
     for precision, seconds, last in rows:

@@ -59,13 +59,13 @@ def main() -> None:
 
     params = yaml.safe_load(args.params.read_text())
     model_params = {**params["model"]["mnist"], "continuous": 0}  # the categorical head alone
-    model = from_mapping(ModelConfig, model_params, "model.mnist", require_all=True)
+    model = from_mapping(ModelConfig, model_params, "model.mnist")
     improved = params["improved"]
     if args.rotation_deg is not None:
         improved = {**improved, "rotation_deg": args.rotation_deg}
     if args.scale is not None:
         improved = {**improved, "scale": args.scale}
-    transform = from_mapping(ImprovedConfig, improved, "improved", require_all=True)
+    transform = from_mapping(ImprovedConfig, improved, "improved")
     train = params["train"]
 
     torch.set_num_threads(args.threads)

@@ -37,12 +37,12 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from infogan.config import ModelConfig, OptimConfig
 from infogan.data import DeviceImages, to_model_range
 from infogan.hardware import resolve_compile, resolve_precision
 from infogan.losses import discriminator_loss, generator_loss
 from infogan.mnist import fetch_mnist, load_mnist_split
 from infogan.module import InfoGAN
+from pipeline.params import shipped_improved, shipped_model, shipped_optim
 
 
 class BaselineInfoGAN(InfoGAN):
@@ -191,12 +191,22 @@ def arms(ladder: bool, precision: str, compile_networks: bool, improved: bool = 
     ]
 
 
+def module_for(arm: Arm) -> InfoGAN:
+    """The arm's module, from params.yaml's MNIST model and the arm's recipe with its params.yaml
+    settings, as the train stage builds it. The improved arm's batches carry no neighbour partners:
+    a partner only replaces the image T is applied to, so Q's work is the same."""
+    improved = shipped_improved() if arm.recipe == "improved" else None
+    return arm.module(
+        shipped_model(), shipped_optim(recipe=arm.recipe), improved, compile_networks=arm.compile_networks
+    )
+
+
 def measure(
     arm: Arm, data: DataLoader | DeviceImages, batch_size: int, steps: int, warmup: int, seed: int, device: str
 ) -> tuple[float, float]:
     """Train `steps` iterations; return (images/s after warm-up, peak memory MiB: RSS, or CUDA allocated)."""
     pl.seed_everything(seed, verbose=False)
-    module = arm.module(ModelConfig(), OptimConfig(recipe=arm.recipe), compile_networks=arm.compile_networks)
+    module = module_for(arm)
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
         accelerator=device,
@@ -238,7 +248,7 @@ def main() -> None:
     p.add_argument(
         "--improved",
         action="store_true",
-        help="also run ours with train.recipe: improved (its default terms), and print its cost",
+        help="also run ours with train.recipe: improved (params.yaml's terms), and print its cost",
     )
     p.add_argument(
         "--baseline-workers",

@@ -49,20 +49,21 @@ DRIVE_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 @dataclass(frozen=True)
 class CelebaSource:
-    """What a genuine copy looks like, and how to prepare it. Defaults are the real CelebA values
-    (checksums as in torchvision.datasets.CelebA); tests pass the values of a small fake copy."""
+    """What a genuine copy looks like, and how to prepare it (params section `prepare.celeba`, which
+    holds the real CelebA values, checksums as in torchvision.datasets.CelebA); tests pass the values
+    of a small fake copy."""
 
-    zip_md5: str = "00d2c5bc6d35e252742224ab0c1e8fcb"
-    partition_md5: str = "d32c9cbf5e040fd4025c592c306e6668"
-    attributes_md5: str = "75e246fa4810816ffd6ee81facbd244c"
-    identity_md5: str = "32bd1bd63d3c78cd57e08160ec5ed1e2"
-    bbox_md5: str = "00566efa6fedff7a56946cd1c10f1c16"
-    landmarks_md5: str = "cc24ecafdb5b50baae59b03474781f8c"
-    image_count: int = positive(202599)
-    image_width: int = positive(178)
-    image_height: int = positive(218)
-    image_size: Literal[32, 64] = 32  # side of the prepared square images
-    workers: int = non_negative(0)  # decoding threads; 0 means one per CPU core
+    zip_md5: str
+    partition_md5: str
+    attributes_md5: str
+    identity_md5: str
+    bbox_md5: str
+    landmarks_md5: str
+    image_count: int = positive()
+    image_width: int = positive()
+    image_height: int = positive()
+    image_size: Literal[32, 64]  # side of the prepared square images
+    workers: int = non_negative()  # decoding threads; 0 means one per CPU core
 
     def __post_init__(self) -> None:
         if self.image_size not in (32, 64):
@@ -316,7 +317,7 @@ def _manifest_matches(path: Path, report: dict, keys: Sequence[str] | None = Non
 
 
 def verify_celeba(
-    raw_dir: Path, source: CelebaSource = CelebaSource(), progress: bool = True, manifest_path: Path | None = None
+    raw_dir: Path, source: CelebaSource, progress: bool = True, manifest_path: Path | None = None
 ) -> dict:
     """Check the hand-placed copy under raw_dir/celeba; return (and save) a small manifest of it.
 
@@ -368,7 +369,7 @@ def _read_identities(path: Path, names: list[str]) -> torch.Tensor:
 def prepare_celeba(
     raw_dir: Path,
     out_dir: Path,
-    source: CelebaSource = CelebaSource(),
+    source: CelebaSource,
     progress: bool = True,
     manifest_path: Path | None = None,
 ) -> dict:

@@ -17,6 +17,8 @@ foreign file cannot run code when it is loaded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import random
@@ -30,8 +32,12 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from infogan.bookkeeping import iterations_done
+from infogan.config import flatten
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
+
+# train keys that change what is reported, not what is trained: a checkpoint made with other values resumes
+REPORTING_KEYS = ("log_every_n_steps", "sample_every_n_epochs", "eval_batch_size", "checkpoint_every_n_steps")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -188,3 +194,52 @@ def load_infogan(path: Path, map_location: str | torch.device = "cpu") -> InfoGA
             f"{path}: its weights do not match the model its hyperparameters describe ({str(err).splitlines()[0]})"
         ) from None
     return module.to(map_location).eval()
+
+
+def training_identity(resolved: dict[str, Any], manifest_sha256: str, uri: str) -> dict[str, Any]:
+    """What a checkpoint must share with this run to be resumed: the configuration that shapes the
+    weights (reporting keys aside), the prepared data (its manifest's hash) and the tracking store."""
+    train = {k: v for k, v in resolved["train"].items() if k not in REPORTING_KEYS}
+    return {**resolved, "train": train, "data_manifest_sha256": manifest_sha256, "tracking_uri": uri}
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def resumable_checkpoint(path: Path, identity: dict[str, Any], rank_zero: bool = True) -> dict[str, Any] | None:
+    """The metadata of the checkpoint at `path` if this run should resume from it, else None.
+
+    A checkpoint made with a different identity is moved to previous.ckpt (never reused silently,
+    never lost), and the differences are printed: by global rank 0 only (`rank_zero`); the other
+    ranks reach the same answer without touching the file. An unreadable one stops the stage.
+    """
+    if not path.is_file():
+        return None
+    meta = read_checkpoint(path, advice="cannot resume from it: move or delete it to train from the start").get(
+        "infogan"
+    )
+    if not isinstance(meta, dict) or not {"fingerprint", "run_id", "iteration", "identity"} <= meta.keys():
+        raise InfoGANError(
+            f"{path} has no resume record (it was not written by the train stage's periodic "
+            "save); cannot resume from it: move or delete it to train from the start"
+        )
+    if meta["fingerprint"] == fingerprint(identity):
+        return meta
+    if not rank_zero:
+        return None
+    old, new = flatten(meta["identity"]), flatten(identity)
+    changed = [
+        f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+    previous = path.with_name("previous.ckpt")
+    os.replace(path, previous)
+    print(
+        f"not resuming: {path} (MLflow run {meta['run_id']}, iteration {meta['iteration']}) was made with a "
+        f"different configuration ({'; '.join(changed[:8])}{'; ...' if len(changed) > 8 else ''}). "
+        f"Starting a new run; that checkpoint is kept as {previous}.",
+        flush=True,
+    )
+    return None

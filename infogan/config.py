@@ -1,8 +1,9 @@
-"""Typed configuration: dataclasses with defaults, built from plain mappings and checked once.
+"""Typed configuration: frozen dataclasses built from params sections and checked once.
 
-`from_mapping(ModelConfig, params["model"]["mnist"], "model.mnist", require_all=True)` turns a
-params section into a frozen dataclass. Every bad value raises `InfoGANError` naming the full key
-and what is allowed, so a run stops before any work is done.
+`from_mapping(ModelConfig, params["model"]["mnist"], "model.mnist")` turns a params section into a
+frozen dataclass. Every bad value raises `InfoGANError` naming the full key and what is allowed, so
+a run stops before any work is done. The dataclasses have types and bounds but no default values:
+every value comes from params.yaml (pipeline/params.py), so there is no second copy to drift.
 """
 
 from __future__ import annotations
@@ -19,48 +20,46 @@ from infogan.errors import InfoGANError
 C = TypeVar("C")
 
 
-def _bounded(default: Any, minimum: float, *, exclusive: bool = False) -> Any:
+def _bounded(minimum: float, *, exclusive: bool = False) -> Any:
     """A dataclass field with a lower bound, checked by `from_mapping`."""
-    return field(default=default, metadata={"min": minimum, "exclusive": exclusive})
+    return field(metadata={"min": minimum, "exclusive": exclusive})
 
 
-def positive(default: Any) -> Any:
-    return _bounded(default, 0, exclusive=True)
+def positive() -> Any:
+    return _bounded(0, exclusive=True)
 
 
-def non_negative(default: Any) -> Any:
-    return _bounded(default, 0)
+def non_negative() -> Any:
+    return _bounded(0)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Latent layout and network sizes: everything structural about one dataset's model.
+    """Latent layout and network sizes: everything structural about one dataset's model
+    (params section `model.<dataset>`; `model.mnist` is the InfoGAN paper's, appendix C.1)."""
 
-    The defaults are the InfoGAN paper's MNIST model (appendix C.1).
-    """
-
-    image_channels: int = positive(1)
-    image_size: int = positive(28)
-    noise_dim: int = non_negative(62)
+    image_channels: int = positive()
+    image_size: int = positive()
+    noise_dim: int = non_negative()
     # z ~ N(0, I), or U(-1, 1) per variable as in the paper authors' released code
-    noise_prior: Literal["gaussian", "uniform"] = "gaussian"
+    noise_prior: Literal["gaussian", "uniform"]
     # z is the prior's draw times this: the std of N(0, s^2), or U(-s, s). A small scale lets the
     # code dominate G's input (ClusterGAN, Mukherjee et al. 2019, draws z with std 0.1)
-    noise_scale: float = positive(1.0)
-    categorical: tuple[int, ...] = (10,)  # one entry per categorical code: its number of classes
-    continuous: int = non_negative(2)  # number of continuous codes
-    continuous_prior: Literal["uniform", "gaussian"] = "uniform"
-    g_fc: tuple[int, ...] = (1024,)  # hidden FC widths before the reshape
-    g_base_channels: int = positive(128)  # channels of the first feature map
-    g_base_size: int = positive(7)  # its side
-    g_upconv: tuple[int, ...] = (64,)  # 4x4 stride-2 up-convs before the last one to the image
-    d_conv: tuple[int, ...] = (64, 128)  # 4x4 stride-2 convs
-    d_fc: tuple[int, ...] = (1024,)  # hidden FC widths after the convs
-    q_hidden: int = positive(128)
+    noise_scale: float = positive()
+    categorical: tuple[int, ...]  # one entry per categorical code: its number of classes
+    continuous: int = non_negative()  # number of continuous codes
+    continuous_prior: Literal["uniform", "gaussian"]
+    g_fc: tuple[int, ...]  # hidden FC widths before the reshape
+    g_base_channels: int = positive()  # channels of the first feature map
+    g_base_size: int = positive()  # its side
+    g_upconv: tuple[int, ...]  # 4x4 stride-2 up-convs before the last one to the image
+    d_conv: tuple[int, ...]  # 4x4 stride-2 convs
+    d_fc: tuple[int, ...]  # hidden FC widths after the convs
+    q_hidden: int = positive()
     # Q's Gaussian over each continuous code: its std is learned per image, or fixed at 1 (the
     # paper authors' released code). A learned std scales the code's gradient by 1/std^2.
-    q_continuous_std: Literal["learned", "fixed"] = "learned"
-    spectral_norm: bool = False  # on D's trunk and D head (replacing their BN), as in the seed's hinge option
+    q_continuous_std: Literal["learned", "fixed"]
+    spectral_norm: bool  # on D's trunk and D head (replacing their BN), as in the seed's hinge option
 
     def __post_init__(self) -> None:
         for key in ("categorical", "g_fc", "g_upconv", "d_conv", "d_fc"):
@@ -92,18 +91,18 @@ class ModelConfig:
 class OptimConfig:
     """The objective and the optimizers (InfoGAN paper section 7 and appendix C.1)."""
 
-    lr_d: float = positive(2e-4)
-    lr_g: float = positive(1e-3)
-    beta1: float = non_negative(0.5)
-    beta2: float = non_negative(0.999)
-    lambda_cat: float = non_negative(1.0)
-    lambda_cont: float = non_negative(0.1)
-    adversarial_loss: Literal["bce", "hinge"] = "bce"
+    lr_d: float = positive()
+    lr_g: float = positive()
+    beta1: float = non_negative()
+    beta2: float = non_negative()
+    lambda_cat: float = non_negative()
+    lambda_cont: float = non_negative()
+    adversarial_loss: Literal["bce", "hinge"]
     # paper: the InfoGAN objective alone; improved: plus the terms set in ImprovedConfig
-    recipe: Literal["paper", "improved"] = "paper"
+    recipe: Literal["paper", "improved"]
     # a NaN or infinite loss: stop the run (naming the iteration and the loss, keeping the last good
     # checkpoint), or skip that optimizer step and go on (this reads every loss back every step)
-    on_nonfinite: Literal["stop", "skip"] = "stop"
+    on_nonfinite: Literal["stop", "skip"]
 
     def __post_init__(self) -> None:
         for key in ("beta1", "beta2"):
@@ -123,27 +122,27 @@ class ImprovedConfig:
 
     # lambda of the categorical information term on transformed fakes: Q must still read the
     # sampled class from T(G(z, c)), so G cannot signal the class by slant or thickness alone
-    augmented_information: float = non_negative(1.0)
+    augmented_information: float = non_negative()
     # weight of KL(Q(c | x) || Q(c | T(x))) on real images, the first held fixed: Q's class for a
     # real digit must not change under T (self-augmented training)
-    real_consistency: float = non_negative(1.0)
+    real_consistency: float = non_negative()
     # weight of -I(c(x); c(T(x))) on real images (IIC): Q's class must survive T, and the classes must
     # be used equally often (infogan/losses.py, categorical_mutual_information)
-    real_information: float = non_negative(0.0)
+    real_information: float = non_negative()
     # IMSAT's entropy terms on real images: + real_entropy * H(c | x) (confident classes) and
     # - real_marginal_entropy * H(c) (classes used equally often); IMSAT's weights are 0.1 and 0.4
-    real_entropy: float = non_negative(0.0)
-    real_marginal_entropy: float = non_negative(0.0)
+    real_entropy: float = non_negative()
+    real_marginal_entropy: float = non_negative()
     # with k > 0, the consistency and information terms compare x with T(x'), x' one of x's k nearest
     # training images in pixel space (infogan/neighbours.py), not with T(x); 0: with T(x)
-    neighbours: int = non_negative(0)
+    neighbours: int = non_negative()
     # iterations over which the categorical information terms in D's step, which teach Q the class of
     # generated images, rise from weight 0 to 1 (G's step has them whole); 0: whole from the start
-    fake_class_warmup: int = non_negative(0)
-    rotation_deg: float = non_negative(15.0)  # T rotates by up to this many degrees either way
-    scale: float = non_negative(0.0)  # stretches each axis by a factor in 1 ± this
-    shift_px: float = non_negative(2.0)  # and shifts by up to this many pixels on each axis
-    thickness: bool = True  # and erodes or dilates the strokes by a 3x3 minimum or maximum
+    fake_class_warmup: int = non_negative()
+    rotation_deg: float = non_negative()  # T rotates by up to this many degrees either way
+    scale: float = non_negative()  # stretches each axis by a factor in 1 ± this
+    shift_px: float = non_negative()  # and shifts by up to this many pixels on each axis
+    thickness: bool  # and erodes or dilates the strokes by a 3x3 minimum or maximum
 
 
 def _describe(hint: Any) -> str:
@@ -187,14 +186,12 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def from_mapping(cls: type[C], mapping: Mapping[str, Any] | None, section: str, *, require_all: bool = False) -> C:
-    """Build the dataclass `cls` from `mapping`, the params section named `section`.
+def from_mapping(cls: type[C], mapping: Mapping[str, Any], section: str) -> C:
+    """Build the dataclass `cls` from `mapping`, the params section named `section`, which gives every key.
 
-    Unknown keys, missing keys (with `require_all`), wrong types and out-of-range values all raise
-    `InfoGANError` with the full key (`section.key`) and the allowed values.
+    Unknown keys, missing keys, wrong types and out-of-range values all raise `InfoGANError` with
+    the full key (`section.key`) and the allowed values.
     """
-    if mapping is None:
-        mapping = {}
     if not isinstance(mapping, Mapping):
         raise InfoGANError(f"{section} must be a mapping of keys to values, got {mapping!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -202,7 +199,7 @@ def from_mapping(cls: type[C], mapping: Mapping[str, Any] | None, section: str, 
     if unknown:
         raise InfoGANError(f"unknown key {section}.{unknown[0]}; the keys of {section} are: {', '.join(fields)}")
     missing = [name for name in fields if name not in mapping]
-    if require_all and missing:
+    if missing:
         raise InfoGANError(f"{section}.{missing[0]} is missing from the params")
     hints = typing.get_type_hints(cls)
     values = {}
@@ -222,6 +219,18 @@ def from_mapping(cls: type[C], mapping: Mapping[str, Any] | None, section: str, 
         raise InfoGANError(f"{section}: {err}") from None
 
 
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """The dataclass as plain JSON-able types (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
@@ -231,48 +240,48 @@ def to_dict(config: Any) -> dict[str, Any]:
 class TrainConfig:
     """How long and where to train; the seed's CLI arguments map onto these keys."""
 
-    seed: int = 0
-    batch_size: int = positive(128)
-    batches_per_epoch: int = positive(100)
-    max_epochs: int = positive(50)
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"  # per node
+    seed: int
+    batch_size: int = positive()
+    batches_per_epoch: int = positive()
+    max_epochs: int = positive()
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: int | Literal["auto"]  # per node
     # Lightning's strategy. auto: one process on one device, DDP across several devices or nodes; ddp and
-    # its Lightning name ddp_find_unused_parameters_true: DDP with find_unused_parameters (pipeline/train.py
+    # its Lightning name ddp_find_unused_parameters_true: DDP with find_unused_parameters (infogan/trainer.py
     # says why). ddp_spawn and ddp_fork are not offered: they train in processes started from the stage's,
     # which then has neither the training's history nor its model to write (both failed when tried)
-    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = "auto"
-    num_nodes: int = positive(1)  # machines; each runs `devices` processes
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"  # auto: infogan.hardware
-    compile: bool | Literal["auto"] = "auto"  # torch.compile the networks; auto: infogan.hardware
-    log_every_n_steps: int = positive(10)
-    sample_every_n_epochs: int = positive(5)
-    eval_batch_size: int = positive(1000)
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
+    num_nodes: int = positive()  # machines; each runs `devices` processes
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"]  # auto: infogan.hardware
+    compile: bool | Literal["auto"]  # torch.compile the networks; auto: infogan.hardware
+    log_every_n_steps: int = positive()
+    sample_every_n_epochs: int = positive()
+    eval_batch_size: int = positive()
     # iterations between saves of the whole training state, which an interrupted run resumes from
-    checkpoint_every_n_steps: int = positive(500)
+    checkpoint_every_n_steps: int = positive()
 
 
 @dataclass(frozen=True)
 class RenderConfig:
     """Traversal GIFs and evaluation after training."""
 
-    continuous_range: tuple[float, ...] = (-2.0, 2.0)
-    continuous_frames: int = positive(9)
-    samples_per_row: int = positive(10)
-    scale: int = positive(2)
-    frame_ms: int = positive(500)
-    seed: int = 0
-    mi_samples: int = positive(10000)
-    factor_samples: int = positive(100)  # latents per continuous-code sweep (infogan/factors.py)
+    continuous_range: tuple[float, ...]
+    continuous_frames: int = positive()
+    samples_per_row: int = positive()
+    scale: int = positive()
+    frame_ms: int = positive()
+    seed: int
+    mi_samples: int = positive()
+    factor_samples: int = positive()  # latents per continuous-code sweep (infogan/factors.py)
     # a continuous code's GIF is named after the property it controls (slant.gif) only when its
     # |Spearman rho| with it reaches this (infogan/factors.factor_names); otherwise continuous_<j>.gif
-    factor_name_min_rho: float = non_negative(0.8)
-    eval_batch_size: int = positive(1000)
+    factor_name_min_rho: float = non_negative()
+    eval_batch_size: int = positive()
     # the CNN that reads which digit each class of c1 draws (infogan/digit_classifier.py), for digits only
-    classifier_epochs: int = positive(1)
-    classifier_batch_size: int = positive(64)
-    classifier_images: int = positive(60000)  # the first this many of the training split train it
-    purity_samples: int = positive(1000)  # generated images per class of c1
+    classifier_epochs: int = positive()
+    classifier_batch_size: int = positive()
+    classifier_images: int = positive()  # the first this many of the training split train it
+    purity_samples: int = positive()  # generated images per class of c1
 
     def __post_init__(self) -> None:
         if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:
@@ -291,7 +300,7 @@ def split_section(mapping: Mapping[str, Any], classes: tuple[type, ...], section
         allowed = ", ".join(sorted(set().union(*owned)))
         raise InfoGANError(f"unknown key {section}.{unknown[0]}; the keys of {section} are: {allowed}")
     return tuple(
-        from_mapping(cls, {k: v for k, v in mapping.items() if k in names}, section, require_all=True)
+        from_mapping(cls, {k: v for k, v in mapping.items() if k in names}, section)
         for cls, names in zip(classes, owned, strict=True)
     )
 

@@ -38,8 +38,8 @@ SPLIT_SIZES: dict[str, int] = {"train": 60000, "test": 10000}
 class MnistSource:
     """Where MNIST comes from (params section `prepare.mnist`)."""
 
-    mirrors: tuple[str, ...] = ()  # tried in order until one serves a file with the right MD5
-    timeout_s: float = positive(30.0)
+    mirrors: tuple[str, ...]  # tried in order until one serves a file with the right MD5
+    timeout_s: float = positive()
 
 
 def fetch_mnist(

@@ -27,6 +27,7 @@ from infogan.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations
 from infogan.codes import Latent, LatentCodes
 from infogan.config import ImprovedConfig, ModelConfig, OptimConfig, from_mapping, to_dict
 from infogan.data import to_model_range
+from infogan.errors import InfoGANError
 from infogan.losses import (
     InfoLoss,
     categorical_consistency,
@@ -48,7 +49,7 @@ class InfoGAN(pl.LightningModule):
         improved: ImprovedConfig | dict[str, Any] | None = None,
         compile_networks: bool = False,
     ):
-        """`improved`: the terms `optim.recipe == "improved"` adds (its defaults when not given).
+        """`improved`: the terms `optim.recipe == "improved"` adds; needed with that recipe only.
         `compile_networks`: `torch.compile` each network when fit starts (a runtime choice, not
         saved with the hyperparameters, so a checkpoint always reloads uncompiled)."""
         super().__init__()
@@ -56,10 +57,14 @@ class InfoGAN(pl.LightningModule):
             model = from_mapping(ModelConfig, model, "model")
         if not isinstance(optim, OptimConfig):
             optim = from_mapping(OptimConfig, optim, "optim")
-        if not isinstance(improved, ImprovedConfig):
+        if improved is not None and not isinstance(improved, ImprovedConfig):
             improved = from_mapping(ImprovedConfig, improved, "improved")
+        if improved is None and optim.recipe == "improved":
+            raise InfoGANError("the improved recipe needs its settings (the params section improved)")
         # plain dicts, so a checkpoint reloads with `InfoGAN.load_from_checkpoint(path)`
-        self.save_hyperparameters({"model": to_dict(model), "optim": to_dict(optim), "improved": to_dict(improved)})
+        self.save_hyperparameters(
+            {"model": to_dict(model), "optim": to_dict(optim), "improved": improved and to_dict(improved)}
+        )
         self.automatic_optimization = False
         self.model_config = model
         self.optim_config = optim

@@ -24,28 +24,22 @@ from infogan.config import positive
 from infogan.download import fetch_verified, looks_like_html
 from infogan.errors import InfoGANError
 
-# The MD5s torchvision's SVHN dataset checks (the 'extra' split is not used).
-SVHN_FILES: dict[str, str] = {
-    "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
-    "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
-}
 SPLIT_FILES: dict[str, str] = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-SPLIT_SIZES: dict[str, int] = {"train": 73257, "test": 26032}
 
 
 @dataclass(frozen=True)
 class SvhnSource:
     """Where SVHN comes from and what a genuine copy holds (params section `prepare.svhn`).
 
-    The checksums and counts default to the official files'; tests set a small fake copy's.
+    params.yaml holds the official files' checksums and counts; tests set a small fake copy's.
     """
 
-    mirrors: tuple[str, ...] = ()  # tried in order until one serves a file with the right MD5
-    timeout_s: float = positive(30.0)
-    train_md5: str = SVHN_FILES["train_32x32.mat"]
-    test_md5: str = SVHN_FILES["test_32x32.mat"]
-    train_count: int = positive(SPLIT_SIZES["train"])
-    test_count: int = positive(SPLIT_SIZES["test"])
+    mirrors: tuple[str, ...]  # tried in order until one serves a file with the right MD5
+    timeout_s: float = positive()
+    train_md5: str
+    test_md5: str
+    train_count: int = positive()
+    test_count: int = positive()
 
     def files(self) -> dict[str, str]:
         return {SPLIT_FILES["train"]: self.train_md5, SPLIT_FILES["test"]: self.test_md5}
@@ -72,27 +66,25 @@ _UNREADABLE = (
 def fetch_svhn(
     raw_dir: Path,
     mirrors: Sequence[str],
+    files: Mapping[str, str],
     timeout_s: float = 30.0,
     progress: bool = True,
-    files: Mapping[str, str] = SVHN_FILES,
 ) -> dict[str, str]:
     """Make sure the SVHN .mat files are in raw_dir and verified; return {name: md5}.
 
     Files already present are verified and used without any network access; a present file
     with a wrong MD5 is moved to <name>.bad and is an error. Missing files are downloaded from
-    the mirrors in order (each at `<mirror>/<name>`). `files` ({name: md5}) defaults to the
-    two official files; pass another table only to fetch other copies (as the tests do).
+    the mirrors in order (each at `<mirror>/<name>`). `files` ({name: md5}) is
+    `SvhnSource.files()`: the official files' from params.yaml, or a fake copy's in the tests.
     """
     return fetch_verified(raw_dir, files, mirrors, "SVHN", timeout_s=timeout_s, progress=progress)
 
 
-def _redo_hint(path: Path) -> str:
-    md5 = SVHN_FILES.get(path.name)
-    genuine = f" (the genuine {path.name} has MD5 {md5})" if md5 else ""
-    return f"Delete {path} and fetch SVHN again{genuine}."
+def _redo_hint(path: Path, md5: str) -> str:
+    return f"Delete {path} and fetch SVHN again (the genuine {path.name} has MD5 {md5})."
 
 
-def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_mat(path: Path, md5: str) -> tuple[np.ndarray, np.ndarray]:
     """The X and y arrays of an SVHN .mat file, or an InfoGANError naming the file."""
     if not path.is_file():
         raise InfoGANError(f"SVHN file {path} does not exist; fetch SVHN first (or place the file there by hand).")
@@ -101,49 +93,50 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if looks_like_html(head):
         raise InfoGANError(
             f"{path} is an HTML page, not a MATLAB .mat file: a mirror or a browser saved a web page "
-            f"(an error or login page) under the file's name. {_redo_hint(path)}"
+            f"(an error or login page) under the file's name. {_redo_hint(path, md5)}"
         )
     try:
         data = scipy.io.loadmat(path, variable_names=["X", "y"])
     except _UNREADABLE as err:
         raise InfoGANError(
             f"Cannot read {path} as a MATLAB .mat file ({type(err).__name__}: {err}); it is truncated or "
-            f"not an SVHN file. {_redo_hint(path)}"
+            f"not an SVHN file. {_redo_hint(path, md5)}"
         ) from err
     missing = [key for key in ("X", "y") if key not in data]
     if missing:
         # A file cut right after its 128-byte header reads as a .mat holding no variables.
         raise InfoGANError(
             f"{path} holds no variable {' or '.join(missing)}; an SVHN .mat file holds images X and labels y. "
-            f"It is truncated or a different file. {_redo_hint(path)}"
+            f"It is truncated or a different file. {_redo_hint(path, md5)}"
         )
     return data["X"], data["y"]
 
 
-def load_svhn_split(raw_dir: Path, split: str, expected_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_svhn_split(raw_dir: Path, split: str, source: SvhnSource) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (images uint8 (N, 3, 32, 32), labels int64 (N,) in 0..9) for split 'train' or 'test'.
 
     SVHN labels the digit 0 as 10; it is mapped to 0 here so labels match the digit, as in MNIST.
-    `expected_size` is the number of examples the split must hold; None means the official count.
+    `source` says how many examples the split must hold, and the file's MD5 for the error messages.
     """
     if split not in SPLIT_FILES:
         raise InfoGANError(f"Unknown SVHN split {split!r}; allowed values: {', '.join(SPLIT_FILES)}")
     path = Path(raw_dir) / SPLIT_FILES[split]
-    n_expected = SPLIT_SIZES[split] if expected_size is None else expected_size
-    x, y = _read_mat(path)
+    n_expected, md5 = source.count(split), source.files()[path.name]
+    x, y = _read_mat(path, md5)
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise InfoGANError(
-            f"{path}: X holds {x.dtype} of shape {x.shape}, expected uint8 of shape (32, 32, 3, N). {_redo_hint(path)}"
+            f"{path}: X holds {x.dtype} of shape {x.shape}, expected uint8 of shape (32, 32, 3, N). "
+            f"{_redo_hint(path, md5)}"
         )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]  # MATLAB stores the labels as a column, (N, 1)
     if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise InfoGANError(f"{path}: y holds {y.dtype} of shape {y.shape}, expected numbers of shape (N, 1).")
     if x.shape[3] != y.shape[0]:
-        raise InfoGANError(f"{path} holds {x.shape[3]} images but {y.shape[0]} labels. {_redo_hint(path)}")
+        raise InfoGANError(f"{path} holds {x.shape[3]} images but {y.shape[0]} labels. {_redo_hint(path, md5)}")
     if x.shape[3] != n_expected:
         raise InfoGANError(
-            f"SVHN {split} split has {x.shape[3]} examples, expected {n_expected} ({path}). {_redo_hint(path)}"
+            f"SVHN {split} split has {x.shape[3]} examples, expected {n_expected} ({path}). {_redo_hint(path, md5)}"
         )
     # Every label must be a whole number in 1..10; the comparisons are False for NaN too.
     bad = ~((y >= 1) & (y <= 10) & (y == np.round(y)))

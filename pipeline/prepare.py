@@ -15,24 +15,23 @@ from pathlib import Path
 
 from infogan.atomic import write_json
 from infogan.celeba import CelebaSource, prepare_celeba
-from infogan.config import from_mapping
 from infogan.data import save_split
-from infogan.mnist import load_mnist_split
+from infogan.mnist import MnistSource, load_mnist_split
+from infogan.raw import source_config, verify_raw
 from infogan.svhn import SvhnSource, load_svhn_split
-from pipeline.stage import check_dataset, entry_point, load_params, parser, section
-from pipeline.verify import verify
+from pipeline.params import load_params, section
+from pipeline.stage import check_dataset, entry_point, parser
 
 
 def _split_summary(images, labels) -> dict:
     return {"count": len(images), "image_shape": list(images.shape[1:]), "classes": int(labels.max()) + 1}
 
 
-def prepare_digits(dataset: str, settings: dict, raw_dir: Path, out_dir: Path) -> dict:
+def prepare_digits(dataset: str, source: MnistSource | SvhnSource, raw_dir: Path, out_dir: Path) -> dict:
     """MNIST or SVHN: verify the raw files again (quick; it downloads what is missing), then parse each split."""
-    record, folder, splits = verify(dataset, settings, raw_dir), raw_dir / dataset, ("train", "test")
-    if dataset == "svhn":
-        svhn = from_mapping(SvhnSource, settings, "prepare.svhn", require_all=True)
-        parsed = {split: load_svhn_split(folder, split, expected_size=svhn.count(split)) for split in splits}
+    record, folder, splits = verify_raw(dataset, source, raw_dir), raw_dir / dataset, ("train", "test")
+    if isinstance(source, SvhnSource):
+        parsed = {split: load_svhn_split(folder, split, source) for split in splits}
     else:
         parsed = {split: load_mnist_split(folder, split) for split in splits}
     manifest = {"dataset": dataset, "labels": "digits", "source_md5": record["source_md5"], "splits": {}}
@@ -42,8 +41,7 @@ def prepare_digits(dataset: str, settings: dict, raw_dir: Path, out_dir: Path) -
     return manifest
 
 
-def prepare_celeba_splits(settings: dict, raw_dir: Path, out_dir: Path) -> dict:
-    source = from_mapping(CelebaSource, settings, "prepare.celeba", require_all=True)
+def prepare_celeba_splits(source: CelebaSource, raw_dir: Path, out_dir: Path) -> dict:
     summary = prepare_celeba(raw_dir, out_dir, source)
     return {
         "dataset": "celeba",
@@ -65,11 +63,11 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     dataset = check_dataset(args.dataset, params)
-    settings = section(params, f"prepare.{dataset}")
-    if dataset == "celeba":
-        manifest = prepare_celeba_splits(settings, args.raw_dir, args.out_dir)
+    source = source_config(dataset, section(params, f"prepare.{dataset}"))
+    if isinstance(source, CelebaSource):
+        manifest = prepare_celeba_splits(source, args.raw_dir, args.out_dir)
     else:
-        manifest = prepare_digits(dataset, settings, args.raw_dir, args.out_dir)
+        manifest = prepare_digits(dataset, source, args.raw_dir, args.out_dir)
     write_json(manifest, args.out_dir / "manifest.json")
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"prepared {dataset}: {counts} images in {args.out_dir}")

@@ -30,7 +30,7 @@ import torch
 from infogan.atomic import write_json
 from infogan.callbacks import HISTORY_KEYS
 from infogan.checkpoint import load_infogan
-from infogan.config import RenderConfig, from_mapping
+from infogan.config import RenderConfig
 from infogan.data import load_split
 from infogan.digit_classifier import classifier_accuracy, generated_digit_purity, train_digit_classifier
 from infogan.errors import InfoGANError
@@ -39,7 +39,8 @@ from infogan.metrics import attribute_information, categorical_code_matching, in
 from infogan.module import InfoGAN
 from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
 from pipeline import tracking
-from pipeline.stage import check_dataset, entry_point, load_params, parser, prepared_manifest, section
+from pipeline.params import load_params, render_config
+from pipeline.stage import check_dataset, entry_point, parser, prepared_manifest
 
 # File stems render writes into --media; anything else there is the user's and is left alone
 OWN_MEDIA = re.compile(r"^(categorical_\d+|continuous_\d+|" + "|".join(PROPERTIES) + r")\.(gif|png)$")
@@ -151,7 +152,7 @@ def main() -> None:
 
     params = load_params(args.params)
     check_dataset(args.dataset, params)
-    config = from_mapping(RenderConfig, section(params, "render"), "render", require_all=True)
+    config = render_config(params)
     checkpoint, run_file = args.model / "model.ckpt", args.model / "run.json"
     for path in (checkpoint, run_file, args.history):
         if not path.is_file():

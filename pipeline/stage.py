@@ -1,4 +1,4 @@
-"""What every stage entry point shares: reading params.yaml, checking the dataset, reporting errors."""
+"""What every stage entry point shares: its arguments, checking the dataset, reporting errors."""
 
 from __future__ import annotations
 
@@ -10,34 +10,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infogan.errors import InfoGANError
+from pipeline.params import section
 
 # The datasets this pipeline can prepare and train.
 KNOWN_DATASETS = ("mnist", "celeba", "svhn")
-
-
-def load_params(path: Path = Path("params.yaml")) -> dict[str, Any]:
-    if not path.is_file():
-        raise InfoGANError(f"{path} not found; run the stage from the project root (as dvc repro does)")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InfoGANError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(params, dict):
-        raise InfoGANError(f"{path} must hold a mapping of sections")
-    return params
-
-
-def section(params: Mapping[str, Any], dotted: str) -> Any:
-    """params['a']['b'] for dotted 'a.b', or an error naming the missing key."""
-    node: Any = params
-    for i, part in enumerate(dotted.split(".")):
-        if not isinstance(node, Mapping) or part not in node:
-            raise InfoGANError(f"{'.'.join(dotted.split('.')[: i + 1])} is missing from params.yaml")
-        node = node[part]
-    return node
 
 
 def check_dataset(name: str, params: Mapping[str, Any]) -> str:
@@ -67,23 +44,33 @@ def prepared_manifest(data_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--dataset", required=True, help=f"one of: {', '.join(KNOWN_DATASETS)}")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     return p
+
+
+def train_command(dataset: str, params: Path, data: Path, folder: Path) -> list[str]:
+    """The command that runs the train stage outside DVC (the seed sweep, the benchmarks, the tests):
+    on the prepared `data`, with every output under `folder`: model/, history.csv and checkpoints/."""
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        "--dataset",
+        dataset,
+        "--params",
+        str(params),
+        "--data",
+        str(data),
+        "--out",
+        str(folder / "model"),
+        "--history",
+        str(folder / "history.csv"),
+        "--checkpoints",
+        str(folder / "checkpoints"),
+    ]
 
 
 def entry_point(main: Callable[[], None]) -> Callable[[], None]:

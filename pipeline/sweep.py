@@ -16,7 +16,6 @@ one seed; this is for measuring a recipe's robustness.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -32,35 +31,30 @@ import yaml
 
 from infogan.atomic import atomic_path
 from infogan.checkpoint import load_infogan
-from infogan.config import RenderConfig, from_mapping
 from infogan.data import load_split
 from infogan.errors import InfoGANError
 from pipeline import tracking
+from pipeline.params import load_params, render_config, training_configs, with_overrides
 from pipeline.render import code_matching, last_iteration, read_history
-from pipeline.stage import check_dataset, entry_point, load_params, parser, section
-from pipeline.train import load_configs
+from pipeline.stage import check_dataset, entry_point, parser, train_command
 
 COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
     """A copy of params with each `dotted.key=value` applied; the key must already exist."""
-    params = copy.deepcopy(params)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise InfoGANError(f"--set {item!r} must look like dotted.key=value")
-        *parents, last = key.split(".")
-        node = params
-        for i, part in enumerate([*parents, last]):
-            if not isinstance(node, dict) or part not in node:
-                raise InfoGANError(f"--set {item!r}: params.yaml has no key {'.'.join([*parents, last][: i + 1])}")
-            if i < len(parents):
-                node = node[part]
         try:
-            node[last] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise InfoGANError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        try:
+            params = with_overrides(params, {key: value})
+        except InfoGANError as err:
+            raise InfoGANError(f"--set {item!r}: {err}") from None
     return params
 
 
@@ -71,23 +65,7 @@ class SeedRun:
         folder.mkdir(parents=True, exist_ok=True)
         seeded = {**params, "train": {**params["train"], "seed": seed}}
         (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipeline.train",
-            "--dataset",
-            args.dataset,
-            "--params",
-            str(folder / "params.yaml"),
-            "--data",
-            str(args.data),
-            "--out",
-            str(folder / "model"),
-            "--history",
-            str(folder / "history.csv"),
-            "--checkpoints",
-            str(folder / "checkpoints"),
-        ]
+        cmd = train_command(args.dataset, folder / "params.yaml", args.data, folder)
         env = dict(os.environ)
         if threads is not None:  # parallel seeds share the cores instead of each taking all of them
             env["OMP_NUM_THREADS"] = str(threads)
@@ -168,12 +146,12 @@ def main() -> None:
 
     params = apply_overrides(load_params(args.params), args.set)
     dataset = check_dataset(args.dataset, params)
-    load_configs(params, dataset)  # every value checked before the first seed
+    training_configs(params, dataset)  # every value checked before the first seed
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if args.jobs < 1:
         raise InfoGANError(f"--jobs must be at least 1, got {args.jobs}")
-    render = from_mapping(RenderConfig, section(params, "render"), "render", require_all=True)
+    render = render_config(params)
     test_images, test_labels = load_split(args.data / "test.pt")
     load_split(args.data / "train.pt")  # checked before the first hour of training, not after
     out = args.out or Path("sweeps") / dataset

@@ -17,26 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from infogan.atomic import write_json
-from infogan.celeba import CelebaSource, verify_celeba
-from infogan.config import from_mapping
-from infogan.mnist import MnistSource, fetch_mnist
-from infogan.svhn import SvhnSource, fetch_svhn
-from pipeline.stage import check_dataset, entry_point, load_params, parser, section
-
-
-def verify(dataset: str, settings: dict, raw_dir: Path) -> dict:
-    """What was verified for `dataset` under the raw data folder, as a small JSON-able dict."""
-    key = f"prepare.{dataset}"
-    if dataset == "celeba":
-        celeba = from_mapping(CelebaSource, settings, key, require_all=True)
-        return {"dataset": dataset, **verify_celeba(raw_dir, celeba)}
-    if dataset == "svhn":
-        svhn = from_mapping(SvhnSource, settings, key, require_all=True)
-        files = fetch_svhn(raw_dir / dataset, svhn.mirrors, timeout_s=svhn.timeout_s, files=svhn.files())
-    else:
-        mnist = from_mapping(MnistSource, settings, key, require_all=True)
-        files = fetch_mnist(raw_dir / dataset, mnist.mirrors, timeout_s=mnist.timeout_s)
-    return {"dataset": dataset, "source_md5": files}
+from infogan.raw import source_config, verify_raw
+from pipeline.params import load_params, section
+from pipeline.stage import check_dataset, entry_point, parser
 
 
 @entry_point
@@ -47,7 +30,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     dataset = check_dataset(args.dataset, params)
-    record = verify(dataset, section(params, f"prepare.{dataset}"), args.raw_dir)
+    record = verify_raw(dataset, source_config(dataset, section(params, f"prepare.{dataset}")), args.raw_dir)
     write_json(record, args.out)
     print(f"verified {dataset} in {args.raw_dir / dataset}")
 

@@ -20,6 +20,8 @@ import pytest
 import torch
 import yaml
 
+from pipeline.stage import train_command
+
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _MNIST_NAMES = (
     "train-images-idx3-ubyte.gz",
@@ -186,20 +188,7 @@ def train_args() -> Callable[[Path, Path, Path], list[str]]:
     training on the prepared `data`, with every output (model, history, checkpoints) under `folder`."""
 
     def args(folder: Path, params: Path, data: Path) -> list[str]:
-        return [
-            "--dataset",
-            "mnist",
-            "--params",
-            str(params),
-            "--data",
-            str(data),
-            "--out",
-            str(folder / "model"),
-            "--history",
-            str(folder / "history.csv"),
-            "--checkpoints",
-            str(folder / "checkpoints"),
-        ]
+        return train_command("mnist", params, data, folder)[3:]  # after `python -m pipeline.train`
 
     return args
 

@@ -10,7 +10,10 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -9,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from infogan.config import to_dict
+from infogan.module import InfoGAN
+from pipeline.params import shipped_params, training_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +41,7 @@ def run_benchmark(tmp_path: Path, mnist_fixture_dir: Path, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
     out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "4", "--warmup", "1", "--repeats", "2")
     runs = re.findall(r"run (\d) (baseline|ours)\s+([\d.]+) images/s\s+peak RSS\s+(\d+) MiB", out)
@@ -49,6 +55,7 @@ def test_benchmark_prints_rates_ratio_and_memory(tmp_path, mnist_fixture_dir):
     assert (ours - 0.05) / (baseline + 0.05) - 0.005 <= ratio <= (ours + 0.05) / (baseline - 0.05) + 0.005
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_ladder_runs_each_step_from_baseline_to_ours(tmp_path, mnist_fixture_dir):
     out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "3", "--warmup", "1", "--repeats", "1", "--ladder")
     medians = re.findall(r"^(\S+)\s+median\s+([\d.]+) images/s.*?([\d.]+)x baseline$", out, re.M)
@@ -57,9 +64,28 @@ def test_ladder_runs_each_step_from_baseline_to_ours(tmp_path, mnist_fixture_dir
     assert float(medians[0][2]) == 1.0
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_improved_arm_reports_its_step_time_relative_to_ours(tmp_path, mnist_fixture_dir):
     out = run_benchmark(tmp_path, mnist_fixture_dir, "--steps", "3", "--warmup", "1", "--repeats", "1", "--improved")
     medians = dict(re.findall(r"^(baseline|ours|improved)\s+median\s+([\d.]+) images/s", out, re.M))
     assert set(medians) == {"baseline", "ours", "improved"}
     ratio = float(re.search(r"ratio improved / ours \(step time\): ([\d.]+)x", out).group(1))
     assert ratio == pytest.approx(float(medians["ours"]) / float(medians["improved"]), abs=0.02)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks/train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("recipe", ["paper", "improved"])
+def test_the_benchmark_trains_the_model_the_train_stage_builds_from_params_yaml(recipe):
+    """The benchmark measures what `dvc repro` trains: the same values, from params.yaml."""
+    bench = load_benchmark()
+    arm = bench.Arm("ours" if recipe == "paper" else "improved", InfoGAN, True, "32-true", False, recipe)
+    model, optim, _, improved = training_configs(shipped_params({"train.recipe": recipe}), "mnist")
+    expected = {"model": to_dict(model), "optim": to_dict(optim), "improved": improved and to_dict(improved)}
+    assert dict(bench.module_for(arm).hparams) == expected

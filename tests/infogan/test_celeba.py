@@ -22,6 +22,7 @@ from infogan.celeba import CelebaSource, prepare_celeba, verify_celeba
 from infogan.data import load_split
 from infogan.download import file_md5
 from infogan.errors import InfoGANError
+from pipeline.params import shipped_source
 
 N = 30
 SPLIT_OF = [0] * 20 + [1] * 5 + [2] * 5  # partition id of image i + 1
@@ -69,7 +70,7 @@ def raw(template: Path, tmp_path: Path) -> Path:
 def source_for(raw: Path, **changes) -> CelebaSource:
     """The checksums and counts of the fake copy in raw, as a real run has them for the real copy."""
     sums = {key: file_md5(raw / "celeba" / name) for key, name in ANNOTATIONS.items()}
-    return CelebaSource(**{"image_count": N, "workers": 2, **sums, **changes})
+    return shipped_source("celeba", **{"image_count": N, "workers": 2, **sums, **changes})
 
 
 def verify(raw: Path, **changes) -> dict:
@@ -103,7 +104,7 @@ def test_defaults_are_torchvisions_checksums_and_the_real_counts() -> None:
     from torchvision.datasets import CelebA
 
     expected = {name: md5 for _, md5, name in CelebA.file_list}
-    source = CelebaSource()
+    source = shipped_source("celeba")
     assert source.zip_md5 == expected["img_align_celeba.zip"]
     assert source.annotation_md5s() == {name: expected[name] for name in ANNOTATIONS.values()}
     assert (source.image_count, source.image_width, source.image_height, source.image_size) == (202599, 178, 218, 32)
@@ -185,7 +186,7 @@ def test_repeat_verification_reuses_manifest_until_a_file_changes(raw: Path, mon
 
 def test_missing_folder_says_where_to_place_what(tmp_path: Path) -> None:
     with pytest.raises(InfoGANError) as info:
-        verify_celeba(tmp_path / "raw", CelebaSource(), progress=False)
+        verify_celeba(tmp_path / "raw", shipped_source("celeba"), progress=False)
     message = str(info.value)
     assert f"{tmp_path / 'raw' / 'celeba'} does not exist" in message
     for part in (
@@ -308,7 +309,7 @@ def test_partly_downloaded_zip(raw: Path) -> None:
 
 def test_image_size_must_be_32_or_64() -> None:
     with pytest.raises(InfoGANError, match=r"image_size must be 32 or 64.*got 48"):
-        CelebaSource(image_size=48)
+        shipped_source("celeba", image_size=48)
 
 
 def truncate(path: Path) -> None:

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from infogan.codes import Latent, LatentCodes
-from infogan.config import ModelConfig
+from pipeline.params import shipped_model
 
-MIXED = ModelConfig(noise_dim=5, categorical=(10, 3), continuous=2)
+MIXED = shipped_model(noise_dim=5, categorical=(10, 3), continuous=2)
 LAYOUTS = pytest.mark.parametrize(
     "config",
     [
-        ModelConfig(),
+        shipped_model(),
         MIXED,
-        ModelConfig(noise_dim=0, categorical=(4, 4, 4), continuous=0),
-        ModelConfig(noise_dim=3, categorical=(), continuous=3, continuous_prior="gaussian"),
+        shipped_model(noise_dim=0, categorical=(4, 4, 4), continuous=0),
+        shipped_model(noise_dim=3, categorical=(), continuous=3, continuous_prior="gaussian"),
     ],
     ids=["mnist", "cat10-cat3-cont2", "three-equal-codes-no-noise", "continuous-only"],
 )
@@ -82,13 +82,13 @@ def test_sampled_vector_is_one_hot_at_the_sampled_index_for_each_code():
 
 
 def test_hand_built_latent():
-    codes = LatentCodes(ModelConfig(noise_dim=2, categorical=(3, 2), continuous=1))
+    codes = LatentCodes(shipped_model(noise_dim=2, categorical=(3, 2), continuous=1))
     latent = codes.assemble(torch.tensor([[0.5, -0.5]]), torch.tensor([[2, 0]]), torch.tensor([[0.25]]))
     assert latent.vector.tolist() == [[0.5, -0.5, 0, 0, 1, 1, 0, 0.25]]
 
 
 def test_uniform_prior_moments():
-    codes = LatentCodes(ModelConfig(continuous=4, continuous_prior="uniform"))
+    codes = LatentCodes(shipped_model(continuous=4, continuous_prior="uniform"))
     samples = codes.sample_continuous(50_000, seeded())
     assert samples.min() >= -1 and samples.max() <= 1
     assert samples.min() < -0.99 and samples.max() > 0.99  # it covers the whole interval
@@ -97,7 +97,7 @@ def test_uniform_prior_moments():
 
 
 def test_gaussian_prior_moments():
-    codes = LatentCodes(ModelConfig(continuous=4, continuous_prior="gaussian"))
+    codes = LatentCodes(shipped_model(continuous=4, continuous_prior="gaussian"))
     samples = codes.sample_continuous(50_000, seeded())
     assert samples.mean().abs() < 0.02
     assert samples.var().item() == pytest.approx(1.0, abs=0.03)
@@ -105,7 +105,7 @@ def test_gaussian_prior_moments():
 
 
 def test_noise_is_standard_normal():
-    codes = LatentCodes(ModelConfig(noise_dim=62))
+    codes = LatentCodes(shipped_model(noise_dim=62, noise_prior="gaussian"))
     noise = codes.sample_noise(2_000, seeded())
     assert noise.shape == (2_000, 62)
     assert noise.mean().abs() < 0.01
@@ -113,7 +113,7 @@ def test_noise_is_standard_normal():
 
 
 def test_uniform_noise_prior():
-    codes = LatentCodes(ModelConfig(noise_dim=62, noise_prior="uniform"))
+    codes = LatentCodes(shipped_model(noise_dim=62, noise_prior="uniform"))
     noise = codes.sample_noise(2_000, seeded())
     assert noise.shape == (2_000, 62)
     assert noise.min() >= -1 and noise.max() <= 1
@@ -126,7 +126,7 @@ def test_uniform_noise_prior():
 
 @pytest.mark.parametrize("prior, bound, variance", [("uniform", 0.2, 0.2**2 / 3), ("gaussian", None, 0.2**2)])
 def test_noise_scale_shrinks_the_prior(prior, bound, variance):
-    codes = LatentCodes(ModelConfig(noise_dim=62, noise_prior=prior, noise_scale=0.2))
+    codes = LatentCodes(shipped_model(noise_dim=62, noise_prior=prior, noise_scale=0.2))
     noise = codes.sample(2_000, seeded()).vector[:, :62]
     assert noise.var().item() == pytest.approx(variance, rel=0.03)
     if bound is not None:
@@ -135,7 +135,7 @@ def test_noise_scale_shrinks_the_prior(prior, bound, variance):
 
 @pytest.mark.parametrize("k", [10, 3])
 def test_categorical_classes_are_roughly_uniform(k):
-    codes = LatentCodes(ModelConfig(categorical=(10, 3)))
+    codes = LatentCodes(shipped_model(categorical=(10, 3)))
     n = 30_000
     column = 0 if k == 10 else 1
     counts = torch.bincount(codes.sample_categorical(n, seeded())[:, column], minlength=k).double()
@@ -160,12 +160,12 @@ def test_code_names_count_categorical_codes_first():
     codes = LatentCodes(MIXED)  # two categorical codes, two continuous
     assert [codes.categorical_name(i) for i in range(2)] == ["c1", "c2"]
     assert [codes.continuous_name(j) for j in range(2)] == ["c3", "c4"]
-    assert LatentCodes(ModelConfig(categorical=(), continuous=2)).continuous_name(0) == "c1"
+    assert LatentCodes(shipped_model(categorical=(), continuous=2)).continuous_name(0) == "c1"
 
 
 def test_entropies():
-    codes = LatentCodes(ModelConfig(categorical=(10, 3)))
+    codes = LatentCodes(shipped_model(categorical=(10, 3)))
     assert codes.categorical_entropy() == pytest.approx([math.log(10), math.log(3)])
     assert codes.continuous_entropy() == pytest.approx(math.log(2))
-    gaussian = LatentCodes(ModelConfig(continuous_prior="gaussian"))
+    gaussian = LatentCodes(shipped_model(continuous_prior="gaussian"))
     assert gaussian.continuous_entropy() == pytest.approx(0.5 * math.log(2 * math.pi * math.e))

@@ -7,18 +7,42 @@ import re
 
 import pytest
 
-from infogan.config import ModelConfig, OptimConfig, RenderConfig, TrainConfig, from_mapping, split_section, to_dict
+from infogan.config import (
+    ImprovedConfig,
+    ModelConfig,
+    OptimConfig,
+    RenderConfig,
+    TrainConfig,
+    from_mapping,
+    split_section,
+    to_dict,
+)
 from infogan.errors import InfoGANError
+from pipeline.params import shipped_improved, shipped_model, shipped_optim, shipped_render, shipped_train
+
+SHIPPED = {
+    ModelConfig: shipped_model,
+    OptimConfig: shipped_optim,
+    TrainConfig: shipped_train,
+    ImprovedConfig: shipped_improved,
+    RenderConfig: shipped_render,
+}
 
 
 def full(cls: type) -> dict:
-    """Every key of cls with its default, as a params file would spell it (tuples as lists)."""
-    return to_dict(cls())
+    """Every key of cls with params.yaml's value, as the params file spells it (tuples as lists)."""
+    return to_dict(SHIPPED[cls]())
 
 
-def error_of(cls: type, mapping: dict, section: str = "train", **kwargs) -> str:
+def build(cls: type, changes: dict, section: str):
+    """cls from params.yaml's section with `changes`."""
+    return from_mapping(cls, full(cls) | changes, section)
+
+
+def error_of(cls: type, changes, section: str = "train") -> str:
+    """The error for params.yaml's section with `changes` (a mapping), or for `changes` itself when it is no mapping."""
     with pytest.raises(InfoGANError) as info:
-        from_mapping(cls, mapping, section, **kwargs)
+        from_mapping(cls, full(cls) | changes if isinstance(changes, dict) else changes, section)
     return str(info.value)
 
 
@@ -27,50 +51,63 @@ def error_of(cls: type, mapping: dict, section: str = "train", **kwargs) -> str:
 
 def test_full_section_builds_the_dataclass_with_the_given_values():
     params = full(TrainConfig) | {"batch_size": 64, "accelerator": "cpu", "devices": 1}
-    config = from_mapping(TrainConfig, params, "train", require_all=True)
+    config = from_mapping(TrainConfig, params, "train")
     assert isinstance(config, TrainConfig)
     assert (config.batch_size, config.accelerator, config.devices) == (64, "cpu", 1)
 
 
-def test_partial_section_keeps_defaults_without_require_all():
-    config = from_mapping(TrainConfig, {"batch_size": 7}, "train")
-    assert config == dataclasses.replace(TrainConfig(), batch_size=7)
+@pytest.mark.parametrize("cls", list(SHIPPED))
+def test_config_dataclasses_have_no_default_values(cls):
+    """Every value comes from params.yaml (or a test's explicit change): no second copy in the code to drift."""
+    with_defaults = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert with_defaults == []
+    with pytest.raises(TypeError):
+        cls()
 
 
-def test_none_section_gives_the_defaults():
-    assert from_mapping(OptimConfig, None, "optim") == OptimConfig()
+@pytest.mark.parametrize("cls", list(SHIPPED))
+def test_a_section_with_a_key_left_out_names_it(cls):
+    params = full(cls)
+    left_out = next(iter(params))
+    del params[left_out]
+    with pytest.raises(InfoGANError, match=re.escape(f"section.{left_out} is missing from the params")):
+        from_mapping(cls, params, "section")
 
 
 def test_lists_become_tuples():
-    config = from_mapping(ModelConfig, {"categorical": [10, 3], "d_conv": [32, 64]}, "model")
+    config = build(ModelConfig, {"categorical": [10, 3], "d_conv": [32, 64]}, "model")
     assert config.categorical == (10, 3) and isinstance(config.categorical, tuple)
     assert config.d_conv == (32, 64) and isinstance(config.d_conv, tuple)
-    render = from_mapping(RenderConfig, {"continuous_range": [-1, 3]}, "render")
+    render = build(RenderConfig, {"continuous_range": [-1, 3]}, "render")
     assert render.continuous_range == (-1.0, 3.0)
     assert all(isinstance(v, float) for v in render.continuous_range)
 
 
 def test_ints_are_accepted_for_float_fields():
-    config = from_mapping(OptimConfig, {"lr_d": 1, "lambda_cont": 0}, "optim")
+    config = build(OptimConfig, {"lr_d": 1, "lambda_cont": 0}, "optim")
     assert config.lr_d == 1.0 and type(config.lr_d) is float
     assert config.lambda_cont == 0.0 and type(config.lambda_cont) is float
 
 
 @pytest.mark.parametrize("value", ["auto", 2])
 def test_union_field_accepts_each_option(value):
-    assert from_mapping(TrainConfig, {"devices": value}, "train").devices == value
+    assert build(TrainConfig, {"devices": value}, "train").devices == value
 
 
 def test_configs_are_frozen():
-    config = from_mapping(TrainConfig, {}, "train")
+    config = build(TrainConfig, {}, "train")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_size = 3  # type: ignore[misc]
 
 
 def test_to_dict_round_trips_through_from_mapping():
-    model = ModelConfig(categorical=(10, 3), continuous=1)
+    model = shipped_model(categorical=(10, 3), continuous=1)
     assert to_dict(model)["categorical"] == [10, 3]
-    assert from_mapping(ModelConfig, to_dict(model), "model", require_all=True) == model
+    assert from_mapping(ModelConfig, to_dict(model), "model") == model
 
 
 # ---------------------------------------------------------------- from_mapping: errors
@@ -134,7 +171,7 @@ def test_non_positive_model_size_is_rejected_with_the_key():
 
 
 def test_non_negative_fields_accept_zero_and_reject_negatives():
-    assert from_mapping(ModelConfig, {"noise_dim": 0}, "model.mnist").noise_dim == 0
+    assert build(ModelConfig, {"noise_dim": 0}, "model.mnist").noise_dim == 0
     message = error_of(ModelConfig, {"noise_dim": -1}, "model.mnist")
     assert "model.mnist.noise_dim = -1" in message and "at least 0" in message
     message = error_of(OptimConfig, {"lambda_cont": -0.5}, "optim")
@@ -165,15 +202,6 @@ def test_unknown_key_lists_allowed_keys():
         assert field.name in message
 
 
-def test_missing_key_with_require_all_names_it():
-    params = full(OptimConfig)
-    del params["lambda_cont"]
-    message = error_of(OptimConfig, params, "optim", require_all=True)
-    assert "optim.lambda_cont" in message and "missing" in message
-    # the same section is fine when defaults may fill in
-    assert from_mapping(OptimConfig, params, "optim").lambda_cont == OptimConfig().lambda_cont
-
-
 @pytest.mark.parametrize("mapping", [[1, 2], "batch_size: 3", 5])
 def test_non_mapping_section_is_rejected(mapping):
     message = error_of(TrainConfig, mapping)
@@ -191,7 +219,7 @@ def test_generator_output_size_must_match_image_size():
 
 
 def test_matching_generator_size_is_accepted():
-    config = from_mapping(ModelConfig, {"g_base_size": 4, "g_upconv": [64, 32], "image_size": 32}, "model")
+    config = build(ModelConfig, {"g_base_size": 4, "g_upconv": [64, 32], "image_size": 32}, "model")
     assert config.g_base_size * 2 ** (len(config.g_upconv) + 1) == config.image_size == 32
 
 
@@ -229,7 +257,7 @@ def test_continuous_range_must_be_increasing_pair(bounds):
 
 
 def test_model_properties():
-    config = ModelConfig(categorical=(10, 3), continuous=2, noise_dim=5)
+    config = shipped_model(categorical=(10, 3), continuous=2, noise_dim=5)
     assert config.code_dim == 15
     assert config.latent_dim == 20
 
@@ -278,7 +306,7 @@ def test_split_section_rejects_non_mapping():
 
 @pytest.mark.parametrize("value", [True, False, "auto"])
 def test_compile_takes_a_bool_or_auto(value):
-    assert from_mapping(TrainConfig, {"compile": value}, "train").compile == value
+    assert build(TrainConfig, {"compile": value}, "train").compile == value
 
 
 def test_compile_rejects_other_values_naming_the_choices():

@@ -6,11 +6,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
 from infogan.data import DeviceBatches, DeviceImages, ShardedShuffle, load_split, save_split, to_model_range, to_uint8
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
 from infogan.neighbours import pixel_neighbours
+from pipeline.params import shipped_improved, shipped_model, shipped_optim
 
 
 def images(n: int, channels: int = 1, size: int = 4, seed: int = 0) -> torch.Tensor:
@@ -230,7 +230,7 @@ def test_lightning_trains_on_device_images_with_a_new_order_each_epoch():
     recorder = Recorder()
     trainer = quiet_trainer(2, recorder)
     datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=3, seed=5)
-    trainer.fit(InfoGAN(ModelConfig(), OptimConfig()), datamodule=datamodule)
+    trainer.fit(InfoGAN(shipped_model(), shipped_optim(recipe="paper")), datamodule=datamodule)
     assert len(recorder.batches) == 6
     for epoch in (0, 1):  # Lightning's set_epoch reached the shuffle: each epoch is that epoch's order
         expected = data[order(48, 8, 3, seed=5, epoch=epoch)]
@@ -243,7 +243,7 @@ def test_lightning_trains_on_pairs_when_the_recipe_asks_for_neighbours():
     recorder = Recorder()
     trainer = quiet_trainer(1, recorder)
     datamodule = DeviceImages(data, batch_size=8, batches_per_epoch=2, seed=5, neighbours=3)
-    module = InfoGAN(ModelConfig(), OptimConfig(recipe="improved"), ImprovedConfig(neighbours=3))
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="improved"), shipped_improved(neighbours=3))
     trainer.fit(module, datamodule=datamodule)
     assert len(recorder.batches) == 2
     table = pixel_neighbours(data, 3, progress=False)

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from infogan.codes import LatentCodes
-from infogan.config import ModelConfig, OptimConfig
 from infogan.data import to_model_range
 from infogan.digit_classifier import (
     DigitClassifier,
@@ -20,6 +19,7 @@ from infogan.digit_classifier import (
 from infogan.errors import InfoGANError
 from infogan.mnist import load_mnist_split
 from infogan.module import InfoGAN
+from pipeline.params import shipped_model, shipped_optim
 
 TRAIN_IMAGES = 5000
 TEST_IMAGES = 2000
@@ -51,7 +51,7 @@ class RealDigits(nn.Module):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, digit_of: list[int]):
         super().__init__()
-        self.codes = LatentCodes(ModelConfig(noise_prior="uniform"))  # z ~ U(-1, 1), c1 of 10 classes
+        self.codes = LatentCodes(shipped_model(noise_prior="uniform"))  # z ~ U(-1, 1), c1 of 10 classes
         self.device = torch.device("cpu")
         self.pools = [to_model_range(images[labels == digit]) for digit in digit_of]  # [-1, 1], as G's tanh
         self.calls: list[tuple[bool, bool, int]] = []
@@ -157,7 +157,7 @@ def test_the_classifier_reads_colour_digits_of_another_size():
 def test_an_infogan_with_several_categorical_codes_is_read_through_its_first(classifier):
     """A real (untrained) InfoGAN: c1 has 10 classes and c2 has 3, drawn from its prior."""
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(categorical=(10, 3)), OptimConfig())
+    module = InfoGAN(shipped_model(categorical=(10, 3)), shipped_optim(recipe="paper"))
     metrics, class_digits = generated_digit_purity(module, classifier, samples_per_class=20, seed=0)
     assert sorted(class_digits) == list(range(10)) and set(class_digits.values()) <= set(range(10))
     assert 1 <= metrics["generated/distinct_digits"] <= 10

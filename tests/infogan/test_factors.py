@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from infogan.config import ModelConfig, OptimConfig
 from infogan.factors import factor_correlations, factor_names, per_column_spearman, slant_degrees, stroke_thickness
 from infogan.module import InfoGAN
+from pipeline.params import shipped_model, shipped_optim
 
 SIZE = 28
 
@@ -77,7 +77,7 @@ class SlantByCode(InfoGAN):
 
 
 def test_factor_correlations_find_which_code_owns_which_property():
-    module = SlantByCode(ModelConfig(), OptimConfig())
+    module = SlantByCode(shipped_model(), shipped_optim(recipe="paper"))
     metrics = factor_correlations(module, n_samples=4)
     assert metrics["factor/continuous_0/slant_spearman"] > 0.95
     assert metrics["factor/continuous_1/thickness_spearman"] >= 0.9  # pixel widths tie between close values

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from infogan.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.codes import Latent
-from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
+from infogan.config import ImprovedConfig
 from infogan.losses import (
     categorical_consistency,
     categorical_entropies,
@@ -19,6 +19,7 @@ from infogan.losses import (
     categorical_nll,
 )
 from infogan.module import InfoGAN
+from pipeline.params import shipped_improved, shipped_model, shipped_optim
 
 
 def digits(n: int = 8) -> torch.Tensor:
@@ -115,10 +116,10 @@ def test_thickness_jitter_erodes_keeps_or_dilates():
 
 def test_nuisance_follows_its_config():
     images = digits()
-    off = ImprovedConfig(rotation_deg=0.0, shift_px=0.0, thickness=False)
+    off = shipped_improved(rotation_deg=0.0, scale=0.0, shift_px=0.0, thickness=False)
     assert torch.equal(nuisance(images, off), images)
     torch.manual_seed(0)
-    assert not torch.allclose(nuisance(images, ImprovedConfig()), images)
+    assert not torch.allclose(nuisance(images, shipped_improved()), images)
 
 
 def test_consistency_is_the_kl_divergence_and_leaves_the_target_alone():
@@ -176,9 +177,17 @@ def test_entropies_of_confident_balanced_and_of_uncertain_classes():
     assert categorical_entropies(one_class, (10,))[1].abs() < 1e-6
 
 
+def only(**weights: float) -> ImprovedConfig:
+    """params.yaml's improved section with every term at weight 0 but those given (T's ranges as shipped)."""
+    zero = dict.fromkeys(
+        ("augmented_information", "real_consistency", "real_information", "real_entropy", "real_marginal_entropy"), 0.0
+    )
+    return shipped_improved(**(zero | weights))
+
+
 def improved_module(improved: ImprovedConfig, recipe: str = "improved") -> InfoGAN:
     torch.manual_seed(0)
-    return InfoGAN(ModelConfig(), OptimConfig(recipe=recipe), improved).train()
+    return InfoGAN(shipped_model(), shipped_optim(recipe=recipe), improved).train()
 
 
 def latent_and_fake(module: InfoGAN, batch: int = 16) -> tuple[Latent, torch.Tensor]:
@@ -188,7 +197,7 @@ def latent_and_fake(module: InfoGAN, batch: int = 16) -> tuple[Latent, torch.Ten
 
 
 def test_paper_recipe_ignores_the_improved_config():
-    module = improved_module(ImprovedConfig(), recipe="paper")
+    module = improved_module(shipped_improved(), recipe="paper")
     assert module.improved is None
     latent, fake = latent_and_fake(module)
     assert "improved/real_consistency" not in module.discriminator_step(digits(16), fake, latent)
@@ -196,7 +205,7 @@ def test_paper_recipe_ignores_the_improved_config():
 
 def test_improved_recipe_without_a_categorical_code_adds_nothing():
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(categorical=(), continuous=2), OptimConfig(recipe="improved"), ImprovedConfig())
+    module = InfoGAN(shipped_model(categorical=(), continuous=2), shipped_optim(recipe="improved"), shipped_improved())
     assert module.improved is None
     latent, fake = latent_and_fake(module.train())
     losses = module.discriminator_step(digits(16), fake, latent)
@@ -220,7 +229,7 @@ def discriminator_step(config: ImprovedConfig) -> tuple[InfoGAN, torch.Tensor, t
 
 
 def test_improved_discriminator_step_adds_its_two_weighted_terms():
-    config = ImprovedConfig(augmented_information=0.7, real_consistency=2.0)
+    config = only(augmented_information=0.7, real_consistency=2.0)
     module, _, fake, latent, losses = discriminator_step(config)
     expected = (
         losses["paper"] + 0.7 * losses["improved/augmented_information"] + 2.0 * losses["improved/real_consistency"]
@@ -235,7 +244,7 @@ def test_improved_discriminator_step_adds_its_two_weighted_terms():
 
 
 def test_real_information_is_subtracted_with_its_weight():
-    config = ImprovedConfig(augmented_information=0.0, real_consistency=0.0, real_information=0.5, scale=0.1)
+    config = only(real_information=0.5, scale=0.1)
     module, real, _, _, losses = discriminator_step(config)
     assert torch.allclose(losses["total"], losses["paper"] - 0.5 * losses["improved/real_information"], rtol=1e-5)
     assert "improved/real_consistency" not in losses
@@ -247,9 +256,7 @@ def test_real_information_is_subtracted_with_its_weight():
 
 
 def test_real_entropy_terms_enter_with_imsats_signs():
-    config = ImprovedConfig(
-        augmented_information=0.0, real_consistency=0.0, real_entropy=0.1, real_marginal_entropy=0.4
-    )
+    config = only(real_entropy=0.1, real_marginal_entropy=0.4)
     module, real, _, _, losses = discriminator_step(config)
     expected = losses["paper"] + 0.1 * losses["improved/real_entropy"] - 0.4 * losses["improved/real_marginal_entropy"]
     assert torch.allclose(losses["total"], expected, rtol=1e-5)
@@ -262,7 +269,7 @@ def test_real_entropy_terms_enter_with_imsats_signs():
 def test_without_real_terms_q_never_sees_the_real_batch():
     """With every real-image weight at 0, Q's head is not run on the real batch, so its batch-norm
     running statistics are those of the fakes alone, as in the paper recipe."""
-    config = ImprovedConfig(augmented_information=0.0, real_consistency=0.0)
+    config = only()
     improved, paper = improved_module(config), improved_module(config, recipe="paper")
     for module in (improved, paper):
         latent, fake = latent_and_fake(module)
@@ -271,8 +278,8 @@ def test_without_real_terms_q_never_sees_the_real_batch():
 
 
 def test_improved_generator_step_puts_the_augmented_term_on_g():
-    with_term = improved_module(ImprovedConfig(augmented_information=1.0, real_consistency=0.0))
-    without = improved_module(ImprovedConfig(augmented_information=0.0, real_consistency=0.0))
+    with_term = improved_module(only(augmented_information=1.0))
+    without = improved_module(only())
     grads = []
     for module in (with_term, without):
         latent, fake = latent_and_fake(module)
@@ -283,7 +290,7 @@ def test_improved_generator_step_puts_the_augmented_term_on_g():
 
 
 def test_a_zero_weight_term_is_not_computed():
-    module = improved_module(ImprovedConfig(augmented_information=0.0, real_consistency=1.0))
+    module = improved_module(only(real_consistency=1.0))
     latent, fake = latent_and_fake(module)
     losses = module.discriminator_step(digits(16), fake, latent)
     assert "improved/augmented_information" not in losses and "improved/real_consistency" in losses
@@ -292,7 +299,7 @@ def test_a_zero_weight_term_is_not_computed():
 def test_improved_config_survives_a_checkpoint(tmp_path):
     import pytorch_lightning as pl
 
-    config = ImprovedConfig(real_consistency=0.5, rotation_deg=10.0)
+    config = shipped_improved(real_consistency=0.5, rotation_deg=10.0)
     module = improved_module(config)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(module)
@@ -303,7 +310,7 @@ def test_improved_config_survives_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("std", ["learned", "fixed"])
 def test_q_continuous_std(std):
-    module = InfoGAN(ModelConfig(q_continuous_std=std), OptimConfig()).train()
+    module = InfoGAN(shipped_model(q_continuous_std=std), shipped_optim(recipe="paper")).train()
     q = module.encode(digits(4))
     assert q.continuous_mean.shape == q.continuous_log_scale.shape == (4, 2)
     assert module.q_head.out.out_features == 10 + 2 * (2 if std == "learned" else 1)
@@ -314,7 +321,7 @@ def test_q_continuous_std(std):
 
 
 def test_fake_class_weight_scales_only_the_categorical_terms_that_teach_q():
-    config = ImprovedConfig(augmented_information=0.7, real_consistency=0.0)
+    config = only(augmented_information=0.7)
     totals = {}
     for weight in (0.0, 0.5, 1.0):
         module = improved_module(config)
@@ -336,12 +343,12 @@ def test_fake_class_weight_scales_only_the_categorical_terms_that_teach_q():
     ("warmup", "iteration", "weight"), [(0, 1, 1.0), (4, 1, 0.0), (4, 3, 0.5), (4, 5, 1.0), (4, 9, 1.0)]
 )
 def test_fake_class_weight_rises_over_the_warmup(monkeypatch, warmup, iteration, weight):
-    module = improved_module(ImprovedConfig(fake_class_warmup=warmup))
+    module = improved_module(shipped_improved(fake_class_warmup=warmup))
     monkeypatch.setattr(InfoGAN, "iteration", property(lambda self: iteration))
     assert module.fake_class_weight() == weight
 
 
 def test_the_paper_recipe_has_no_warmup(monkeypatch):
-    module = improved_module(ImprovedConfig(fake_class_warmup=100), recipe="paper")
+    module = improved_module(shipped_improved(fake_class_warmup=100), recipe="paper")
     monkeypatch.setattr(InfoGAN, "iteration", property(lambda self: 1))
     assert module.fake_class_weight() == 1.0

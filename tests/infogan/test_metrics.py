@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from infogan.config import ModelConfig, OptimConfig
 from infogan.metrics import (
     attribute_information,
     categorical_code_matching,
@@ -20,6 +19,7 @@ from infogan.metrics import (
     predict_categorical,
 )
 from infogan.module import InfoGAN
+from pipeline.params import shipped_model, shipped_optim
 
 BIJECTION = {0: 3, 1: 7, 2: 0, 3: 9, 4: 1, 5: 5, 6: 2, 7: 8, 8: 4, 9: 6}
 
@@ -27,7 +27,7 @@ BIJECTION = {0: 3, 1: 7, 2: 0, 3: 9, 4: 1, 5: 5, 6: 2, 7: 8, 8: 4, 9: 6}
 @pytest.fixture(scope="module")
 def module():
     torch.manual_seed(0)
-    return InfoGAN(ModelConfig(categorical=(10, 3)), OptimConfig())
+    return InfoGAN(shipped_model(categorical=(10, 3)), shipped_optim(recipe="paper"))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_categorical_code_matching_keys_range_and_mode(module, labelled, trainin
 @pytest.mark.parametrize("training", [True, False], ids=["from-train", "from-eval"])
 def test_information_lower_bounds_of_an_untrained_model(training):
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(), OptimConfig()).train(training)
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="paper")).train(training)
     bounds = information_lower_bounds(module, n_samples=500, batch_size=250, seed=0)
     assert set(bounds) == {
         f"info_{kind}/{code}"
@@ -190,7 +190,7 @@ def test_information_lower_bounds_are_reproducible_and_name_every_code(module):
 def test_a_perfect_q_reaches_ln_k():
     """With Q's categorical logits overwritten by the true code, the bound is H(c) = ln K."""
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(), OptimConfig())
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="paper"))
     latents = []
     module.generator.register_forward_pre_hook(lambda m, args: latents.append(args[0]))
 

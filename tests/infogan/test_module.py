@@ -9,10 +9,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from infogan.config import ModelConfig, OptimConfig
+from infogan.config import to_dict
 from infogan.data import DeviceImages, to_model_range
 from infogan.errors import InfoGANError
 from infogan.module import InfoGAN
+from pipeline.params import shipped_model, shipped_optim
 
 BATCH = 32
 
@@ -41,7 +42,7 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def fitted():
     """An MNIST-config InfoGAN before and after one epoch of 2 iterations on random images."""
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(), OptimConfig())
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="paper"))
     before = {part: snapshot(getattr(module, part)) for part in ("generator", "trunk", "d_head", "q_head")}
     fit = trainer()
     fit.fit(module, datamodule=DeviceImages(random_images(), BATCH, batches_per_epoch=2, seed=0))
@@ -72,7 +73,7 @@ def test_fit_leaves_every_parameter_trainable(fitted):
 
 
 def test_optimizers_split_the_parameters():
-    module = InfoGAN(ModelConfig(), OptimConfig(lr_d=1e-4, lr_g=3e-4, beta1=0.4))
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="paper", lr_d=1e-4, lr_g=3e-4, beta1=0.4))
     opt_d, opt_g = module.configure_optimizers()
     d_ids = {id(p) for group in opt_d.param_groups for p in group["params"]}
     g_ids = {id(p) for group in opt_g.param_groups for p in group["params"]}
@@ -88,7 +89,7 @@ def test_optimizers_split_the_parameters():
 @pytest.fixture(scope="module")
 def step_module():
     torch.manual_seed(0)
-    return InfoGAN(ModelConfig(), OptimConfig()).train()
+    return InfoGAN(shipped_model(), shipped_optim(recipe="paper")).train()
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def step_inputs(step_module):
     """A fresh G forward (its own graph) and cleared gradients for each test."""
     module = step_module
     module.zero_grad(set_to_none=True)
-    module.optim_config = OptimConfig()
+    module.optim_config = shipped_optim(recipe="paper")
     generator = torch.Generator().manual_seed(0)
     real = to_model_range(random_images(16))
     latent = module.codes.sample(16, generator)
@@ -162,19 +163,25 @@ def test_lambdas_weight_the_information_term_in_the_generator_step(step_inputs):
 
 
 def test_forward_generates_images():
-    module = InfoGAN(ModelConfig(), OptimConfig())
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="paper"))
     images = module(module.codes.sample(3).vector)
     assert images.shape == (3, 1, 28, 28)
 
 
 def test_plain_dict_configs_are_checked():
-    module = InfoGAN({"categorical": [10, 3]}, {"lambda_cont": 0.5})
+    """A checkpoint's hyperparameters are plain dicts: every key must be there and valid."""
+    model, optim = to_dict(shipped_model()), to_dict(shipped_optim(recipe="paper"))
+    module = InfoGAN(model | {"categorical": [10, 3]}, optim | {"lambda_cont": 0.5})
     assert module.model_config.categorical == (10, 3)
     assert module.optim_config.lambda_cont == 0.5
     with pytest.raises(InfoGANError, match=re.escape("model.categorical[0] = 'ten'")):
-        InfoGAN({"categorical": ["ten"]}, {})
+        InfoGAN(model | {"categorical": ["ten"]}, optim)
     with pytest.raises(InfoGANError, match=re.escape("optim.adversarial_loss")):
-        InfoGAN({}, {"adversarial_loss": "wgan"})
+        InfoGAN(model, optim | {"adversarial_loss": "wgan"})
+    with pytest.raises(InfoGANError, match=re.escape("model.q_hidden is missing")):
+        InfoGAN({k: v for k, v in model.items() if k != "q_hidden"}, optim)
+    with pytest.raises(InfoGANError, match="the improved recipe needs its settings"):
+        InfoGAN(model, optim | {"recipe": "improved"})
 
 
 # ---------------------------------------------------------------- checkpoints and the hinge/SN option
@@ -198,7 +205,7 @@ def test_checkpoint_round_trip_gives_identical_samples(fitted, tmp_path):
 
 def test_hinge_with_spectral_norm_trains(tmp_path):
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(spectral_norm=True), OptimConfig(adversarial_loss="hinge"))
+    module = InfoGAN(shipped_model(spectral_norm=True), shipped_optim(recipe="paper", adversarial_loss="hinge"))
     before = snapshot(module)
     fit = trainer(max_steps=2)
     fit.fit(module, datamodule=DeviceImages(random_images(64), 16, batches_per_epoch=1, seed=0))

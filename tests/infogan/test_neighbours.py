@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from infogan.config import ImprovedConfig, ModelConfig, OptimConfig
+from infogan.config import ImprovedConfig
 from infogan.data import DeviceBatches, ShardedShuffle
 from infogan.errors import InfoGANError
 from infogan.losses import categorical_consistency
 from infogan.module import InfoGAN
 from infogan.neighbours import pixel_neighbours
+from pipeline.params import shipped_improved, shipped_model, shipped_optim
 
 
 def random_images(n: int, seed: int = 0, size: int = 6) -> torch.Tensor:
@@ -100,14 +101,22 @@ def test_device_batches_with_neighbours_resume_with_the_same_pairs():
 
 def still() -> ImprovedConfig:
     """An improved config whose T does nothing, so the only difference a partner makes is itself."""
-    return ImprovedConfig(
-        augmented_information=0.0, real_consistency=1.0, rotation_deg=0.0, shift_px=0.0, scale=0.0, thickness=False
+    return shipped_improved(
+        augmented_information=0.0,
+        real_consistency=1.0,
+        real_information=0.0,
+        real_entropy=0.0,
+        real_marginal_entropy=0.0,
+        rotation_deg=0.0,
+        shift_px=0.0,
+        scale=0.0,
+        thickness=False,
     )
 
 
 def consistency_with(partners: torch.Tensor | None, real: torch.Tensor, config: ImprovedConfig) -> torch.Tensor:
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(), OptimConfig(recipe="improved"), config).train()
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="improved"), config).train()
     latent = module.codes.sample(real.shape[0], device=torch.device("cpu"))
     fake = module.generator(latent.vector)
     return module.discriminator_step(real, fake, latent, partners)["improved/real_consistency"]
@@ -122,7 +131,7 @@ def test_the_consistency_compares_x_with_its_partner_when_given_one():
     assert torch.allclose(consistency_with(real, real, still()), alone)
     with_others = consistency_with(others, real, still())
     torch.manual_seed(0)
-    module = InfoGAN(ModelConfig(), OptimConfig(recipe="improved"), still()).train()
+    module = InfoGAN(shipped_model(), shipped_optim(recipe="improved"), still()).train()
     module.codes.sample(16, device=torch.device("cpu"))
     logits = module.encode(real).categorical_logits
     assert with_others > 1e-3

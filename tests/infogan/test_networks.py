@@ -9,9 +9,10 @@ from torch.nn.utils import parametrize
 
 from infogan.config import ModelConfig
 from infogan.networks import LEAK, AdversarialHead, CodeParams, DiscriminatorTrunk, Generator, QHead
+from pipeline.params import shipped_model
 
-MNIST = ModelConfig()
-CELEBA = ModelConfig(
+MNIST = shipped_model()
+CELEBA = shipped_model(
     noise_dim=128,
     categorical=(10,) * 10,
     continuous=0,
@@ -24,8 +25,8 @@ CELEBA = ModelConfig(
     image_channels=3,
     image_size=32,
 )
-MNIST_SN = ModelConfig(spectral_norm=True)
-MIXED = ModelConfig(categorical=(10, 3), continuous=3, continuous_prior="gaussian")
+MNIST_SN = shipped_model(spectral_norm=True)
+MIXED = shipped_model(categorical=(10, 3), continuous=3, continuous_prior="gaussian")
 
 CONFIGS = pytest.mark.parametrize(
     "config", [MNIST, CELEBA, MNIST_SN, MIXED], ids=["mnist", "celeba32", "mnist-spectral-norm", "mnist-mixed-codes"]

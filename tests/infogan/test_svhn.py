@@ -20,12 +20,19 @@ import torch
 
 from infogan.download import file_md5
 from infogan.errors import InfoGANError
-from infogan.svhn import SVHN_FILES, fetch_svhn, load_svhn_split
+from infogan.svhn import fetch_svhn, load_svhn_split
+from pipeline.params import shipped_source
 
 DEAD_MIRROR = "http://127.0.0.1:1/"  # port 1 is closed: connection refused at once
 TRAIN, TEST = "train_32x32.mat", "test_32x32.mat"
 SIZES = {"train": 20, "test": 7}
+OFFICIAL = shipped_source("svhn")  # params.yaml: the official files' MD5s and counts
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Moved</title></head><body>Please log in</body></html>\n"
+
+
+def counts(n: int):
+    """The shipped SVHN source with both splits expected to hold n examples."""
+    return shipped_source("svhn", train_count=n, test_count=n)
 
 
 def fake_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +60,7 @@ def svhn_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fake_files(svhn_source: Path) -> dict[str, str]:
-    """The {name: md5} table of the fake files, standing in for SVHN_FILES."""
+    """The {name: md5} table of the fake files, standing in for the official ones."""
     return {name: file_md5(svhn_source / name) for name in (TRAIN, TEST)}
 
 
@@ -91,7 +98,7 @@ def test_download_verify_and_load(svhn_mirror_url: str, fake_files: dict[str, st
     raw_dir = tmp_path / "raw" / "svhn"  # does not exist yet
     assert fetch(raw_dir, [svhn_mirror_url], fake_files) == fake_files
     assert_complete(raw_dir, fake_files)
-    images, labels = load_svhn_split(raw_dir, "train", expected_size=SIZES["train"])
+    images, labels = load_svhn_split(raw_dir, "train", counts(SIZES["train"]))
     assert images.shape == (20, 3, 32, 32) and images.dtype == torch.uint8
     assert labels.shape == (20,) and labels.dtype == torch.int64
     x, y = fake_split(SIZES["train"], seed=0)
@@ -100,7 +107,7 @@ def test_download_verify_and_load(svhn_mirror_url: str, fake_files: dict[str, st
     assert torch.equal(images, torch.from_numpy(x).permute(3, 2, 0, 1))
     assert int(y[9, 0]) == 10 and int(labels[9]) == 0  # SVHN's 10 is the digit 0
     assert labels[:9].tolist() == list(range(1, 10))
-    test_images, test_labels = load_svhn_split(raw_dir, "test", expected_size=SIZES["test"])
+    test_images, test_labels = load_svhn_split(raw_dir, "test", counts(SIZES["test"]))
     assert test_images.shape == (7, 3, 32, 32) and test_labels.tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -152,11 +159,11 @@ def test_hand_placed_bad_file_is_moved_aside(
     assert file_md5(tmp_path / TRAIN) == fake_files[TRAIN]
 
 
-def test_default_table_holds_the_official_checksums(svhn_source: Path, tmp_path: Path) -> None:
-    """Without `files`, the torchvision MD5s are enforced: a fake file placed by hand is refused."""
+def test_shipped_params_hold_the_official_checksums(svhn_source: Path, tmp_path: Path) -> None:
+    """With params.yaml's table, the torchvision MD5s are enforced: a fake file placed by hand is refused."""
     shutil.copyfile(svhn_source / TRAIN, tmp_path / TRAIN)
     with pytest.raises(InfoGANError) as info:
-        fetch_svhn(tmp_path, [], progress=False)
+        fetch_svhn(tmp_path, [], OFFICIAL.files(), progress=False)
     message = str(info.value)
     assert "expected MD5 e26dedcc434d2e4c54c9b2d4a06d8373" in message
     assert "eb5a983be6a315427106f1b164d9cef3  test_32x32.mat" in message
@@ -165,7 +172,7 @@ def test_default_table_holds_the_official_checksums(svhn_source: Path, tmp_path:
 
 def test_non_http_mirror_is_rejected_naming_svhn(tmp_path: Path) -> None:
     with pytest.raises(InfoGANError, match=r"SVHN mirror 'ufldl.stanford.edu/housenumbers/' is not an http"):
-        fetch_svhn(tmp_path / "raw", ["ufldl.stanford.edu/housenumbers/"], progress=False)
+        fetch_svhn(tmp_path / "raw", ["ufldl.stanford.edu/housenumbers/"], OFFICIAL.files(), progress=False)
     assert not (tmp_path / "raw").exists()
 
 
@@ -177,16 +184,16 @@ def test_truncated_mat_names_the_file_and_what_to_do(svhn_source: Path, tmp_path
     for cut in (100, 128, 5000, len(data) - 5):  # inside the header, just after it, in X, at the end
         (tmp_path / TRAIN).write_bytes(data[:cut])
         with pytest.raises(InfoGANError) as info:
-            load_svhn_split(tmp_path, "train", expected_size=SIZES["train"])
+            load_svhn_split(tmp_path, "train", counts(SIZES["train"]))
         message = str(info.value)
         assert str(tmp_path / TRAIN) in message and "truncated" in message, cut
-        assert "fetch SVHN again" in message and SVHN_FILES[TRAIN] in message, cut
+        assert "fetch SVHN again" in message and OFFICIAL.train_md5 in message, cut
 
 
 def test_html_page_in_place_of_mat(tmp_path: Path) -> None:
     (tmp_path / TEST).write_bytes(HTML_PAGE)
     with pytest.raises(InfoGANError) as info:
-        load_svhn_split(tmp_path, "test")
+        load_svhn_split(tmp_path, "test", OFFICIAL)
     message = str(info.value)
     assert f"{tmp_path / TEST} is an HTML page, not a MATLAB .mat file" in message
     assert f"Delete {tmp_path / TEST} and fetch SVHN again" in message
@@ -194,19 +201,19 @@ def test_html_page_in_place_of_mat(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InfoGANError, match="does not exist; fetch SVHN first"):
-        load_svhn_split(tmp_path, "train")
+        load_svhn_split(tmp_path, "train", OFFICIAL)
 
 
 def test_unknown_split_names_allowed_values(tmp_path: Path) -> None:
     with pytest.raises(InfoGANError, match="allowed values: train, test"):
-        load_svhn_split(tmp_path, "extra")
+        load_svhn_split(tmp_path, "extra", OFFICIAL)
 
 
-def test_official_count_is_the_default(svhn_source: Path) -> None:
+def test_shipped_counts_are_the_official_ones(svhn_source: Path) -> None:
     with pytest.raises(InfoGANError, match="SVHN train split has 20 examples, expected 73257"):
-        load_svhn_split(svhn_source, "train")
+        load_svhn_split(svhn_source, "train", OFFICIAL)
     with pytest.raises(InfoGANError, match="SVHN test split has 7 examples, expected 26032"):
-        load_svhn_split(svhn_source, "test")
+        load_svhn_split(svhn_source, "test", OFFICIAL)
 
 
 def _bad_contents() -> list:
@@ -233,12 +240,12 @@ def _bad_contents() -> list:
 def test_bad_contents_are_named(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     write_mat(tmp_path / TRAIN, **arrays)
     with pytest.raises(InfoGANError, match=re.escape(message)) as info:
-        load_svhn_split(tmp_path, "train", expected_size=4)
+        load_svhn_split(tmp_path, "train", counts(4))
     assert str(tmp_path / TRAIN) in str(info.value)
 
 
 def test_float_labels_holding_whole_numbers_are_accepted(tmp_path: Path) -> None:
     x, _ = fake_split(3, seed=3)
     write_mat(tmp_path / TEST, X=x, y=np.array([[10.0], [1.0], [9.0]]))
-    _, labels = load_svhn_split(tmp_path, "test", expected_size=3)
+    _, labels = load_svhn_split(tmp_path, "test", counts(3))
     assert labels.tolist() == [0, 1, 9] and labels.dtype == torch.int64

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import Logger
 
-from infogan.config import ModelConfig, OptimConfig
 from infogan.data import DeviceImages
 from infogan.module import InfoGAN
+from pipeline.params import shipped_model, shipped_optim
 
 BATCH = 16
-OPTIM = OptimConfig(lambda_cat=1.0, lambda_cont=0.5)
-MODEL = ModelConfig(categorical=(10, 4), continuous=2, continuous_prior="gaussian")
+OPTIM = shipped_optim(recipe="paper", lambda_cat=1.0, lambda_cont=0.5)
+MODEL = shipped_model(categorical=(10, 4), continuous=2, continuous_prior="gaussian", noise_prior="gaussian")
 
 
 class CapturingLogger(Logger):
@@ -178,7 +178,7 @@ def test_step_leaves_nonzero_gradients_on_every_network(one_iteration, part):
 def losses_logged(log_every: int, iterations: int = 12, batches_per_epoch: int = 6):
     torch.manual_seed(0)
     logger = CapturingLogger()
-    trainer = fit(InfoGAN(ModelConfig(), OPTIM), real_images(64), iterations, batches_per_epoch, log_every, logger)
+    trainer = fit(InfoGAN(shipped_model(), OPTIM), real_images(64), iterations, batches_per_epoch, log_every, logger)
     windows = [(step, m) for step, m in logger.records if "loss/d" in m]
     epochs = [m for _, m in logger.records if "loss/d_epoch" in m]
     return windows, epochs, trainer
@@ -232,7 +232,7 @@ def test_iterations_read_nothing_back_from_the_device_except_when_logging(monkey
     torch.manual_seed(0)
     counter = HostReadCounter(monkeypatch)
     fit(
-        InfoGAN(ModelConfig(), OPTIM),
+        InfoGAN(shipped_model(), OPTIM),
         real_images(64),
         iterations=10,
         batches_per_epoch=10,

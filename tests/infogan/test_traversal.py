@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from infogan.config import ModelConfig, OptimConfig
+from infogan.config import ModelConfig
 from infogan.module import InfoGAN
 from infogan.traversal import (
     CAPTION_HEIGHT,
@@ -24,6 +24,7 @@ from infogan.traversal import (
     render_traversal_gif,
     sample_grid,
 )
+from pipeline.params import shipped_model, shipped_optim
 
 N = 6  # samples per frame
 
@@ -35,7 +36,7 @@ def calibrated(config: ModelConfig) -> InfoGAN:
     ~0 everywhere, so every picture would be the same flat grey; calibrated, its samples vary.
     """
     torch.manual_seed(0)
-    module = InfoGAN(config, OptimConfig())
+    module = InfoGAN(config, shipped_optim(recipe="paper"))
     for layer in module.generator.modules():
         if isinstance(layer, _BatchNorm):
             layer.reset_running_stats()
@@ -47,12 +48,12 @@ def calibrated(config: ModelConfig) -> InfoGAN:
 
 @pytest.fixture(scope="module")
 def mnist() -> InfoGAN:
-    return calibrated(ModelConfig())
+    return calibrated(shipped_model())
 
 
 @pytest.fixture(scope="module")
 def mixed() -> InfoGAN:
-    return calibrated(ModelConfig(categorical=(10, 3), continuous=2))
+    return calibrated(shipped_model(categorical=(10, 3), continuous=2))
 
 
 @pytest.fixture
@@ -280,6 +281,6 @@ def test_sample_grid_size_and_rows(mnist):
 
 
 def test_sample_grid_without_categorical_codes():
-    module = calibrated(ModelConfig(categorical=(), continuous=2))
+    module = calibrated(shipped_model(categorical=(), continuous=2))
     grid = sample_grid(module, n_columns=3)
     assert grid.size == (3 * (28 + GAP) - GAP, 5 * (28 + GAP) - GAP)  # five values of c1 in [-1, 1]

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from pipeline import prepare, render, train, verify
+from pipeline.params import shipped_model, shipped_optim, training_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +126,7 @@ def test_improved_recipe_checks_its_section_before_any_work(
 def test_the_recipe_alone_picks_its_own_length_from_params_yaml(recipe):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["recipe"] = recipe
-    _, optim, config, _ = train.load_configs(params, "mnist")
+    _, optim, config, _ = training_configs(params, "mnist")
     assert optim.recipe == recipe
     assert config.max_epochs == params["train"]["max_epochs"][recipe]
 
@@ -134,7 +135,7 @@ def test_the_recipe_alone_picks_its_own_length_from_params_yaml(recipe):
 def test_one_number_of_epochs_sets_the_length_of_either_recipe(recipe):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"] |= {"recipe": recipe, "max_epochs": 3}
-    assert train.load_configs(params, "mnist")[2].max_epochs == 3
+    assert training_configs(params, "mnist")[2].max_epochs == 3
 
 
 def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, capsys):
@@ -247,15 +248,15 @@ class RunsCodeWhenUnpickled:
 
 def tiny_infogan_checkpoint(path: Path, **model) -> None:
     """A checkpoint as train writes it (weights and hyperparameters), of a small model."""
-    from infogan.config import ModelConfig, OptimConfig, to_dict
+    from infogan.config import to_dict
     from infogan.module import InfoGAN
 
-    config = ModelConfig(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8, **model)
-    module = InfoGAN(config, OptimConfig())
+    config = shipped_model(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8, **model)
+    module = InfoGAN(config, shipped_optim(recipe="paper"))
     torch.save(
         {
             "state_dict": module.state_dict(),
-            "hyper_parameters": {"model": to_dict(config), "optim": to_dict(OptimConfig())},
+            "hyper_parameters": {"model": to_dict(config), "optim": to_dict(shipped_optim(recipe="paper"))},
         },
         path,
     )

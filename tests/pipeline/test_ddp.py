@@ -27,7 +27,10 @@ from pytorch_lightning.strategies import DDPStrategy
 
 from infogan.checkpoint import read_checkpoint
 from infogan.data import ShardedShuffle, load_split
-from pipeline import train
+from infogan.trainer import use_ddp_with_unused_parameters
+from pipeline.stage import train_command
+
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS, BATCHES, BATCH_SIZE = 6, 10, 16  # tiny_params: a checkpoint every 7 iterations, a sample every 3 epochs
@@ -41,6 +44,7 @@ sys.path.insert(0, {root!r})
 import pytorch_lightning as pl
 import torch
 
+import infogan.trainer
 from pipeline import train
 
 RECORD = Path({record!r})
@@ -81,7 +85,8 @@ class RecordingTrainer(pl.Trainer):
         super().__init__(*args, callbacks=[*callbacks, recorder], **kwargs)
 
 
-train.pl = types.SimpleNamespace(**{{**vars(pl), "Trainer": RecordingTrainer}})  # the stage's Lightning only
+# the Trainer the stage builds, only
+infogan.trainer.pl = types.SimpleNamespace(**{{**vars(pl), "Trainer": RecordingTrainer}})
 train.main()
 (RECORD / f"rank{{recorder.rank}}.exited").write_text("main returned")
 """
@@ -198,9 +203,9 @@ def test_rank_zero_writes_the_outputs_and_every_rank_exits_cleanly(ddp_run):
 
 @pytest.mark.parametrize("strategy", ["auto", "ddp", "ddp_find_unused_parameters_true"])
 def test_every_strategy_offered_gives_ddp_that_finds_unused_parameters(strategy):
-    """Plain DDP stops at the first generator step of this module (pipeline/train.py); `auto` picks
+    """Plain DDP stops at the first generator step of this module (infogan/trainer.py); `auto` picks
     DDP for several devices, so each value must give the DDP that finds unused parameters."""
-    train.use_ddp_with_unused_parameters()
+    use_ddp_with_unused_parameters()
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False, enable_progress_bar=False)
     assert isinstance(trainer.strategy, DDPStrategy)
     assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True  # where Lightning keeps DDP's arguments
@@ -215,7 +220,7 @@ def test_a_ddp_training_resumed_from_its_checkpoint_ends_as_the_uninterrupted_on
     (folder / "checkpoints").mkdir(parents=True)
     shutil.copy(ddp_run["record"] / "last.ckpt", folder / "checkpoints" / "last.ckpt")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", *train_args(folder, tmp / "params.yaml", prepared_mnist)],
+        train_command("mnist", tmp / "params.yaml", prepared_mnist, folder),
         cwd=ROOT,
         env=stage_env,
         capture_output=True,

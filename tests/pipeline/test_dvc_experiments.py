@@ -23,6 +23,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.pipeline.project_copy import GIT_IDENTITY, attempt, dvc, dvc_command, dvc_env, git, tiny_mnist_project
 
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
+
 METRICS = "reports/mnist/metrics.json"
 QUEUE_TIMEOUT_S = 600
 # present whatever the tiny training learned (the factor/* correlations are left out when undefined)

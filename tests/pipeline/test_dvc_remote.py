@@ -17,6 +17,8 @@ import pytest
 
 from tests.pipeline.project_copy import GIT_IDENTITY, attempt, dvc, dvc_command, dvc_env, git, tiny_mnist_project
 
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
+
 MEDIA = "media/mnist"
 METRICS = "reports/mnist/metrics.json"
 MODEL = "models/mnist/model.ckpt"

@@ -25,6 +25,8 @@ from infogan.download import file_md5
 from infogan.factors import factor_names
 from tests.pipeline.project_copy import attempt, copy_project, dvc_command, dvc_env, edit_params, run
 
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
+
 SCALE = 2
 
 

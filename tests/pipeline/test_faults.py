@@ -21,6 +21,9 @@ from mlflow.tracking import MlflowClient
 from infogan.checkpoint import read_checkpoint
 from infogan.module import InfoGAN
 from pipeline import tracking, train
+from pipeline.stage import train_command
+
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 NAN_AT = 9  # the iteration whose discriminator loss is made NaN; checkpoints fall every 7
@@ -107,7 +110,7 @@ def test_an_unreachable_tracking_server_stops_the_stage_at_once(
     uri = f"http://127.0.0.1:{closed_port()}"
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", *train_args(tmp_path, params, prepared_mnist)],
+        train_command("mnist", params, prepared_mnist, tmp_path),
         cwd=ROOT,
         env={**stage_env, "MLFLOW_TRACKING_URI": uri},
         capture_output=True,

@@ -29,6 +29,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
+
 try:
     from playwright.sync_api import Page, expect, sync_playwright
 except ImportError:  # reported by the `browser` fixture, so that the rest of the suite still runs

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infogan.config import ModelConfig, OptimConfig, from_mapping
+from infogan.config import ModelConfig, from_mapping
 from infogan.module import InfoGAN
+from pipeline.params import shipped_optim
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -23,8 +24,8 @@ CELEBA_64 = {
 
 @pytest.mark.parametrize("name, section", [*PARAMS["model"].items(), ("celeba at 64x64", CELEBA_64)])
 def test_model_section_builds_networks_for_its_images(name, section):
-    config = from_mapping(ModelConfig, section, f"model.{name}", require_all=True)
-    module = InfoGAN(config, OptimConfig())
+    config = from_mapping(ModelConfig, section, f"model.{name}")
+    module = InfoGAN(config, shipped_optim(recipe="paper"))
     latent = module.codes.sample(4)
     images = module(latent.vector)
     assert images.shape == (4, config.image_channels, config.image_size, config.image_size)

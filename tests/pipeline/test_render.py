@@ -9,19 +9,19 @@ import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from infogan.config import ModelConfig, OptimConfig, RenderConfig
 from infogan.data import save_split
 from infogan.mnist import load_mnist_split
 from infogan.module import InfoGAN
 from pipeline import tracking
+from pipeline.params import shipped_model, shipped_optim, shipped_render
 from pipeline.render import final_losses, generated_digits, last_iteration, read_history, render_traversals
 
-CONFIG = RenderConfig(continuous_frames=3, samples_per_row=4, scale=1)
+CONFIG = shipped_render(continuous_frames=3, samples_per_row=4, scale=1)
 
 
 def module() -> InfoGAN:
     torch.manual_seed(0)
-    return InfoGAN(ModelConfig(), OptimConfig()).eval()
+    return InfoGAN(shipped_model(), shipped_optim(recipe="paper")).eval()
 
 
 def test_named_codes_get_their_property_as_file_name(tmp_path):
@@ -81,7 +81,7 @@ def test_generated_digits_train_on_the_train_split_and_score_on_the_test_split(t
     given, and the purity of each class of c1, under the keys metrics.json and MLflow get."""
     images, labels = load_mnist_split(mnist_fixture_dir, "test")
     save_split(images[:1000], labels[:1000], tmp_path / "train.pt")
-    config = RenderConfig(classifier_epochs=2, classifier_batch_size=32, purity_samples=30)
+    config = shipped_render(classifier_epochs=2, classifier_batch_size=32, purity_samples=30)
     metrics, class_digits = generated_digits(module(), tmp_path, images[1000:1500], labels[1000:1500], config)
     assert set(metrics) == {f"generated/purity/class_{k}" for k in range(10)} | {
         "generated/purity_mean",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,15 +19,18 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from infogan.checkpoint import read_checkpoint
+from pipeline.stage import train_command
+
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 ITERATIONS = 60  # tiny_params: 6 epochs of 10 batches, a checkpoint every 7 iterations
 
 
 @pytest.fixture(scope="module")
-def command(train_args, prepared_mnist):
+def command(prepared_mnist):
     """`command(folder, params)`: the train stage as a subprocess, every output under `folder`."""
-    return lambda folder, params: [sys.executable, "-m", "pipeline.train", *train_args(folder, params, prepared_mnist)]
+    return lambda folder, params: train_command("mnist", params, prepared_mnist, folder)
 
 
 def train(command: list[str], env: dict) -> subprocess.CompletedProcess:

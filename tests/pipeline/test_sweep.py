@@ -12,6 +12,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
