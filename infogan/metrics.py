@@ -23,6 +23,7 @@ from infogan.data import to_model_range
 from infogan.losses import categorical_nll, gaussian_nll
 
 if TYPE_CHECKING:
+    from infogan.config import RenderConfig
     from infogan.module import InfoGAN
 
 
@@ -138,3 +139,16 @@ def information_lower_bounds(
         bounds[f"info_bound/continuous_{i}"] = codes.continuous_entropy() - float(nll)
         bounds[f"info_loss/continuous_{i}"] = float(nll)
     return bounds
+
+
+def code_matching(
+    module: InfoGAN, test_images, test_labels, config: RenderConfig
+) -> tuple[dict[str, float], dict[int, int]]:
+    """Each code's MI lower bound, the categorical code's accuracy and NMI on the labelled test
+    split, and its matching {code value: label} (empty without a categorical code or labels)."""
+    metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
+    matching: dict[int, int] = {}
+    if module.codes.categorical_sizes and test_labels is not None:
+        accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
+        metrics.update(accuracy)
+    return metrics, matching

@@ -28,14 +28,14 @@ import pandas as pd
 import torch
 
 from infogan.atomic import write_json
-from infogan.callbacks import HISTORY_KEYS
 from infogan.checkpoint import load_infogan
 from infogan.config import RenderConfig
 from infogan.data import load_split
 from infogan.digit_classifier import classifier_accuracy, generated_digit_purity, train_digit_classifier
 from infogan.errors import InfoGANError
 from infogan.factors import PROPERTIES, factor_correlations, factor_names
-from infogan.metrics import attribute_information, categorical_code_matching, information_lower_bounds
+from infogan.history import final_losses, last_iteration, read_history
+from infogan.metrics import attribute_information, code_matching
 from infogan.module import InfoGAN
 from infogan.traversal import categorical_traversal, continuous_traversal, render_contact_sheet, render_traversal_gif
 from pipeline import tracking
@@ -78,19 +78,6 @@ def render_traversals(
     return written
 
 
-def code_matching(
-    module: InfoGAN, test_images, test_labels, config: RenderConfig
-) -> tuple[dict[str, float], dict[int, int]]:
-    """Each code's MI lower bound, the categorical code's accuracy and NMI on the labelled test
-    split, and its matching {code value: label} (empty without a categorical code or labels)."""
-    metrics = information_lower_bounds(module, config.mi_samples, config.eval_batch_size, config.seed)
-    matching: dict[int, int] = {}
-    if module.codes.categorical_sizes and test_labels is not None:
-        accuracy, matching = categorical_code_matching(module, test_images, test_labels, config.eval_batch_size)
-        metrics.update(accuracy)
-    return metrics, matching
-
-
 def generated_digits(
     module: InfoGAN, data: Path, test_images: torch.Tensor, test_labels: torch.Tensor, config: RenderConfig
 ) -> tuple[dict[str, float], dict[int, int]]:
@@ -119,25 +106,6 @@ def load_attributes(path: Path, split: str, count: int) -> torch.Tensor:
     if not isinstance(attributes, torch.Tensor) or attributes.dim() != 2 or len(attributes) != count:
         raise InfoGANError(f"{path} does not hold one row of attributes per {split} image; rerun prepare")
     return attributes
-
-
-def read_history(history: Path) -> pd.DataFrame:
-    """The train stage's per-epoch history (one row per epoch, with the iterations done by its end)."""
-    table = pd.read_csv(history)
-    if table.empty:
-        raise InfoGANError(f"{history} has no epochs; rerun the train stage")
-    return table
-
-
-def final_losses(table: pd.DataFrame) -> dict[str, float]:
-    last = table.iloc[-1]
-    return {f"final/{key}": float(last[key]) for key in HISTORY_KEYS if key in table}
-
-
-def last_iteration(table: pd.DataFrame) -> int:
-    """The training's last iteration: the MLflow step at which evaluations after training are logged,
-    so that they are the latest values of their keys in the run."""
-    return int(table["iteration"].iloc[-1])
 
 
 @entry_point

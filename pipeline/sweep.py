@@ -33,9 +33,10 @@ from infogan.atomic import atomic_path
 from infogan.checkpoint import load_infogan
 from infogan.data import load_split
 from infogan.errors import InfoGANError
+from infogan.history import last_iteration, read_history
+from infogan.metrics import code_matching
 from pipeline import tracking
 from pipeline.params import load_params, render_config, training_configs, with_overrides
-from pipeline.render import code_matching, last_iteration, read_history
 from pipeline.stage import check_dataset, entry_point, parser, train_command
 
 COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")

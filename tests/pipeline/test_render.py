@@ -10,11 +10,12 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from infogan.data import save_split
+from infogan.history import final_losses, last_iteration, read_history
 from infogan.mnist import load_mnist_split
 from infogan.module import InfoGAN
 from pipeline import tracking
 from pipeline.params import shipped_model, shipped_optim, shipped_render
-from pipeline.render import final_losses, generated_digits, last_iteration, read_history, render_traversals
+from pipeline.render import generated_digits, render_traversals
 
 CONFIG = shipped_render(continuous_frames=3, samples_per_row=4, scale=1)
 

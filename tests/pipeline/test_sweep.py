@@ -230,3 +230,36 @@ def test_sweep_rejects_zero_jobs(sweep, prepared_mnist):
         check=False,
     )
     assert result.returncode == 2 and "error: --jobs must be at least 1" in result.stderr
+
+
+def test_an_interrupted_sweep_resumes_its_seed_where_it_stopped(sweep, prepared_mnist):
+    """What DVC's queue cannot do (docs/operations.md, "Seed sweeps"): stopped after a checkpoint,
+    the same sweep run again resumes the seed from it, in the same MLflow run, and finishes."""
+    import signal
+    import time
+
+    tmp, _ = sweep
+    out = tmp / "resumed"
+    command = [
+        *("-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml")),
+        *("--data", str(prepared_mnist), "--seeds", "9", "--out", str(out), "--table", str(tmp / "resumed.csv")),
+        *("--set", "train.max_epochs=100", "train.checkpoint_every_n_steps=4"),
+    ]
+    first = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "seed_9" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists():
+        assert time.monotonic() < deadline and first.poll() is None, "no checkpoint before the training ended"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 128 + signal.SIGTERM
+    assert checkpoint.exists() and not (tmp / "resumed.csv").exists()
+    started = (out / "seed_9" / "train.log").read_text()
+    run_id = started.split("MLflow run ")[1].split()[0]
+
+    again = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (out / "seed_9" / "train.log").read_text()
+    assert f"resuming MLflow run {run_id} from {checkpoint} at iteration " in log
+    assert pd.read_csv(tmp / "resumed.csv")["seed"].tolist() == ["9", "mean", "min"]
+    assert not checkpoint.exists()  # finished: nothing left to resume
