@@ -71,13 +71,16 @@ timed "verify" "$scratch/verify.log" \
 timed "prepare" "$scratch/prepare.log" \
     python -m pipeline.prepare --dataset "$dataset" --params "$params" --raw-dir "$scratch/raw" \
     --out-dir "$scratch/prepared"
-timed "train" "$out/train.log" \
-    python -m pipeline.train --dataset "$dataset" --params "$params" --data "$scratch/prepared" \
-    --out "$scratch/model" --history "$out/train_history.csv" --checkpoints "$scratch/checkpoints"
+# the train stage's command as pipeline/stage.py builds it, with its outputs under $scratch/run
+mapfile -t train_command < <(python -c 'import sys; from pathlib import Path; from pipeline.stage import train_command
+print("\n".join(train_command(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))))' \
+    "$dataset" "$params" "$scratch/prepared" "$scratch/run")
+timed "train" "$out/train.log" "${train_command[@]}"
+cp "$scratch/run/history.csv" "$out/train_history.csv"
 timed "render" "$out/render.log" \
-    python -m pipeline.render --dataset "$dataset" --params "$params" --model "$scratch/model" \
+    python -m pipeline.render --dataset "$dataset" --params "$params" --model "$scratch/run/model" \
     --data "$scratch/prepared" --media "$scratch/media" --metrics "$out/metrics.json" \
-    --history "$out/train_history.csv"
+    --history "$scratch/run/history.csv"
 tar -cf "$out/media.tar" -C "$scratch" media
 
 {

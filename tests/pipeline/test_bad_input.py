@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from pipeline import prepare, render, train, verify
-from pipeline.params import shipped_model, shipped_optim, training_configs
+from pipeline.params import shipped_model, shipped_optim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,22 +120,6 @@ def test_improved_recipe_checks_its_section_before_any_work(
     err = run_stage(train, monkeypatch, capsys, *TRAIN_ARGS)
     assert expected in err
     assert not (workdir / "mlflow.db").exists()
-
-
-@pytest.mark.parametrize("recipe", ["paper", "improved"])
-def test_the_recipe_alone_picks_its_own_length_from_params_yaml(recipe):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["recipe"] = recipe
-    _, optim, config, _ = training_configs(params, "mnist")
-    assert optim.recipe == recipe
-    assert config.max_epochs == params["train"]["max_epochs"][recipe]
-
-
-@pytest.mark.parametrize("recipe", ["paper", "improved"])
-def test_one_number_of_epochs_sets_the_length_of_either_recipe(recipe):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"] |= {"recipe": recipe, "max_epochs": 3}
-    assert training_configs(params, "mnist")[2].max_epochs == 3
 
 
 def test_paper_recipe_does_not_need_the_improved_section(workdir, monkeypatch, capsys):
