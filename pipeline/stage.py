@@ -1,4 +1,5 @@
-"""What every stage entry point shares: its arguments, checking the dataset, reporting errors."""
+"""What the stages share: their arguments, the dataset check, the prepared manifest, the train stage's command
+for runs outside DVC, and one clear error line for a user error."""
 
 from __future__ import annotations
 
