@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -34,6 +35,25 @@ def use_ddp_with_unused_parameters() -> None:
     )
 
 
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
+
+
+def quiet_dependencies() -> None:
+    """Keep out of a training's log what its user cannot act on, each filtered narrowly by where it
+    comes from and what it says: Lightning's advertisement for its cloud logger, and the deprecation
+    warning Lightning's own pytree helper triggers in PyTorch on every fit."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if _not_a_tip not in rank_zero.filters:
+        rank_zero.addFilter(_not_a_tip)
+    warnings.filterwarnings(
+        "ignore",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        module=r"pytorch_lightning\.utilities\._pytree",
+    )
+
+
 def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
     """The Trainer for `train`'s devices, nodes and strategy, at `precision` (resolved, not "auto").
 
@@ -43,6 +63,7 @@ def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Cal
     where a requeued job resumes from the stage's checkpoint instead.
     """
     use_ddp_with_unused_parameters()
+    quiet_dependencies()
     # the evaluation runs on rank 0 alone by design (EpochEvaluation): Lightning's advice to sync it across ranks
     warnings.filterwarnings("ignore", r"It is recommended to use `self.log\('eval/", PossibleUserWarning)
     return pl.Trainer(

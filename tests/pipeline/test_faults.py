@@ -249,3 +249,23 @@ def test_the_logger_logs_no_param_a_second_time(tmp_path, monkeypatch):
     logger.log_hyperparams({"optim": {"lr_g": 0.001}, "model": {"noise_dim": 62}, "improved": None})
     assert MlflowClient(uri).get_run(run_id).data.params == {"train.lr_g": "0.001", "model.noise_dim": "62"}
     assert logger.failures == []
+
+
+def test_a_training_log_read_through_a_pipe_holds_no_dependency_tips_or_warnings(
+    tmp_path, prepared_mnist, tiny_params, stage_env
+):
+    params = tiny_params(tmp_path)
+    result = subprocess.run(
+        train_command("mnist", params, prepared_mnist, tmp_path),
+        cwd=ROOT,
+        env=stage_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "trained mnist" in log
+    for noise in ("litlogger", "Tip:", "FutureWarning", "LeafSpec", "DeprecationWarning"):
+        assert noise not in log, noise
