@@ -54,8 +54,11 @@ def quiet_dependencies() -> None:
     )
 
 
-def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
-    """The Trainer for `train`'s devices, nodes and strategy, at `precision` (resolved, not "auto").
+def build_trainer(
+    train: TrainConfig, precision: str, callbacks: Sequence[pl.Callback], progress_bar: bool = True
+) -> pl.Trainer:
+    """The Trainer for `train`'s devices, nodes and strategy, at `precision` (resolved, not "auto"),
+    with Lightning's live progress bar or (for a log that is no terminal) without it.
 
     It has no logger (the stage gives global rank 0 its MLflow logger once the run is open), and no
     checkpointing of its own beyond what `callbacks` bring. Under SLURM, Lightning's requeue on a
@@ -78,5 +81,6 @@ def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Cal
         log_every_n_steps=train.log_every_n_steps,
         enable_checkpointing=True,  # with a Checkpoint callback given, Lightning adds no ModelCheckpoint
         enable_model_summary=False,
+        enable_progress_bar=progress_bar,
         plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -269,3 +270,12 @@ def test_a_training_log_read_through_a_pipe_holds_no_dependency_tips_or_warnings
     assert "trained mnist" in log
     for noise in ("litlogger", "Tip:", "FutureWarning", "LeafSpec", "DeprecationWarning"):
         assert noise not in log, noise
+    # no live bar into the pipe: one progress line per epoch instead (tiny_params: 6 epochs of 10 iterations)
+    progress = re.findall(
+        r"^epoch (\d)/6, iteration (\d+)/60, \d+ images/s, elapsed \d+:\d\d, left \d+:\d\d, "
+        r"loss/d [-\d.e]+, loss/g [-\d.e]+, .*eval/categorical_accuracy [\d.e-]+",
+        result.stdout,
+        re.M,
+    )
+    assert [(int(e), int(i)) for e, i in progress] == [(e, 10 * e) for e in range(1, 7)]
+    assert "Epoch 0/" not in log and "it/s" not in log  # Lightning's bar stays off
