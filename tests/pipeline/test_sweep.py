@@ -243,7 +243,8 @@ def test_an_interrupted_sweep_resumes_its_seed_where_it_stopped(sweep, prepared_
     command = [
         *("-m", "pipeline.sweep", "--dataset", "mnist", "--params", str(tmp / "params.yaml")),
         *("--data", str(prepared_mnist), "--seeds", "9", "--out", str(out), "--table", str(tmp / "resumed.csv")),
-        *("--set", "train.max_epochs=100", "train.checkpoint_every_n_steps=4"),
+        # 100 iterations in 5 epochs (each epoch ends with an evaluation on the 10,000 test images)
+        *("--set", "train.max_epochs=5", "train.batches_per_epoch=20", "train.checkpoint_every_n_steps=4"),
     ]
     first = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = out / "seed_9" / "checkpoints" / "last.ckpt"
