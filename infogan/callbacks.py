@@ -1,4 +1,4 @@
-"""Training callbacks: per-epoch evaluation and history, sample snapshots, and peak memory.
+"""Training callbacks: per-epoch evaluation and history, progress lines for logs, sample snapshots, peak memory.
 
 They call the same metric and rendering functions as the render stage, so numbers logged during
 training and numbers computed later from the checkpoint mean the same thing.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import resource
 import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import pytorch_lightning as pl
 import torch
@@ -53,6 +54,44 @@ class EpochEvaluation(pl.Callback):
             pl_module.log_dict(metrics, on_step=False, on_epoch=True, rank_zero_only=True)
             row.update(metrics)
         self.history.append(row)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class ProgressLines(pl.Callback):
+    """One line per epoch, for a log that is no terminal (a file, a pipe, a CI job), where a live
+    progress bar shows nothing: the epoch and iteration of the total, images per second, the time
+    elapsed and left, and the epoch's history row from `evaluation` (its mean losses, and the
+    accuracy when there are labels). Global rank 0 writes it; the rate counts every process's images."""
+
+    def __init__(self, evaluation: EpochEvaluation, batch_size: int, stream: TextIO | None = None):
+        self.evaluation, self.batch_size, self.stream = evaluation, batch_size, stream
+        self.start, self.iterations = 0.0, 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start, self.iterations = time.monotonic(), 0  # a resumed run's rate counts from where it resumed
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        self.iterations += 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        done, total = iterations_done(trainer), trainer.max_epochs * trainer.num_training_batches
+        per_second = self.iterations / elapsed
+        row = self.evaluation.history[-1] if self.evaluation.history else {}
+        values = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "iteration"))
+        line = (
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, iteration {done}/{total}, "
+            f"{per_second * self.batch_size * trainer.world_size:.0f} images/s, elapsed {_clock(elapsed)}, "
+            f"left {_clock((total - done) / per_second if per_second else 0)}" + (f", {values}" if values else "")
+        )
+        print(line, file=self.stream or sys.stdout, flush=True)
 
 
 class SampleSnapshots(pl.Callback):

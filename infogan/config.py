@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, Union
 from infogan.errors import InfoGANError
 
 C = TypeVar("C")
+MAX_SEED = 2**32 - 1  # the largest seed Lightning's seed_everything (NumPy's generator) takes
 
 
 def _bounded(minimum: float, *, exclusive: bool = False) -> Any:
@@ -240,12 +241,12 @@ def to_dict(config: Any) -> dict[str, Any]:
 class TrainConfig:
     """How long and where to train; the seed's CLI arguments map onto these keys."""
 
-    seed: int
+    seed: int = non_negative()  # and at most MAX_SEED
     batch_size: int = positive()
     batches_per_epoch: int = positive()
     max_epochs: int = positive()
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
-    devices: int | Literal["auto"]  # per node
+    devices: int | Literal["auto"] = _bounded(1)  # per node: auto, or a count (Lightning's -1 for "all" is auto here)
     # Lightning's strategy. auto: one process on one device, DDP across several devices or nodes; ddp and
     # its Lightning name ddp_find_unused_parameters_true: DDP with find_unused_parameters (infogan/trainer.py
     # says why). ddp_spawn and ddp_fork are not offered: they train in processes started from the stage's,
@@ -259,6 +260,10 @@ class TrainConfig:
     eval_batch_size: int = positive()
     # iterations between saves of the whole training state, which an interrupted run resumes from
     checkpoint_every_n_steps: int = positive()
+
+    def __post_init__(self) -> None:
+        if self.seed > MAX_SEED:
+            raise InfoGANError(f"seed must be at most {MAX_SEED} (NumPy's largest seed), got {self.seed}")
 
 
 @dataclass(frozen=True)

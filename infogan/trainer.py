@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -34,8 +35,30 @@ def use_ddp_with_unused_parameters() -> None:
     )
 
 
-def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
-    """The Trainer for `train`'s devices, nodes and strategy, at `precision` (resolved, not "auto").
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
+
+
+def quiet_dependencies() -> None:
+    """Keep out of a training's log what its user cannot act on, each filtered narrowly by where it
+    comes from and what it says: Lightning's advertisement for its cloud logger, and the deprecation
+    warning Lightning's own pytree helper triggers in PyTorch on every fit."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if _not_a_tip not in rank_zero.filters:
+        rank_zero.addFilter(_not_a_tip)
+    warnings.filterwarnings(
+        "ignore",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        module=r"pytorch_lightning\.utilities\._pytree",
+    )
+
+
+def build_trainer(
+    train: TrainConfig, precision: str, callbacks: Sequence[pl.Callback], progress_bar: bool = True
+) -> pl.Trainer:
+    """The Trainer for `train`'s devices, nodes and strategy, at `precision` (resolved, not "auto"),
+    with Lightning's live progress bar or (for a log that is no terminal) without it.
 
     It has no logger (the stage gives global rank 0 its MLflow logger once the run is open), and no
     checkpointing of its own beyond what `callbacks` bring. Under SLURM, Lightning's requeue on a
@@ -43,6 +66,7 @@ def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Cal
     where a requeued job resumes from the stage's checkpoint instead.
     """
     use_ddp_with_unused_parameters()
+    quiet_dependencies()
     # the evaluation runs on rank 0 alone by design (EpochEvaluation): Lightning's advice to sync it across ranks
     warnings.filterwarnings("ignore", r"It is recommended to use `self.log\('eval/", PossibleUserWarning)
     return pl.Trainer(
@@ -57,5 +81,6 @@ def build_trainer(train: TrainConfig, precision: str, callbacks: Sequence[pl.Cal
         log_every_n_steps=train.log_every_n_steps,
         enable_checkpointing=True,  # with a Checkpoint callback given, Lightning adds no ModelCheckpoint
         enable_model_summary=False,
+        enable_progress_bar=progress_bar,
         plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
     )

@@ -26,13 +26,14 @@ the others train their shards of the data and exit.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
 
 from infogan.atomic import atomic_path, write_json
-from infogan.callbacks import EpochEvaluation, PeakMemory, SampleSnapshots
+from infogan.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots
 from infogan.checkpoint import (
     ResumableCheckpoint,
     fingerprint,
@@ -103,7 +104,11 @@ def main() -> None:
         train_cfg.sample_every_n_epochs,
         train_cfg.seed,
     )
-    trainer = build_trainer(train_cfg, precision, [evaluation, snapshots, PeakMemory(), checkpointing])
+    callbacks = [evaluation, snapshots, PeakMemory(), checkpointing]
+    terminal = sys.stdout.isatty()  # a live bar on a terminal; in a file, a pipe or CI, a line per epoch
+    if not terminal:
+        callbacks.append(ProgressLines(evaluation, train_cfg.batch_size))
+    trainer = build_trainer(train_cfg, precision, callbacks, progress_bar=terminal)
     # each process knows its global rank once the Trainer exists; rank 0 alone reports
     resume = resumable_checkpoint(checkpoint_path, identity, trainer.is_global_zero)
     neighbours = improved_cfg.neighbours if improved_cfg is not None and module.improved is not None else 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -249,3 +250,32 @@ def test_the_logger_logs_no_param_a_second_time(tmp_path, monkeypatch):
     logger.log_hyperparams({"optim": {"lr_g": 0.001}, "model": {"noise_dim": 62}, "improved": None})
     assert MlflowClient(uri).get_run(run_id).data.params == {"train.lr_g": "0.001", "model.noise_dim": "62"}
     assert logger.failures == []
+
+
+def test_a_training_log_read_through_a_pipe_holds_no_dependency_tips_or_warnings(
+    tmp_path, prepared_mnist, tiny_params, stage_env
+):
+    params = tiny_params(tmp_path)
+    result = subprocess.run(
+        train_command("mnist", params, prepared_mnist, tmp_path),
+        cwd=ROOT,
+        env=stage_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "trained mnist" in log
+    for noise in ("litlogger", "Tip:", "FutureWarning", "LeafSpec", "DeprecationWarning"):
+        assert noise not in log, noise
+    # no live bar into the pipe: one progress line per epoch instead (tiny_params: 6 epochs of 10 iterations)
+    progress = re.findall(
+        r"^epoch (\d)/6, iteration (\d+)/60, \d+ images/s, elapsed \d+:\d\d, left \d+:\d\d, "
+        r"loss/d [-\d.e]+, loss/g [-\d.e]+, .*eval/categorical_accuracy [\d.e-]+",
+        result.stdout,
+        re.M,
+    )
+    assert [(int(e), int(i)) for e, i in progress] == [(e, 10 * e) for e in range(1, 7)]
+    assert "Epoch 0/" not in log and "it/s" not in log  # Lightning's bar stays off
