@@ -46,7 +46,7 @@ def class_order(size: int, matching: Mapping[int, int] | None) -> list[int]:
     return sorted(range(size), key=lambda value: (value not in matching, matching.get(value, 0), value))
 
 
-def _fixed_codes(module: InfoGAN, n: int, seed: int, first_code_order: Sequence[int] | None = None):
+def fixed_codes(module: InfoGAN, n: int, seed: int, first_code_order: Sequence[int] | None = None):
     """Noise and code values for n columns, reproducible from `seed`."""
     codes = module.codes
     g = torch.Generator().manual_seed(seed)
@@ -69,7 +69,7 @@ def categorical_traversal(
     """
     was_training = module.training
     module.eval()
-    noise, categorical, continuous = _fixed_codes(module, n_samples, seed)
+    noise, categorical, continuous = fixed_codes(module, n_samples, seed)
     matching = matching if code == 0 else None
     frames = []
     for value in class_order(module.codes.categorical_sizes[code], matching):
@@ -97,7 +97,7 @@ def continuous_traversal(
     was_training = module.training
     module.eval()
     order = class_order(module.codes.categorical_sizes[0], matching) if module.codes.categorical_sizes else None
-    noise, categorical, continuous = _fixed_codes(module, n_samples, seed, order)
+    noise, categorical, continuous = fixed_codes(module, n_samples, seed, order)
     name = module.codes.continuous_name(code) + (f" ({factor})" if factor else "")
     frames = []
     for value in values:

@@ -13,7 +13,9 @@ digit each of its classes draws, read by a small CNN trained on the real trainin
 Spearman correlation of each continuous code with slant and stroke thickness (infogan/factors.py);
 for CelebA, the attribute each categorical code tells most about. Everything is also logged to the
 MLflow run that trained the checkpoint (its id is in <model>/run.json), at the training's last
-iteration, so that render's values are the run's latest.
+iteration, so that render's values are the run's latest. A store without that run (the model came
+with `dvc pull` from a training tracked elsewhere) gets a new run in the dataset's experiment
+instead, with the training's params (<model>/config.json) and a `training_run_id` tag.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def main() -> None:
     params = load_params(args.params)
     check_dataset(args.dataset, params)
     config = render_config(params)
-    checkpoint, run_file = args.model / "model.ckpt", args.model / "run.json"
+    checkpoint, run_file, trained = args.model / "model.ckpt", args.model / "run.json", args.model / "config.json"
     for path in (checkpoint, run_file, args.history):
         if not path.is_file():
             raise InfoGANError(f"{path} does not exist; run the train stage first (dvc repro train@{args.dataset})")
@@ -129,8 +131,10 @@ def main() -> None:
     module = load_infogan(checkpoint, device)  # a bad checkpoint is named before MLflow is asked anything
     run = json.loads(run_file.read_text())
     uri = tracking.tracking_uri(params)
-    tracking.check_reachable(uri)  # before the rendering: the results go into the training's run
-    tracking.check_training_run(uri, run["run_id"], args.dataset)
+    tracking.check_reachable(uri)  # before the rendering, as is whether the training's run is there
+    into_training_run = tracking.has_run(uri, run["run_id"])
+    if not into_training_run and not trained.is_file():  # a run of render's own carries the training's params
+        raise InfoGANError(f"{trained} does not exist; run the train stage first (dvc repro train@{args.dataset})")
     test_images, test_labels = load_split(args.data / "test.pt")
     manifest = prepared_manifest(args.data)
     digits = manifest["labels"] == "digits"
@@ -164,21 +168,30 @@ def main() -> None:
     written = render_traversals(module, config, args.media, matching, names)
     write_json(metrics, args.metrics)
 
-    # the same run as training, whose id train passed on in run.json
+    # the training's run, whose id train passed on in run.json, or one of render's own in a store without it
+    if into_training_run:
+        run_id = run["run_id"]
+    else:
+        config = json.loads(trained.read_text())
+        sha256 = tracking.file_sha256(args.data / "manifest.json")
+        run_id = tracking.open_render_run(params, args.dataset, run, config, sha256)
+        print(f"{uri} has no run {run['run_id']}, which trained the model: logging into a new run {run_id}")
     client = tracking.client_for(uri)
-    tracking.log_metrics(client, run["run_id"], metrics, step=last_iteration(history))
+    tracking.log_metrics(client, run_id, metrics, step=last_iteration(history))
     for code in range(module.codes.n_continuous):  # what each continuous code was found to control
-        client.set_tag(run["run_id"], f"factor/continuous_{code}", names.get(code, "unclear"))
+        client.set_tag(run_id, f"factor/continuous_{code}", names.get(code, "unclear"))
     if attribute_table is not None:  # every code against every attribute, for the UI
         table = pd.DataFrame(
             attribute_table,
             columns=manifest["attributes"],
             index=[f"categorical_{i}" for i in range(len(attribute_table))],
         )
-        client.log_text(run["run_id"], table.round(5).to_csv(), "attribute_information.csv")
+        client.log_text(run_id, table.round(5).to_csv(), "attribute_information.csv")
     for path in written:
-        client.log_artifact(run["run_id"], str(path), "media")
-    client.log_artifact(run["run_id"], str(args.metrics))
+        client.log_artifact(run_id, str(path), "media")
+    client.log_artifact(run_id, str(args.metrics))
+    if not into_training_run:
+        client.set_terminated(run_id, "FINISHED")
     found = ", ".join(f"{module.codes.continuous_name(j)} {name}" for j, name in names.items()) or "none"
     print(
         f"rendered {len(written)} files into {args.media} (named continuous codes: {found}); "

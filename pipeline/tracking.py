@@ -8,9 +8,13 @@ What the UI shows: each run is named for what it trained and when (`run_name`, e
 mnist-paper-seed0-20250101-120000), each param once under its params.yaml key, and the pipeline's
 experiments are marked as model training (EXPERIMENT_KIND_TAG) rather than GenAI.
 
+Render logs into the training's run when the store has it (`has_run`), else into a run of its own
+that leads back to the training's (`open_render_run`): media can be rendered from a model fetched
+with `dvc pull` without the store it was trained with. At the end of training the generator is
+logged as an MLflow model and registered (`log_generator`).
+
 Faults: a server that cannot be reached when a stage starts stops it at once (`check_reachable`),
-before any work, and so does a store without the training run that render logs into
-(`check_training_run`). One that goes away during training does not stop the training:
+before any work. One that goes away during training does not stop the training:
 `TolerantMLFlowLogger` records the failed calls, and the train stage reports them at the end.
 """
 
@@ -33,13 +37,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import mlflow.pytorch
+import numpy as np
 import torch
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 from pytorch_lightning.loggers import MLFlowLogger
 
 from infogan.config import flatten
 from infogan.errors import InfoGANError
+from infogan.export import CodeTable, code_columns, code_table
+from infogan.traversal import fixed_codes
 from pipeline.params import section
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
@@ -49,6 +61,10 @@ REACH_TIMEOUT_S = 5
 # model training; MLflow 3.17's UI still opens on the view its sidebar switch (GenAI | Model training) holds
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
+
+
+def registered_model_name(dataset: str) -> str:
+    return f"infogan-{dataset}-generator"
 
 
 def tracking_uri(params: Mapping[str, Any]) -> str:
@@ -91,17 +107,37 @@ def check_reachable(uri: str) -> None:
             raise InfoGANError(f"the MLflow store {uri} cannot be written: {folder} is not a writable folder; {advice}")
 
 
-def check_training_run(uri: str, run_id: str, dataset: str) -> None:
-    """Stop now if the store lacks the training's run, which render logs into. A model fetched with
-    `dvc pull` was trained against another store (a team's server), and this must be that store."""
+def has_run(uri: str, run_id: str) -> bool:
+    """Whether the store at `uri` holds run `run_id`. A store that cannot be read stops here, with what
+    to do: only a run that does not exist is an answer."""
     try:
         client_for(uri).get_run(run_id)
-    except Exception as err:  # MlflowException for an unknown run
-        raise InfoGANError(
-            f"the model was trained in MLflow run {run_id}, which {uri} does not have ({err.__class__.__name__}); "
-            "point MLFLOW_TRACKING_URI (or tracking.uri in params.yaml) at the store it was trained with, "
-            f"or train it again here (dvc repro --force train@{dataset})"
-        ) from None
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise InfoGANError(f"cannot read MLflow run {run_id} from {uri} ({err.error_code}: {err.message})") from None
+    return True
+
+
+def open_render_run(
+    params: Mapping[str, Any],
+    dataset: str,
+    training: Mapping[str, Any],
+    trained: Mapping[str, Any],
+    manifest_sha256: str,
+) -> str:
+    """A run of render's own, for a model whose training run this store lacks (trained against
+    another store, such as a team's server, and fetched with `dvc pull`): in the dataset's
+    experiment, with the training's params (`trained`, its config.json) and tags that lead back to
+    it (`training_run_id`, its store) besides the usual provenance. Returns its id."""
+    tags = {
+        **run_tags(manifest_sha256),
+        "training_run_id": training["run_id"],
+        "training_tracking_uri": str(training.get("tracking_uri", "unknown")),
+        "stage": "render",
+    }
+    title = f"{dataset}-render-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    return start_run(params, dataset, trained, tags, title)
 
 
 def sqlite_path(uri: str) -> Path:
@@ -266,6 +302,49 @@ class TrainingRun:
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self._try(f"artifact {path}", self.client.log_artifact, self.run_id, str(path), folder)
+
+    def log_generator(self, module: Any, dataset: str, seed: int) -> str | None:
+        """Log the trained generator as an MLflow model of the run and register it as
+        `infogan-<dataset>-generator` (see `log_generator`); its `models:/` URI, or None if that failed."""
+        try:
+            return log_generator(self.uri, self.run_id, module, dataset, seed)
+        except Exception as err:
+            self.logger.record("the generator model", err)
+            return None
+
+
+def log_generator(uri: str, run_id: str, module: Any, dataset: str, seed: int) -> str:
+    """Log `module`'s generator to run `run_id` as an MLflow model of the PyTorch flavour, traced with
+    `torch.export` (infogan/export.py: a table of codes in, uint8 images out), with its signature and,
+    as the input example, ten columns of a traversal from `seed`; register it as a new version of
+    `infogan-<dataset>-generator`. Returns the version's `models:/` URI. Loading it needs torch and
+    MLflow, not this repository."""
+    table = CodeTable.of(module)
+    example = code_table(module.codes, *(part.cpu() for part in fixed_codes(module, 10, seed))).numpy()
+    config = module.model_config
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1]))]),
+        outputs=Schema(
+            [TensorSpec(np.dtype(np.uint8), (-1, config.image_channels, config.image_size, config.image_size))]
+        ),
+    )
+    # the flavour's log_model reads the global URI and experiment, not a client's: without the run's
+    # experiment, the model would land in the Default one, under ./mlruns
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=client_for(uri).get_run(run_id).info.experiment_id)
+    name = registered_model_name(dataset)
+    info = mlflow.pytorch.log_model(
+        table,
+        name="generator",
+        run_id=run_id,
+        serialization_format="pt2",
+        signature=signature,
+        input_example=example,
+        registered_model_name=name,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+        metadata={"columns": code_columns(module.codes), "categorical_sizes": list(module.codes.categorical_sizes)},
+    )
+    return f"models:/{name}/{info.registered_model_version}"
 
 
 @contextlib.contextmanager

@@ -123,6 +123,9 @@ def main() -> None:
         if run is None:
             return
         write_outputs(args, resolved, run, dataset, evaluation.history)
+        registered = run.log_generator(module, dataset, train_cfg.seed)
+        if registered:
+            print(f'the generator is MLflow model {registered} (README, "The generator as an MLflow model")')
         checkpoint_path.unlink(missing_ok=True)  # finished: nothing to resume
         if module.skipped_steps:
             skipped = f"skipped {module.skipped_steps} optimizer steps whose loss was NaN or infinite"

@@ -161,15 +161,8 @@ def tiny_params() -> Callable[..., Path]:
         folder.mkdir(parents=True, exist_ok=True)
         params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
         params["model"]["mnist"].update(TINY_MODEL)
-        params["train"].update(
-            batch_size=16,
-            batches_per_epoch=10,
-            max_epochs=6,
-            sample_every_n_epochs=3,
-            log_every_n_steps=5,
-            checkpoint_every_n_steps=7,
-            **train,
-        )
+        tiny = dict(batch_size=16, batches_per_epoch=10, max_epochs=6, sample_every_n_epochs=3, log_every_n_steps=5)
+        params["train"].update({**tiny, "checkpoint_every_n_steps": 7, **train})
         # the neighbour table of the 60,000 MNIST images takes a minute or more of CPU: the trainings here
         # test other things. test_end_to_end's repro and tests/infogan/test_neighbours.py train with it
         params["improved"].update(neighbours=0)

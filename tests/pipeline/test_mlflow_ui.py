@@ -1,6 +1,6 @@
 """The MLflow UI in a real browser: two tiny trainings with different `train.lr_g`, each rendered, served
 by `mlflow server` and read in headless Chromium through Playwright, as a user would: the runs table,
-the compare view and a run's artifacts.
+the compare view, a run's artifacts and the generator's registered model.
 
     .venv/bin/python -m pytest tests/pipeline/test_mlflow_ui.py
 
@@ -62,6 +62,7 @@ UI_TIMEOUT_MS = 90_000  # the React app loads its chunks slowly on a busy 2-core
 SERVER_START_S = 180
 LR_G = ("0.001", "0.0005")  # the one param the two trainings differ in, as MLflow records it
 EXPERIMENT = "infogan-mnist"
+MODEL = "infogan-mnist-generator"  # what each training registers (pipeline/tracking.py)
 RUN_NAME = re.compile(r"mnist-improved-seed0-\d{8}-\d{6}")  # what was trained, and when it started (UTC)
 
 
@@ -338,3 +339,20 @@ def test_a_runs_artifacts_tab_lists_its_gifs_and_metrics(page, server, trainings
     width = preview.evaluate("image => image.naturalWidth")
     assert width == Image.open(training.media / "categorical_0.gif").width
     page.screenshot(path=screenshots / "artifacts.png")
+
+
+def test_the_model_registry_lists_a_version_per_training(page, server, trainings, screenshots):
+    """Each training registered its generator: the registered model's page lists one version per
+    training, and a version's page names the run that logged it and the model's signature."""
+    url, _ = server
+    page.goto(f"{url}/#/models/{MODEL}")
+    expect(page.get_by_role("heading", name=MODEL).first).to_be_visible()
+    for version in range(1, len(trainings) + 1):
+        expect(page.get_by_role("link", name=f"Version {version}", exact=True)).to_be_visible()
+    page.screenshot(path=screenshots / "registered-model.png")
+
+    page.get_by_role("link", name="Version 1", exact=True).click()
+    page.wait_for_url(f"**/models/{MODEL}/versions/1")
+    expect(page.get_by_role("link", name=trainings[0].name).first).to_be_visible()  # the source run
+    expect(page.get_by_text("Schema").first).to_be_visible()
+    page.screenshot(path=screenshots / "model-version.png")

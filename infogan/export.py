@@ -1,0 +1,69 @@
+"""The generator as a model of its own: a table of code values in, images out.
+
+`CodeTable` wraps a trained generator so that it needs nothing of this repository to run: its input
+is one row per image whose columns are the code values as the paper names them, then the noise,
+
+    c1 .. cK      the class index of each categorical code (0 .. size-1, as a number)
+    cK+1 ..       the continuous codes
+    z1 .. zN      the incompressible noise
+
+and its output the images as uint8 (B, C, H, W) in [0, 255], exactly what render draws for the same
+values. `torch.export` traces it (the MLflow PyTorch flavour's "pt2" format), so a loaded copy is
+a graph of torch operations, not a class to import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from infogan.codes import LatentCodes
+from infogan.data import to_uint8
+from infogan.networks import Generator
+
+if TYPE_CHECKING:
+    from infogan.module import InfoGAN
+
+
+def code_columns(codes: LatentCodes) -> list[str]:
+    """The input table's column names, in order."""
+    n_categorical = len(codes.categorical_sizes)
+    return [
+        *(codes.categorical_name(i) for i in range(n_categorical)),
+        *(codes.continuous_name(j) for j in range(codes.n_continuous)),
+        *(f"z{i + 1}" for i in range(codes.noise_dim)),
+    ]
+
+
+def code_table(codes: LatentCodes, noise: torch.Tensor, categorical: torch.Tensor, continuous: torch.Tensor):
+    """The input table (B, columns) float32 for explicit values: what `LatentCodes.assemble` takes."""
+    return torch.cat([categorical.float(), continuous.float(), noise.float()], dim=1).cpu()
+
+
+class CodeTable(nn.Module):
+    """A trained generator behind the code table (see the module's docstring), in eval mode."""
+
+    def __init__(self, generator: Generator, codes: LatentCodes):
+        super().__init__()
+        self.generator = generator
+        self.sizes = tuple(codes.categorical_sizes)
+        self.n_continuous = codes.n_continuous
+        self.noise_dim = codes.noise_dim
+
+    @classmethod
+    def of(cls, module: InfoGAN) -> CodeTable:
+        """A CPU copy of `module`'s generator, in eval mode, behind the code table. A copy, so that
+        neither a compiled generator (`train.compile`) nor a GPU one is what gets traced."""
+        generator = Generator(module.model_config)
+        generator.load_state_dict({k: v.detach().cpu() for k, v in module.generator.state_dict().items()})
+        return cls(generator, module.codes).eval()
+
+    def forward(self, table: torch.Tensor) -> torch.Tensor:
+        k = len(self.sizes)
+        parts = [table[:, k + self.n_continuous :]]  # the generator's layout: z, one-hots, continuous
+        for i, size in enumerate(self.sizes):
+            parts.append(nn.functional.one_hot(table[:, i].long(), size).to(table.dtype))
+        parts.append(table[:, k : k + self.n_continuous])
+        return to_uint8(self.generator(torch.cat(parts, dim=1)))
