@@ -102,8 +102,9 @@ class OptimConfig:
     adversarial_loss: Literal["bce", "hinge"]
     # paper: the InfoGAN objective alone; improved: plus the terms set in ImprovedConfig
     recipe: Literal["paper", "improved"]
-    # a NaN or infinite loss: stop the run (naming the iteration and the loss, keeping the last good
-    # checkpoint), or skip that optimizer step and go on (this reads every loss back every step)
+    # a NaN or infinite loss: stop the run (naming the iteration, the losses and any non-finite
+    # parameters; a checkpoint written before it is kept), or skip that optimizer step and go on (this
+    # reads every loss back every step)
     on_nonfinite: Literal["stop", "skip"]
 
     def __post_init__(self) -> None:
