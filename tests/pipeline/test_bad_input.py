@@ -153,7 +153,7 @@ def test_unknown_dataset_names_the_allowed_values(workdir, monkeypatch, capsys, 
 def test_unknown_dataset_in_params_list_is_rejected(workdir, monkeypatch, capsys):
     set_param(workdir, "datasets", ["mnist", "cifar"])
     err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", "r", "--out-dir", "o")
-    assert "unknown dataset 'cifar'; allowed values: mnist, celeba, svhn" in err
+    assert "unknown dataset 'cifar' in datasets; allowed values: mnist, celeba, svhn" in err
 
 
 def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(

@@ -10,6 +10,7 @@ import yaml
 
 from infogan.errors import InfoGANError
 from infogan.raw import source_config
+from pipeline.check_params import check_params
 from pipeline.params import (
     PROJECT_PARAMS,
     render_config,
@@ -24,6 +25,7 @@ from pipeline.params import (
     training_configs,
     with_overrides,
 )
+from pipeline.stage import KNOWN_DATASETS
 
 
 def test_shipped_builders_give_params_yaml_values():
@@ -133,3 +135,12 @@ def test_every_number_in_params_yaml_refuses_nan_and_inf_naming_its_key(key, val
     with pytest.raises(InfoGANError) as info:
         load_owner(set_numeric(shipped_params(), key, value), key)
     assert re.search(rf"(^|: ){re.escape(key)} = {value!r} is invalid: it must be ", str(info.value))
+
+
+@pytest.mark.parametrize("key", NUMERIC_PARAMS)
+def test_the_check_stage_refuses_every_number_in_params_yaml_set_to_nan(key):
+    """The check_params stage, which DVC runs before any other, reads what every stage reads."""
+    params = set_numeric(shipped_params({"datasets": list(KNOWN_DATASETS)}), key, math.nan)
+    with pytest.raises(InfoGANError) as info:
+        check_params(params)
+    assert re.search(rf"(^|: ){re.escape(key)} = nan is invalid: it must be ", str(info.value))
