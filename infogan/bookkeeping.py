@@ -64,7 +64,26 @@ class RunningMeans:
 
 
 class NonFiniteLoss(InfoGANError):
-    """A loss became NaN or infinite (with `on_nonfinite: stop`)."""
+    """A loss became NaN or infinite (with `on_nonfinite: stop`). The message names the losses, the
+    iteration and the parameters that are no longer finite; `kept` is what the caller, which knows
+    where checkpoints go, says about the last one (`with_kept`)."""
+
+    def __init__(self, losses: list[str], iteration: int, parameters: list[str], kept: str = "") -> None:
+        self.losses, self.iteration, self.parameters, self.kept = losses, iteration, parameters, kept
+        if parameters:
+            shown = ", ".join(parameters[:4]) + (f" and {len(parameters) - 4} more" if len(parameters) > 4 else "")
+            weights = f"non-finite parameters now: {shown}"
+        else:
+            weights = "every parameter is still finite"
+        super().__init__(
+            f"{', '.join(losses)} became NaN or infinite at iteration {iteration}; {weights}. The run stopped"
+            f"{f'; {kept}' if kept else ''}. Lower the learning rates, or set train.on_nonfinite: skip to "
+            "skip such steps"
+        )
+
+    def with_kept(self, kept: str) -> NonFiniteLoss:
+        """The same error, saying `kept` about the last checkpoint."""
+        return NonFiniteLoss(self.losses, self.iteration, self.parameters, kept)
 
 
 class NonFiniteWatch:
@@ -98,12 +117,10 @@ class NonFiniteWatch:
         self.first = torch.where(first == never, -1, first)
         self.bad = reduce(self.bad.to(torch.long), reduce_op="max").bool()
 
-    def check(self) -> None:
+    def check(self, parameters: Callable[[], list[str]]) -> None:
+        """Raise `NonFiniteLoss` if a loss was non-finite; `parameters()` names the parameters that
+        are not finite (called only then: it reads every weight back)."""
         if self.first is None or int(self.first) < 0:
             return
         names = [key for key, bad in zip(self.keys, self.bad.tolist(), strict=True) if bad]
-        raise NonFiniteLoss(
-            f"{', '.join(names)} became NaN or infinite at iteration {int(self.first)}; the run stopped "
-            "there and the last checkpoint written before it is kept. Lower the learning rates, or set "
-            "train.on_nonfinite: skip to skip such steps"
-        )
+        raise NonFiniteLoss(names, int(self.first), parameters())

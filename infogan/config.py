@@ -9,6 +9,7 @@ every value comes from params.yaml (pipeline/params.py), so there is no second c
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -101,8 +102,9 @@ class OptimConfig:
     adversarial_loss: Literal["bce", "hinge"]
     # paper: the InfoGAN objective alone; improved: plus the terms set in ImprovedConfig
     recipe: Literal["paper", "improved"]
-    # a NaN or infinite loss: stop the run (naming the iteration and the loss, keeping the last good
-    # checkpoint), or skip that optimizer step and go on (this reads every loss back every step)
+    # a NaN or infinite loss: stop the run (naming the iteration, the losses and any non-finite
+    # parameters; a checkpoint written before it is kept), or skip that optimizer step and go on (this
+    # reads every loss back every step)
     on_nonfinite: Literal["stop", "skip"]
 
     def __post_init__(self) -> None:
@@ -157,6 +159,15 @@ def _describe(hint: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
 
 
+def _finite_float(value: int | float) -> float | None:
+    """`value` as a float, or None if it is NaN, infinite, or an integer too large for a float."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """Return `value` as type `hint`, or raise naming `key` and what is allowed."""
     origin = typing.get_origin(hint)
@@ -179,7 +190,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        if ok:
+            number = _finite_float(value)
+            if number is None:  # NaN would pass every range check (its comparisons are all false)
+                raise InfoGANError(f"{key} = {value!r} is invalid: it must be a finite number")
+            value = number
     elif hint is str:
         ok = isinstance(value, str)
     if not ok:

@@ -4,11 +4,15 @@ Dataset-independent: a dataset module passes its `{file name: md5}` table, a dis
 messages, the raw directory and the mirror list. A file gets its final name only once its MD5
 matches, so a half-written or corrupt download never looks like a finished one. A file that is
 already present (downloaded earlier or placed by hand) is verified too, and used without any
-network access; a mismatching one is moved aside to `<name>.bad`, never silently replaced.
+network access; a mismatching one is moved aside to `<name>.bad` (`<name>.bad.1`, ... when an
+earlier bad copy is there), never silently replaced. A gzip file whose bytes differ but whose
+decompressed content matches a known content digest (the genuine file gunzipped and gzipped again)
+is accepted as it is.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -16,6 +20,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +41,35 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def gunzipped_md5(path: Path) -> str | None:
+    """Hex MD5 of a gzip file's decompressed content, or None if it is no complete gzip file."""
+    digest = hashlib.md5()
+    try:
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error):  # not gzip (BadGzipFile is an OSError), truncated, damaged
+        return None
+    return digest.hexdigest()
+
+
+def _same_content(path: Path, content_md5: str | None) -> bool:
+    """Whether the gzip file at `path` decompresses to the content of MD5 `content_md5` (if known):
+    gunzip and gzip again change the bytes (the name, time and level in the header, the compressor)
+    but not the data."""
+    return content_md5 is not None and gunzipped_md5(path) == content_md5
+
+
+def _set_aside(path: Path) -> Path:
+    """Move a bad file to the first free one of <name>.bad, <name>.bad.1, ...: an earlier bad copy is kept."""
+    target, n = path.with_name(path.name + ".bad"), 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.bad.{n}")
+    os.replace(path, target)
+    return target
 
 
 def looks_like_html(head: bytes) -> bool:
@@ -114,21 +148,22 @@ def _download(url: str, part: Path, timeout_s: float, progress: bool) -> str:
     return digest.hexdigest()
 
 
-def _quarantine_bad_files(raw_dir: Path, files: Mapping[str, str], dataset: str) -> None:
-    """Verify files already present; move mismatching ones aside to <name>.bad and raise."""
+def _quarantine_bad_files(raw_dir: Path, files: Mapping[str, str], dataset: str, content: Mapping[str, str]) -> None:
+    """Verify files already present; move mismatching ones aside to <name>.bad (or .bad.1, ...) and raise."""
     problems = []
     for name, expected in files.items():
         path = raw_dir / name
         if not path.is_file():
             continue
         actual = file_md5(path)
-        if actual != expected:
-            # Rename rather than delete: the user's file is kept, but no later run trusts it.
-            os.replace(path, path.with_name(name + ".bad"))
-            problems.append(
-                f"{path}: expected MD5 {expected}, got {actual}; moved it to {name}.bad. "
-                f"Place the genuine file at {path}."
-            )
+        if actual == expected or _same_content(path, content.get(name)):
+            continue
+        # Rename rather than delete: the user's file is kept, but no later run trusts it.
+        moved = _set_aside(path)
+        problems.append(
+            f"{path}: expected MD5 {expected}, got {actual}; moved it to {moved.name}. "
+            f"Place the genuine file at {path}."
+        )
     if problems:
         raise InfoGANError(
             f"{dataset} file(s) already in the raw directory failed the checksum:\n"
@@ -146,8 +181,9 @@ def _fetch_one(
     dataset: str,
     timeout_s: float,
     progress: bool,
+    content: Mapping[str, str],
 ) -> None:
-    """Try each mirror in turn until a download of name matches its MD5."""
+    """Try each mirror in turn until a download of name matches its MD5 (or its content digest)."""
     expected = files[name]
     final, part = raw_dir / name, raw_dir / (name + ".part")
     failures = []
@@ -159,7 +195,7 @@ def _fetch_one(
             part.unlink(missing_ok=True)
             failures.append(f"{url}: {_describe(err)}")
             continue
-        if actual == expected:
+        if actual == expected or _same_content(part, content.get(name)):
             os.replace(part, final)  # atomic: the final name only ever holds a verified file
             return
         part.unlink(missing_ok=True)
@@ -178,13 +214,16 @@ def fetch_verified(
     dataset: str,
     timeout_s: float = 30.0,
     progress: bool = True,
+    content_md5: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Make sure every file of `files` ({name: md5}) is in raw_dir and verified; return {name: md5}.
 
     Files already present are verified and used without any network access; a present file
-    with a wrong MD5 is moved to <name>.bad and is an error (never silently replaced).
-    Missing files are downloaded from the mirrors in order (each file at `<mirror>/<name>`),
-    each verified before it gets its final name. `dataset` names the data in messages.
+    with a wrong MD5 is moved to <name>.bad (<name>.bad.1, ... if that is taken) and is an error
+    (never silently replaced). Missing files are downloaded from the mirrors in order (each file at
+    `<mirror>/<name>`), each verified before it gets its final name. `content_md5` ({name: md5 of
+    the decompressed content}, for gzip files) also accepts a file compressed again from the
+    genuine content. `dataset` names the data in messages.
     """
     check_mirrors(mirrors, dataset)
     _check_files(files, dataset)
@@ -192,8 +231,9 @@ def fetch_verified(
     raw_dir.mkdir(parents=True, exist_ok=True)
     # Check everything already present first, so a bad hand-placed file is reported
     # before spending time on downloads.
-    _quarantine_bad_files(raw_dir, files, dataset)
+    content = dict(content_md5 or {})
+    _quarantine_bad_files(raw_dir, files, dataset, content)
     for name in files:
         if not (raw_dir / name).is_file():
-            _fetch_one(raw_dir, name, files, mirrors, dataset, timeout_s, progress)
+            _fetch_one(raw_dir, name, files, mirrors, dataset, timeout_s, progress, content)
     return dict(files)

@@ -27,6 +27,14 @@ MNIST_FILES: dict[str, str] = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# MD5 of each file's decompressed content (of the files above): a copy gunzipped and gzipped again
+# has other bytes, and so another MD5, but this content, and is accepted
+MNIST_CONTENT_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+}
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -48,11 +56,14 @@ def fetch_mnist(
     """Make sure the four files are in raw_dir and verified; return {name: md5}.
 
     Files already present are verified and used without any network access; a present file
-    with a wrong MD5 is moved to <name>.bad and is an error (never silently replaced).
+    with a wrong MD5 is moved to <name>.bad (<name>.bad.1, ... if taken) and is an error (never
+    silently replaced), unless its decompressed content is the genuine one (MNIST_CONTENT_MD5).
     Missing files are downloaded from the mirrors in order, each verified before it gets
     its final name.
     """
-    return fetch_verified(raw_dir, MNIST_FILES, mirrors, "MNIST", timeout_s=timeout_s, progress=progress)
+    return fetch_verified(
+        raw_dir, MNIST_FILES, mirrors, "MNIST", timeout_s=timeout_s, progress=progress, content_md5=MNIST_CONTENT_MD5
+    )
 
 
 def read_idx(path: Path) -> torch.Tensor:

@@ -321,4 +321,8 @@ class InfoGAN(pl.LightningModule):
         others waiting in their next collective."""
         if self._world_size() > 1:
             self.nonfinite.combine(self.trainer.strategy.reduce)
-        self.nonfinite.check()
+        self.nonfinite.check(self.nonfinite_parameters)
+
+    def nonfinite_parameters(self) -> list[str]:
+        """The names of the parameters holding a NaN or infinite value (a step on a NaN loss makes them so)."""
+        return [name for name, weight in self.named_parameters() if not torch.isfinite(weight).all()]

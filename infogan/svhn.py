@@ -73,8 +73,8 @@ def fetch_svhn(
     """Make sure the SVHN .mat files are in raw_dir and verified; return {name: md5}.
 
     Files already present are verified and used without any network access; a present file
-    with a wrong MD5 is moved to <name>.bad and is an error. Missing files are downloaded from
-    the mirrors in order (each at `<mirror>/<name>`). `files` ({name: md5}) is
+    with a wrong MD5 is moved to <name>.bad (.bad.1, ... if taken) and is an error. Missing files
+    are downloaded from the mirrors in order (each at `<mirror>/<name>`). `files` ({name: md5}) is
     `SvhnSource.files()`: the official files' from params.yaml, or a fake copy's in the tests.
     """
     return fetch_verified(raw_dir, files, mirrors, "SVHN", timeout_s=timeout_s, progress=progress)

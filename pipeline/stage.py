@@ -18,14 +18,25 @@ from pipeline.params import section
 KNOWN_DATASETS = ("mnist", "celeba", "svhn")
 
 
+def check_datasets(params: Mapping[str, Any]) -> list[str]:
+    """params.yaml's `datasets`: a non-empty list of known names, each once; else stop naming the allowed values."""
+    listed = section(params, "datasets")
+    allowed = ", ".join(KNOWN_DATASETS)
+    if not isinstance(listed, list) or not listed:
+        raise InfoGANError(f"datasets must be a non-empty list; allowed values: {allowed}")
+    for i, candidate in enumerate(listed):
+        if candidate not in KNOWN_DATASETS:
+            raise InfoGANError(f"unknown dataset {candidate!r} in datasets; allowed values: {allowed}")
+        if candidate in listed[:i]:
+            raise InfoGANError(f"datasets lists {candidate!r} twice; list each dataset once")
+    return listed
+
+
 def check_dataset(name: str, params: Mapping[str, Any]) -> str:
     """Stop on an unknown dataset name, in the argument or in params.yaml's `datasets` list."""
-    listed = section(params, "datasets")
-    if not isinstance(listed, list) or not listed:
-        raise InfoGANError(f"datasets must be a non-empty list; allowed values: {', '.join(KNOWN_DATASETS)}")
-    for candidate in [name, *listed]:
-        if candidate not in KNOWN_DATASETS:
-            raise InfoGANError(f"unknown dataset {candidate!r}; allowed values: {', '.join(KNOWN_DATASETS)}")
+    check_datasets(params)
+    if name not in KNOWN_DATASETS:
+        raise InfoGANError(f"unknown dataset {name!r}; allowed values: {', '.join(KNOWN_DATASETS)}")
     return name
 
 

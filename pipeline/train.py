@@ -33,6 +33,7 @@ import pandas as pd
 import pytorch_lightning as pl
 
 from infogan.atomic import atomic_path, write_json
+from infogan.bookkeeping import NonFiniteLoss
 from infogan.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots
 from infogan.checkpoint import (
     ResumableCheckpoint,
@@ -117,7 +118,10 @@ def main() -> None:
     with tracking.training_run(trainer, params, dataset, resolved, manifest_sha256, resume, checkpoint_path) as run:
         if run is not None:
             checkpointing.metadata["run_id"] = run.run_id  # what a resumed run continues
-        trainer.fit(module, datamodule=data, ckpt_path=checkpoint_path if resume is not None else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=checkpoint_path if resume is not None else None)
+        except NonFiniteLoss as err:
+            raise err.with_kept(last_checkpoint(checkpointing, resume)) from None
         # what render needs (resuming uses last.ckpt); every rank takes part in the save, rank 0 writes
         save_atomically(trainer, args.out / "model.ckpt", weights_only=True)
         if run is None:
@@ -132,6 +136,15 @@ def main() -> None:
             print(f"{skipped} (train.on_nonfinite: skip)", flush=True)
         last = evaluation.history[-1] if evaluation.history else {}
         print(f"trained {dataset}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+
+
+def last_checkpoint(checkpointing: ResumableCheckpoint, resume: dict | None) -> str:
+    """What a run stopped by a non-finite loss leaves to resume from, in words: the checkpoint this
+    run wrote last or resumed from, or none."""
+    saved = checkpointing.saved_at[-1] if checkpointing.saved_at else resume and resume["iteration"]
+    if saved and checkpointing.path.is_file():
+        return f"the last checkpoint, written at iteration {saved}, is kept in {checkpointing.path}"
+    return f"no checkpoint was written before it (train.checkpoint_every_n_steps is {checkpointing.every_n_steps})"
 
 
 def load_training_data(folder: Path, model: ModelConfig, dataset: str):

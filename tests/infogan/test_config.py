@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 import pytest
@@ -155,6 +156,26 @@ def test_bools_are_rejected_for_int_fields(cls, key):
 def test_bools_are_rejected_for_float_fields():
     message = error_of(OptimConfig, {"lambda_cat": True}, "optim")
     assert "optim.lambda_cat = True" in message and "a number" in message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400])
+@pytest.mark.parametrize(
+    ("cls", "key"),
+    [(OptimConfig, "lr_d"), (OptimConfig, "lambda_cat"), (ModelConfig, "noise_scale"), (ImprovedConfig, "scale")],
+)
+def test_non_finite_floats_are_rejected_with_the_key(cls, key, value):
+    """NaN passes `value <= bound` checks (every comparison with it is false); each is refused by name."""
+    message = error_of(cls, {key: value}, "section")
+    assert message == f"section.{key} = {value!r} is invalid: it must be a finite number"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("index", [0, 1])
+def test_non_finite_float_list_entries_are_rejected_with_the_entry(index, value):
+    bounds = [-2.0, 2.0]
+    bounds[index] = value
+    message = error_of(RenderConfig, {"continuous_range": bounds}, "render")
+    assert message == f"render.continuous_range[{index}] = {value!r} is invalid: it must be a finite number"
 
 
 @pytest.mark.parametrize("value", [0, -1])

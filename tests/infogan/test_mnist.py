@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import re
 import shutil
 import struct
 from collections.abc import Callable, Iterator
@@ -17,13 +18,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from infogan.download import file_md5
+from infogan.download import file_md5, gunzipped_md5
 from infogan.errors import InfoGANError
-from infogan.mnist import MNIST_FILES, SPLIT_SIZES, fetch_mnist, load_mnist_split, read_idx
+from infogan.mnist import MNIST_CONTENT_MD5, MNIST_FILES, SPLIT_SIZES, fetch_mnist, load_mnist_split, read_idx
 
 DEAD_MIRROR = "http://127.0.0.1:1/"  # port 1 is closed: connection refused at once
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 
 
 def fetch(raw_dir: Path, mirrors: list[str]) -> dict[str, str]:
@@ -172,6 +174,61 @@ def test_connection_dropped_mid_download(mnist_mirror_url: str, tmp_path: Path, 
 # --- fetch_mnist: files placed by hand -------------------------------------------------------
 
 
+def test_the_content_digests_are_the_real_files(mnist_fixture_dir: Path) -> None:
+    assert {name: gunzipped_md5(mnist_fixture_dir / name) for name in MNIST_FILES} == MNIST_CONTENT_MD5
+
+
+def recompress(path: Path, content: bytes | None = None) -> bytes:
+    """Gunzip the file at `path` and gzip it again, with another level and time: other bytes, the same
+    content (or `content`, if given); return the new bytes."""
+    data = gzip.decompress(path.read_bytes()) if content is None else content
+    path.write_bytes(gzip.compress(data, compresslevel=1, mtime=0))
+    return path.read_bytes()
+
+
+def test_a_hand_placed_file_gzipped_again_is_accepted_as_it_is(mnist_fixture_dir: Path, tmp_path: Path) -> None:
+    place_by_hand(mnist_fixture_dir, tmp_path)
+    again = recompress(tmp_path / TEST_LABELS)
+    assert hashlib.md5(again).hexdigest() != MNIST_FILES[TEST_LABELS]  # the checksum alone would refuse it
+    assert fetch(tmp_path, [DEAD_MIRROR]) == MNIST_FILES  # no download: the file placed is used
+    assert (tmp_path / TEST_LABELS).read_bytes() == again
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(MNIST_FILES)  # nothing moved aside
+    assert torch.equal(load_mnist_split(tmp_path, "test")[1], load_mnist_split(mnist_fixture_dir, "test")[1])
+
+
+def test_a_mirror_serving_the_content_gzipped_again_is_used(
+    mnist_fixture_dir: Path, tmp_path: Path, loopback_server
+) -> None:
+    mirror = tmp_path / "mirror"
+    place_by_hand(mnist_fixture_dir, mirror)
+    recompress(mirror / TEST_LABELS)
+    with loopback_server(files(_FilesHandler, mirror)) as url:
+        assert fetch(tmp_path / "raw", [url]) == MNIST_FILES
+    assert (tmp_path / "raw" / TEST_LABELS).read_bytes() == (mirror / TEST_LABELS).read_bytes()
+
+
+def test_a_file_gzipped_again_with_other_content_is_refused(mnist_fixture_dir: Path, tmp_path: Path) -> None:
+    place_by_hand(mnist_fixture_dir, tmp_path)
+    content = bytearray(gzip.decompress((tmp_path / TEST_LABELS).read_bytes()))
+    content[-1] = (content[-1] + 1) % 10  # one label changed
+    recompress(tmp_path / TEST_LABELS, bytes(content))
+    with pytest.raises(InfoGANError, match=f"moved it to {TEST_LABELS}.bad"):
+        fetch(tmp_path, [DEAD_MIRROR])
+    assert gzip.decompress((tmp_path / (TEST_LABELS + ".bad")).read_bytes()) == bytes(content)
+
+
+def test_a_second_bad_file_does_not_overwrite_the_first_bad_copy(mnist_fixture_dir: Path, tmp_path: Path) -> None:
+    place_by_hand(mnist_fixture_dir, tmp_path)
+    for attempt, bad in enumerate([b"first bad copy", b"second bad copy", b"third bad copy"]):
+        (tmp_path / TRAIN_LABELS).write_bytes(bad)
+        moved = TRAIN_LABELS + ".bad" + (f".{attempt}" if attempt else "")
+        with pytest.raises(InfoGANError, match=f"; moved it to {re.escape(moved)}\\. "):
+            fetch(tmp_path, [DEAD_MIRROR])
+    assert (tmp_path / (TRAIN_LABELS + ".bad")).read_bytes() == b"first bad copy"
+    assert (tmp_path / (TRAIN_LABELS + ".bad.1")).read_bytes() == b"second bad copy"
+    assert (tmp_path / (TRAIN_LABELS + ".bad.2")).read_bytes() == b"third bad copy"
+
+
 def test_hand_placed_files_need_no_network(mnist_fixture_dir: Path, tmp_path: Path) -> None:
     place_by_hand(mnist_fixture_dir, tmp_path)
     # The only mirror is dead, so success proves nothing was downloaded.
@@ -185,7 +242,6 @@ def test_hand_placed_corrupt_file_is_moved_aside_not_replaced(
     place_by_hand(mnist_fixture_dir, tmp_path)
     bad_bytes = b"a truncated or wrong file"
     (tmp_path / TRAIN_LABELS).write_bytes(bad_bytes)
-    (tmp_path / (TRAIN_LABELS + ".bad")).write_bytes(b"an older bad copy")  # gets replaced
     with pytest.raises(InfoGANError) as info:
         fetch(tmp_path, [mnist_mirror_url])  # a good mirror is available, yet must not be used
     message = str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -96,6 +97,8 @@ TRAIN_ARGS = (
         ("train.max_epochs.paper", 0, False, "train.max_epochs.paper = 0 is invalid: it must be a positive integer"),
         ("train.max_epochs.paper", None, True, "must give one length for each of paper, improved, got improved"),
         ("train.max_epochs", "long", False, "train.max_epochs = 'long' is invalid: it must be an integer"),
+        ("train.lambda_cat", math.nan, False, "train.lambda_cat = nan is invalid: it must be a finite number"),
+        ("train.lr_d", math.inf, False, "train.lr_d = inf is invalid: it must be a finite number"),
     ],
 )
 def test_train_rejects_bad_params_before_any_work(workdir, monkeypatch, capsys, dotted, value, delete, expected):
@@ -150,7 +153,7 @@ def test_unknown_dataset_names_the_allowed_values(workdir, monkeypatch, capsys, 
 def test_unknown_dataset_in_params_list_is_rejected(workdir, monkeypatch, capsys):
     set_param(workdir, "datasets", ["mnist", "cifar"])
     err = run_stage(prepare, monkeypatch, capsys, "--dataset", "mnist", "--raw-dir", "r", "--out-dir", "o")
-    assert "unknown dataset 'cifar'; allowed values: mnist, celeba, svhn" in err
+    assert "unknown dataset 'cifar' in datasets; allowed values: mnist, celeba, svhn" in err
 
 
 def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(
@@ -216,6 +219,13 @@ RENDER_ARGS = (
     "--history",
     "reports/mnist/train_history.csv",
 )
+
+
+def test_render_refuses_a_nan_range_before_any_work(workdir, monkeypatch, capsys):
+    set_param(workdir, "render.continuous_range", [math.nan, 1.0])
+    err = run_stage(render, monkeypatch, capsys, *RENDER_ARGS)
+    assert "render.continuous_range[0] = nan is invalid: it must be a finite number" in err
+    assert not (workdir / "media").exists()
 
 
 def test_render_without_a_trained_model_says_to_train(workdir, monkeypatch, capsys):

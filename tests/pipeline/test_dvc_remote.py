@@ -72,7 +72,7 @@ def test_pull_then_render_does_not_retrain(pulled):
     model = clone / MODEL
     assert (sha256(model), model.stat().st_mtime_ns) == before
     status = dvc(clone, env, "status")
-    assert "changed" not in status.replace("always changed", ""), status  # only verify, always run
+    assert "changed" not in status.replace("always changed", ""), status  # only check_params and verify, always run
 
 
 def test_render_after_pull_gives_back_the_same_files(pulled):

@@ -248,8 +248,9 @@ def test_repro_downloads_trains_and_renders_the_fake_svhn(project):
 def test_repro_reruns_only_what_changed(project):  # last: it changes the project
     dst, env, _ = project
     again = run([sys.executable, "-m", "dvc", "repro"], dst, env)
-    # verify always runs (quickly); its unchanged record leaves everything after it alone
-    assert {line.split("'")[1].split("@")[0] for line in again.splitlines() if "Running stage" in line} == {"verify"}
+    # check_params and verify always run (quickly); verify's unchanged record leaves everything after it alone
+    ran = {line.split("'")[1].split("@")[0] for line in again.splitlines() if "Running stage" in line}
+    assert ran == {"check_params", "verify"}
     edit_params(dst / "params.yaml", train={"lr_g": 0.0005})
     changed = run([sys.executable, "-m", "dvc", "repro"], dst, env)
     assert "Running stage 'train@mnist'" in changed
@@ -310,7 +311,7 @@ def test_two_repros_at_once_do_not_corrupt_each_other(project):  # changes the p
     wait_for(lambda: "Running stage 'train@mnist'" in (dst / "first.log").read_text(), first)
     second = attempt(dvc_command("repro", "render@mnist"), dst, env, timeout=600)
     # DVC's lock on what the first is using turns the second away before it reaches prepare or train
-    # (the always-run verify stage may run in both: it rewrites the same record)
+    # (the always-run check_params and verify stages may run in both: they rewrite the same records)
     output = second.stdout + second.stderr
     assert second.returncode != 0 and "is busy, it is being blocked by" in output, output[-3000:]
     assert "Running stage 'train@mnist'" not in output and "Running stage 'prepare@mnist'" not in output

@@ -44,20 +44,26 @@ def run_train(train_args, prepared_mnist, monkeypatch):
     return run
 
 
-@pytest.fixture
-def nan_at_iteration(monkeypatch):
-    """Make the discriminator's adversarial loss NaN at iteration NAN_AT, as a diverging run would."""
+def poison_discriminator(monkeypatch, at: int, weights: bool = False) -> None:
+    """Make the discriminator's adversarial loss NaN at iteration `at`, as a diverging run would;
+    with `weights`, its gradients too, so that the step makes D's weights NaN."""
     original = InfoGAN.discriminator_step
 
     def poisoned(self, real, fake, latent, *args, **kwargs):
         losses = original(self, real, fake, latent, *args, **kwargs)
-        if self.iteration == NAN_AT:
+        if self.iteration == at:
             nan = torch.tensor(float("nan"))
             losses["loss/d"] = losses["loss/d"] + nan
-            losses["total"] = losses["total"] + nan
+            losses["total"] = losses["total"] * nan if weights else losses["total"] + nan
         return losses
 
     monkeypatch.setattr(InfoGAN, "discriminator_step", poisoned)
+
+
+@pytest.fixture
+def nan_at_iteration(monkeypatch):
+    """Make the discriminator's adversarial loss NaN at iteration NAN_AT."""
+    poison_discriminator(monkeypatch, NAN_AT)
 
 
 def run_of(folder: Path) -> tuple[MlflowClient, list]:
@@ -74,7 +80,9 @@ def test_a_nan_loss_stops_the_run_naming_the_iteration_and_keeps_the_last_good_c
         run_train(tmp_path, params)
     assert stopped.value.code == 2
     err = capsys.readouterr().err
-    assert f"error: loss/d became NaN or infinite at iteration {NAN_AT}; the run stopped" in err
+    # NaN was added to the losses, a constant: their gradients, and so the weights, stayed finite
+    assert f"error: loss/d became NaN or infinite at iteration {NAN_AT}; every parameter is still finite." in err
+    assert f"the last checkpoint, written at iteration 7, is kept in {tmp_path / 'checkpoints/last.ckpt'}." in err
     assert "train.on_nonfinite: skip" in err
     kept = read_checkpoint(tmp_path / "checkpoints/last.ckpt")
     assert kept["infogan"]["iteration"] == 7  # the last save before the NaN, not one after it
@@ -82,6 +90,24 @@ def test_a_nan_loss_stops_the_run_naming_the_iteration_and_keeps_the_last_good_c
     assert not (tmp_path / "model").exists()
     _, runs = run_of(tmp_path)
     assert [run.info.status for run in runs] == ["FAILED"]
+
+
+def test_a_nan_loss_before_the_first_checkpoint_says_none_is_kept(
+    tmp_path, tiny_params, monkeypatch, run_train, capsys
+):
+    poison_discriminator(monkeypatch, 3, weights=True)  # checkpoints fall every 7 iterations
+    params = tiny_params(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        run_train(tmp_path, params)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    # D's step on the NaN gradient made D's weights NaN; G's loss through D, and then G's weights, followed
+    assert "error: loss/d, loss/g became NaN or infinite at iteration 3; non-finite parameters now: " in err
+    named = err.split("non-finite parameters now: ")[1].split(". The run stopped")[0]
+    assert re.fullmatch(r"generator\.[\w.]+, (\w+\.[\w.]+, ){2}\w+\.[\w.]+ and \d+ more", named), named
+    assert "The run stopped; no checkpoint was written before it (train.checkpoint_every_n_steps is 7)." in err
+    assert "is kept" not in err
+    assert not (tmp_path / "checkpoints/last.ckpt").exists()
 
 
 def test_with_skip_a_nan_step_is_skipped_and_training_finishes(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 import yaml
 
 from infogan.errors import InfoGANError
+from infogan.raw import source_config
+from pipeline.check_params import check_params
 from pipeline.params import (
     PROJECT_PARAMS,
     render_config,
@@ -20,6 +25,7 @@ from pipeline.params import (
     training_configs,
     with_overrides,
 )
+from pipeline.stage import KNOWN_DATASETS
 
 
 def test_shipped_builders_give_params_yaml_values():
@@ -69,3 +75,72 @@ def test_one_number_of_epochs_sets_the_length_of_either_recipe(recipe):
     params = shipped_params()
     params["train"] |= {"recipe": recipe, "max_epochs": 3}
     assert training_configs(params, "mnist")[2].max_epochs == 3
+
+
+# ---------------------------------------------------------------- every number in params.yaml is checked
+
+
+def numeric_params(node, key: str = "") -> list[str]:
+    """The dotted key of every number in params.yaml, a list entry as `key[i]`: each a float param, or
+    an integer one that a float could be typed in place of."""
+    if isinstance(node, dict):
+        return [k for name, value in node.items() for k in numeric_params(value, f"{key}.{name}" if key else name)]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in numeric_params(value, f"{key}[{i}]")]
+    return [key] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
+
+
+def set_numeric(params: dict, key: str, value) -> dict:
+    """A copy of params with the number at `key` (as numeric_params names it) set to `value`."""
+    path, _, index = key.partition("[")
+    if not index:
+        return with_overrides(params, {path: value})
+    entries = list(section(params, path))
+    entries[int(index.rstrip("]"))] = value
+    return with_overrides(params, {path: entries})
+
+
+def load_owner(params: dict, key: str) -> None:
+    """Build every config that reads `key`, as the stage that reads it does."""
+    top, name = key.split(".")[:2]
+    if top == "model":
+        training_configs(params, name)
+    elif top == "train":
+        training_configs(params, "mnist")
+    elif top == "improved":  # read with the improved recipe only
+        training_configs(with_overrides(params, {"train.recipe": "improved"}), "mnist")
+    elif top == "render":
+        render_config(params)
+    elif top == "prepare":
+        source_config(name, section(params, f"prepare.{name}"))
+    else:
+        pytest.fail(f"no config reads {key}: add its section to load_owner")
+
+
+NUMERIC_PARAMS = numeric_params(yaml.safe_load(PROJECT_PARAMS.read_text()))
+
+
+def test_params_yaml_has_the_float_params_the_walk_must_find():
+    assert {"train.lr_d", "model.mnist.noise_scale", "improved.scale", "render.continuous_range[0]"} <= set(
+        NUMERIC_PARAMS
+    )
+    assert "prepare.mnist.timeout_s" in NUMERIC_PARAMS  # a float param written as an integer
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("key", NUMERIC_PARAMS)
+def test_every_number_in_params_yaml_refuses_nan_and_inf_naming_its_key(key, value):
+    """NaN passes `<=` and `>=` range checks, so each number is tried: a float param must say it
+    needs a finite number, an integer one that it needs an integer."""
+    with pytest.raises(InfoGANError) as info:
+        load_owner(set_numeric(shipped_params(), key, value), key)
+    assert re.search(rf"(^|: ){re.escape(key)} = {value!r} is invalid: it must be ", str(info.value))
+
+
+@pytest.mark.parametrize("key", NUMERIC_PARAMS)
+def test_the_check_stage_refuses_every_number_in_params_yaml_set_to_nan(key):
+    """The check_params stage, which DVC runs before any other, reads what every stage reads."""
+    params = set_numeric(shipped_params({"datasets": list(KNOWN_DATASETS)}), key, math.nan)
+    with pytest.raises(InfoGANError) as info:
+        check_params(params)
+    assert re.search(rf"(^|: ){re.escape(key)} = nan is invalid: it must be ", str(info.value))

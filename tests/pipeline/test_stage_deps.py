@@ -25,8 +25,17 @@ def imported_project_files(stage: str) -> set[str]:
     return {str(Path(line).resolve().relative_to(ROOT)) for line in out.split()}
 
 
-@pytest.mark.parametrize("stage", ["verify", "prepare", "train", "render"])
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_is_checked():
+    assert list(STAGES) == ["check_params", "verify", "prepare", "train", "render"]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
 def test_stage_deps_are_the_code_it_imports(stage):
-    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]["deps"]
+    """Stage <name> runs `python -m pipeline.<name>`."""
+    definition = STAGES[stage]
+    deps = definition.get("do", definition)["deps"]  # a foreach stage's are under `do`
     code_deps = {dep for dep in deps if dep.startswith(("infogan", "pipeline"))}
     assert code_deps == imported_project_files(stage)
