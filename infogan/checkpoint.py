@@ -17,6 +17,7 @@ foreign file cannot run code when it is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
+from infogan.atomic import cannot_write
 from infogan.bookkeeping import iterations_done
 from infogan.config import flatten
 from infogan.errors import InfoGANError
@@ -80,12 +82,18 @@ def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False)
     without the optimizers' and callbacks' state (a third of the size for the paper's MNIST
     model), enough to render but not to resume."""
     path = Path(path)
-    if trainer.is_global_zero:
-        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    trainer.save_checkpoint(tmp, weights_only=weights_only)
-    if trainer.is_global_zero:
-        os.replace(tmp, path)
+    try:
+        if trainer.is_global_zero:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp, weights_only=weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+    except OSError as err:  # a full disk or a read-only folder: no partial checkpoint is left behind
+        if trainer.is_global_zero:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise cannot_write(path, err) from None
 
 
 class ResumableCheckpoint(Checkpoint):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from infogan.atomic import NO_SPACE, NOT_WRITABLE, cannot_write
 from infogan.errors import InfoGANError
 from pipeline.params import section
 
@@ -85,6 +86,14 @@ def train_command(dataset: str, params: Path, data: Path, folder: Path) -> list[
     ]
 
 
+def os_error_line(err: OSError) -> str:
+    """One line for an `OSError` that reached a stage's top: what was refused, on which path, and,
+    for a full disk or a folder that cannot be written, what to do."""
+    if err.filename and err.errno in (*NO_SPACE, *NOT_WRITABLE):
+        return str(cannot_write(Path(err.filename), err))
+    return f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+
+
 def entry_point(main: Callable[[], None]) -> Callable[[], None]:
     """Run `main`; a user error prints one clear line (no traceback) and exits with status 2."""
 
@@ -94,6 +103,9 @@ def entry_point(main: Callable[[], None]) -> Callable[[], None]:
             main()
         except InfoGANError as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as err:  # the machine refused a file: a full disk, a read-only folder
+            print(f"error: {os_error_line(err)}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

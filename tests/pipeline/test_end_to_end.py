@@ -262,6 +262,61 @@ def test_repro_reruns_only_what_changed(project):  # last: it changes the projec
     assert lrs == ["0.0005", "0.001"]
 
 
+LAST_GOOD = ("media/mnist", "reports/mnist/metrics.json", "models/mnist")
+
+
+def last_good(dst: Path) -> dict[str, bytes]:
+    """Every file of the last good run's media, metrics and model, by path."""
+    files = {}
+    for name in LAST_GOOD:
+        path = dst / name
+        for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if item.is_file():
+                files[str(item.relative_to(dst))] = item.read_bytes()
+    return files
+
+
+def test_a_failing_stage_keeps_the_last_good_outputs(project):  # changes the project, and puts it back
+    """After a good run: a bad param (stopped by check_params before DVC touches any output, or met by
+    render itself with `dvc repro -s`) and a damaged checkpoint (`dvc repro -s -f render@mnist`) each
+    fail, and the media, metrics and model are still there, byte for byte."""
+    dst, env, _ = project
+    good = last_good(dst)
+    assert any(name.endswith(".gif") for name in good) and "models/mnist/model.ckpt" in good
+    params = (dst / "params.yaml").read_text()
+    checkpoint = dst / "models/mnist/model.ckpt"
+
+    def fails(*args: str) -> str:
+        result = attempt(dvc_command("repro", *args), dst, env, timeout=600)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        assert last_good(dst) == good, output[-3000:]
+        return output
+
+    edit_params(dst / "params.yaml", render={"scale": 0})
+    output = fails()
+    assert "error: render.scale = 0 is invalid: it must be greater than 0" in output
+    assert "Running stage 'render@mnist'" not in output  # check_params stopped it first
+    output = fails("-s", "render@mnist")  # render alone: DVC leaves its persistent outputs where they are
+    assert "Running stage 'render@mnist'" in output and "error: render.scale = 0 is invalid" in output
+    (dst / "params.yaml").write_text(params)
+
+    edit_params(dst / "params.yaml", train={"batch_size": -1})
+    output = fails()
+    assert "error: train.batch_size = -1 is invalid: it must be greater than 0" in output
+    (dst / "params.yaml").write_text(params)
+
+    checkpoint.unlink()  # a fresh file, not DVC's cached copy, is damaged
+    checkpoint.write_bytes(good["models/mnist/model.ckpt"][:1000])
+    good["models/mnist/model.ckpt"] = checkpoint.read_bytes()
+    output = fails("-s", "-f", "render@mnist")
+    assert "is not a readable checkpoint" in output
+    checkpoint.unlink()
+    run(dvc_command("checkout", "train@mnist"), dst, env)  # the trained model back from DVC's cache
+    assert "up to date" in run(dvc_command("status", "render@mnist"), dst, env)
+
+
 def start_repro(dst: Path, env: dict, log: Path, *targets: str) -> subprocess.Popen:
     """`dvc repro` in the background, in its own process group (so the test can kill all of it)."""
     return subprocess.Popen(

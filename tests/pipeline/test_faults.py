@@ -1,10 +1,13 @@
 """Faults during training: a non-finite loss, a tracking server that is down at the start or goes
-away mid-run, and two processes creating one SQLite store at once; and what the tracking module
-records besides: run names, the experiment's kind, each param once."""
+away mid-run, two processes creating one SQLite store at once, a full disk and a folder that cannot
+be written; and what the tracking module records besides: run names, the experiment's kind, each
+param once."""
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 import random
 import re
 import socket
@@ -15,14 +18,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
 from infogan.checkpoint import read_checkpoint
 from infogan.module import InfoGAN
-from pipeline import tracking, train
-from pipeline.stage import train_command
+from pipeline import render, tracking, train
+from pipeline.stage import entry_point, train_command
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
@@ -305,3 +309,70 @@ def test_a_training_log_read_through_a_pipe_holds_no_dependency_tips_or_warnings
     )
     assert [(int(e), int(i)) for e, i in progress] == [(e, 10 * e) for e in range(1, 7)]
     assert "Epoch 0/" not in log and "it/s" not in log  # Lightning's bar stays off
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_error_line_and_leaves_no_partial_file(
+    tmp_path, tiny_params, run_train, monkeypatch, capsys
+):
+    def full_disk(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"\0" * 1_000_000)  # what fitted before the disk was full
+        raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+
+    monkeypatch.setattr(pl.Trainer, "save_checkpoint", full_disk)
+    params = tiny_params(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        run_train(tmp_path, params)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    folder = tmp_path / "checkpoints"
+    assert "Traceback" not in err and err.count("error: ") == 1
+    assert err.splitlines(keepends=True)[-1] == (
+        f"error: no space left to write {folder / 'last.ckpt'} (No space left on device); free space on the disk "
+        f"that holds {folder} (df -h {folder}) and run again\n"
+    )
+    assert [path for path in tmp_path.rglob("*") if ".partial" in path.name] == []
+    _, runs = run_of(tmp_path)
+    assert [run.info.status for run in runs] == ["FAILED"]
+
+
+def test_a_media_folder_that_cannot_be_written_is_one_error_line_and_its_files_stay(
+    tmp_path, tiny_params, run_train, prepared_mnist, monkeypatch, capsys
+):
+    params = tiny_params(tmp_path, max_epochs=1)
+    run_train(tmp_path, params)
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "categorical_0.gif").write_bytes(b"the last good one")
+    rename = os.replace
+
+    def read_only_media(source, destination):  # as a read-only folder does, even for root
+        if Path(destination).parent == media:
+            raise PermissionError(errno.EACCES, "Permission denied", str(source))
+        return rename(source, destination)
+
+    monkeypatch.setattr(os, "replace", read_only_media)
+    args = ["--dataset", "mnist", "--params", str(params), "--model", str(tmp_path / "model")]
+    args += ["--data", str(prepared_mnist), "--media", str(media), "--metrics", str(tmp_path / "metrics.json")]
+    monkeypatch.setattr(sys, "argv", ["pipeline.render", *args, "--history", str(tmp_path / "history.csv")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        render.main()
+    assert stopped.value.code == 2
+    gif = media / "categorical_0.gif"
+    err = capsys.readouterr().err  # after render's progress bars, the one error line
+    assert "Traceback" not in err and err.count("error: ") == 1
+    expected = f"error: cannot write {gif} (Permission denied); make {media} writable and run again\n"
+    assert err.splitlines(keepends=True)[-1] == expected
+    assert gif.read_bytes() == b"the last good one" and [p.name for p in media.iterdir()] == ["categorical_0.gif"]
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_any_other_os_error_at_a_stages_top_is_one_line_with_exit_2(capsys):
+    @entry_point
+    def main() -> None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "data/prepared/mnist/test.pt")
+
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "error: No such file or directory: data/prepared/mnist/test.pt\n"
