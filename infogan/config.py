@@ -290,7 +290,7 @@ class RenderConfig:
     samples_per_row: int = positive()
     scale: int = positive()
     frame_ms: int = positive()
-    seed: int
+    seed: int = non_negative()  # and at most MAX_SEED
     mi_samples: int = positive()
     factor_samples: int = positive()  # latents per continuous-code sweep (infogan/factors.py)
     # a continuous code's GIF is named after the property it controls (slant.gif) only when its
@@ -304,6 +304,8 @@ class RenderConfig:
     purity_samples: int = positive()  # generated images per class of c1
 
     def __post_init__(self) -> None:
+        if self.seed > MAX_SEED:
+            raise InfoGANError(f"seed must be at most {MAX_SEED} (NumPy's largest seed), got {self.seed}")
         if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:
             raise InfoGANError(
                 f"continuous_range must be [low, high] with low < high, got {list(self.continuous_range)}"

@@ -11,7 +11,7 @@ experiments are marked as model training (EXPERIMENT_KIND_TAG) rather than GenAI
 Render logs into the training's run when the store has it (`has_run`), else into a run of its own
 that leads back to the training's (`open_render_run`): media can be rendered from a model fetched
 with `dvc pull` without the store it was trained with. At the end of training the generator is
-logged as an MLflow model and registered (`log_generator`).
+logged as an MLflow model and registered (pipeline/registry.py).
 
 Faults: a server that cannot be reached when a stage starts stops it at once (`check_reachable`),
 before any work. One that goes away during training does not stop the training:
@@ -37,21 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
-import mlflow.pytorch
-import numpy as np
 import torch
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types import Schema, TensorSpec
 from pytorch_lightning.loggers import MLFlowLogger
 
 from infogan.config import flatten
 from infogan.errors import InfoGANError
-from infogan.export import CodeTable, code_columns, code_table
-from infogan.traversal import fixed_codes
+from pipeline import registry
 from pipeline.params import section
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
@@ -61,10 +55,6 @@ REACH_TIMEOUT_S = 5
 # model training; MLflow 3.17's UI still opens on the view its sidebar switch (GenAI | Model training) holds
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
-
-
-def registered_model_name(dataset: str) -> str:
-    return f"infogan-{dataset}-generator"
 
 
 def tracking_uri(params: Mapping[str, Any]) -> str:
@@ -305,46 +295,12 @@ class TrainingRun:
 
     def log_generator(self, module: Any, dataset: str, seed: int) -> str | None:
         """Log the trained generator as an MLflow model of the run and register it as
-        `infogan-<dataset>-generator` (see `log_generator`); its `models:/` URI, or None if that failed."""
+        `infogan-<dataset>-generator` (pipeline/registry.py); its `models:/` URI, or None if that failed."""
         try:
-            return log_generator(self.uri, self.run_id, module, dataset, seed)
+            return registry.log_generator(self.uri, self.run_id, module, dataset, seed)
         except Exception as err:
             self.logger.record("the generator model", err)
             return None
-
-
-def log_generator(uri: str, run_id: str, module: Any, dataset: str, seed: int) -> str:
-    """Log `module`'s generator to run `run_id` as an MLflow model of the PyTorch flavour, traced with
-    `torch.export` (infogan/export.py: a table of codes in, uint8 images out), with its signature and,
-    as the input example, ten columns of a traversal from `seed`; register it as a new version of
-    `infogan-<dataset>-generator`. Returns the version's `models:/` URI. Loading it needs torch and
-    MLflow, not this repository."""
-    table = CodeTable.of(module)
-    example = code_table(module.codes, *(part.cpu() for part in fixed_codes(module, 10, seed))).numpy()
-    config = module.model_config
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1]))]),
-        outputs=Schema(
-            [TensorSpec(np.dtype(np.uint8), (-1, config.image_channels, config.image_size, config.image_size))]
-        ),
-    )
-    # the flavour's log_model reads the global URI and experiment, not a client's: without the run's
-    # experiment, the model would land in the Default one, under ./mlruns
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=client_for(uri).get_run(run_id).info.experiment_id)
-    name = registered_model_name(dataset)
-    info = mlflow.pytorch.log_model(
-        table,
-        name="generator",
-        run_id=run_id,
-        serialization_format="pt2",
-        signature=signature,
-        input_example=example,
-        registered_model_name=name,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-        metadata={"columns": code_columns(module.codes), "categorical_sizes": list(module.codes.categorical_sizes)},
-    )
-    return f"models:/{name}/{info.registered_model_version}"
 
 
 @contextlib.contextmanager

@@ -277,6 +277,17 @@ def test_continuous_range_must_be_increasing_pair(bounds):
     assert "continuous_range" in message
 
 
+@pytest.mark.parametrize(
+    "seed, expected",
+    [
+        (-1, "render.seed = -1 is invalid: it must be at least 0"),
+        (2**32, "render: seed must be at most 4294967295 (NumPy's largest seed), got 4294967296"),
+    ],
+)
+def test_the_render_seed_is_bounded_as_the_training_seed_is(seed, expected):
+    assert error_of(RenderConfig, {"seed": seed}, "render") == expected
+
+
 def test_model_properties():
     config = shipped_model(categorical=(10, 3), continuous=2, noise_dim=5)
     assert config.code_dim == 15

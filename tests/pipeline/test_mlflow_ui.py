@@ -62,7 +62,7 @@ UI_TIMEOUT_MS = 90_000  # the React app loads its chunks slowly on a busy 2-core
 SERVER_START_S = 180
 LR_G = ("0.001", "0.0005")  # the one param the two trainings differ in, as MLflow records it
 EXPERIMENT = "infogan-mnist"
-MODEL = "infogan-mnist-generator"  # what each training registers (pipeline/tracking.py)
+MODEL = "infogan-mnist-generator"  # what each training registers (pipeline/registry.py)
 RUN_NAME = re.compile(r"mnist-improved-seed0-\d{8}-\d{6}")  # what was trained, and when it started (UTC)
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from infogan.checkpoint import load_infogan
 from infogan.export import code_columns, code_table
 from infogan.traversal import GAP, fixed_codes
-from pipeline.tracking import registered_model_name
+from pipeline.registry import registered_model_name
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
