@@ -3,6 +3,8 @@ batches carry, and the module comparing Q's class of x with its class of T(x') f
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -12,7 +14,8 @@ from infogan.errors import InfoGANError
 from infogan.losses import categorical_consistency
 from infogan.module import InfoGAN
 from infogan.neighbours import pixel_neighbours
-from pipeline.params import shipped_improved, shipped_model, shipped_optim
+from pipeline.params import shipped_model, shipped_optim
+from tests.infogan.test_improved import only
 
 
 def random_images(n: int, seed: int = 0, size: int = 6) -> torch.Tensor:
@@ -100,18 +103,9 @@ def test_device_batches_with_neighbours_resume_with_the_same_pairs():
 
 
 def still() -> ImprovedConfig:
-    """An improved config whose T does nothing, so the only difference a partner makes is itself."""
-    return shipped_improved(
-        augmented_information=0.0,
-        real_consistency=1.0,
-        real_information=0.0,
-        real_entropy=0.0,
-        real_marginal_entropy=0.0,
-        rotation_deg=0.0,
-        shift_px=0.0,
-        scale=0.0,
-        thickness=False,
-    )
+    """An improved config whose T does nothing and whose one term is the consistency, so the only
+    difference a partner makes is itself."""
+    return dataclasses.replace(only(real_consistency=1.0), rotation_deg=0.0, shift_px=0.0, scale=0.0, thickness=False)
 
 
 def consistency_with(partners: torch.Tensor | None, real: torch.Tensor, config: ImprovedConfig) -> torch.Tensor:
