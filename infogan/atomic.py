@@ -34,12 +34,18 @@ def cannot_write(path: Path, err: OSError) -> InfoGANError:
     return InfoGANError(f"cannot write {path} ({err.strerror or err})")
 
 
+def partial_path(path: Path) -> Path:
+    """The temporary name beside `path` that a write goes to first (same suffix, so format sniffing works)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix, so format sniffing works); rename on success.
-    The temporary file is removed whatever happens; an `OSError` becomes `cannot_write`'s error."""
+    """Yield `partial_path(path)`; rename it to `path` on success. The temporary file is removed
+    whatever happens; an `OSError` becomes `cannot_write`'s error."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = partial_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp

@@ -17,7 +17,6 @@ foreign file cannot run code when it is loaded.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
-from infogan.atomic import cannot_write
+from infogan.atomic import atomic_path, partial_path
 from infogan.bookkeeping import iterations_done
 from infogan.config import flatten
 from infogan.errors import InfoGANError
@@ -81,19 +80,11 @@ def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False)
     waits for all); global rank 0 alone writes. `weights_only`: the weights and hyperparameters
     without the optimizers' and callbacks' state (a third of the size for the paper's MNIST
     model), enough to render but not to resume."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        if trainer.is_global_zero:
-            path.parent.mkdir(parents=True, exist_ok=True)
+    if not trainer.is_global_zero:  # takes part in the save, under the name rank 0 writes
+        trainer.save_checkpoint(partial_path(path), weights_only=weights_only)
+        return
+    with atomic_path(path) as tmp:  # a full disk or a read-only folder: one error, no partial checkpoint
         trainer.save_checkpoint(tmp, weights_only=weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
-    except OSError as err:  # a full disk or a read-only folder: no partial checkpoint is left behind
-        if trainer.is_global_zero:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        raise cannot_write(path, err) from None
 
 
 class ResumableCheckpoint(Checkpoint):

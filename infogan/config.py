@@ -252,6 +252,12 @@ def to_dict(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
+def _check_seed(seed: int) -> None:
+    """A seed's upper bound (its lower one, 0, is the field's `non_negative`)."""
+    if seed > MAX_SEED:
+        raise InfoGANError(f"seed must be at most {MAX_SEED} (NumPy's largest seed), got {seed}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How long and where to train; the seed's CLI arguments map onto these keys."""
@@ -277,8 +283,7 @@ class TrainConfig:
     checkpoint_every_n_steps: int = positive()
 
     def __post_init__(self) -> None:
-        if self.seed > MAX_SEED:
-            raise InfoGANError(f"seed must be at most {MAX_SEED} (NumPy's largest seed), got {self.seed}")
+        _check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -304,8 +309,7 @@ class RenderConfig:
     purity_samples: int = positive()  # generated images per class of c1
 
     def __post_init__(self) -> None:
-        if self.seed > MAX_SEED:
-            raise InfoGANError(f"seed must be at most {MAX_SEED} (NumPy's largest seed), got {self.seed}")
+        _check_seed(self.seed)
         if len(self.continuous_range) != 2 or self.continuous_range[0] >= self.continuous_range[1]:
             raise InfoGANError(
                 f"continuous_range must be [low, high] with low < high, got {list(self.continuous_range)}"

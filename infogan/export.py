@@ -48,9 +48,7 @@ class CodeTable(nn.Module):
     def __init__(self, generator: Generator, codes: LatentCodes):
         super().__init__()
         self.generator = generator
-        self.sizes = tuple(codes.categorical_sizes)
-        self.n_continuous = codes.n_continuous
-        self.noise_dim = codes.noise_dim
+        self.codes = codes
 
     @classmethod
     def of(cls, module: InfoGAN) -> CodeTable:
@@ -61,9 +59,6 @@ class CodeTable(nn.Module):
         return cls(generator, module.codes).eval()
 
     def forward(self, table: torch.Tensor) -> torch.Tensor:
-        k = len(self.sizes)
-        parts = [table[:, k + self.n_continuous :]]  # the generator's layout: z, one-hots, continuous
-        for i, size in enumerate(self.sizes):
-            parts.append(nn.functional.one_hot(table[:, i].long(), size).to(table.dtype))
-        parts.append(table[:, k : k + self.n_continuous])
-        return to_uint8(self.generator(torch.cat(parts, dim=1)))
+        k, m = len(self.codes.categorical_sizes), self.codes.n_continuous
+        latent = self.codes.assemble(table[:, k + m :], table[:, :k].long(), table[:, k : k + m])
+        return to_uint8(self.generator(latent.vector))
