@@ -1,5 +1,6 @@
 """A throwaway git copy of the project for tests that run the real DVC commands, and what they share:
-running a command, editing its params, committing, the environment DVC runs in, and a tiny MNIST config.
+running a command, editing its params, committing, the environment DVC runs in, a tiny MNIST config, and
+a free port for a server a test starts and the stopping of it.
 
 Imported by the pipeline tests as `tests.pipeline.project_copy` (pytest's importlib mode resolves it
 from the project root).
@@ -7,10 +8,14 @@ from the project root).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,3 +121,26 @@ def tiny_mnist_project(dst: Path, tiny_params: Callable[..., Path], mnist_dir: P
     values["datasets"] = ["mnist"]
     params.write_text(yaml.safe_dump(values, sort_keys=False))
     git(dst, "commit", "-q", "-am", "tiny config")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the process group led by `process` and wait until all of it is gone (SIGKILL after
+    `timeout`): the server's children outlive it by seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process.poll()  # reaps the leader, else it stays in the group as a zombie
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

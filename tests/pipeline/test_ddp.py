@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from infogan.checkpoint import read_checkpoint
 from infogan.data import ShardedShuffle, load_split
 from infogan.trainer import use_ddp_with_unused_parameters
 from pipeline.stage import train_command
+from tests.pipeline.project_copy import attempt
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
@@ -105,15 +105,8 @@ def ddp_run(tmp_path_factory, prepared_mnist, tiny_params, train_args, stage_env
     driver = tmp / "train_recorded.py"
     driver.write_text(DRIVER.format(root=str(ROOT), record=str(record)))
     start = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(driver), *train_args(tmp, params, prepared_mnist)],
-        cwd=ROOT,
-        env=stage_env,  # one torch thread per process
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    command = [sys.executable, str(driver), *train_args(tmp, params, prepared_mnist)]
+    result = attempt(command, ROOT, stage_env, timeout=600)  # one torch thread per process
     print(f"\nDDP training of {EPOCHS * BATCHES} iterations on 2 CPU processes: {time.monotonic() - start:.1f} s")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     ranks = {}
@@ -219,15 +212,7 @@ def test_a_ddp_training_resumed_from_its_checkpoint_ends_as_the_uninterrupted_on
     folder = tmp / "resumed"
     (folder / "checkpoints").mkdir(parents=True)
     shutil.copy(ddp_run["record"] / "last.ckpt", folder / "checkpoints" / "last.ckpt")
-    result = subprocess.run(
-        train_command("mnist", tmp / "params.yaml", prepared_mnist, folder),
-        cwd=ROOT,
-        env=stage_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = attempt(train_command("mnist", tmp / "params.yaml", prepared_mnist, folder), ROOT, stage_env, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     run_id = json.loads((tmp / "model" / "run.json").read_text())["run_id"]
     checkpoint = folder / "checkpoints" / "last.ckpt"

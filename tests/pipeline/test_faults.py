@@ -11,7 +11,6 @@ import os
 import random
 import re
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -27,6 +26,7 @@ from infogan.checkpoint import read_checkpoint
 from infogan.module import InfoGAN
 from pipeline import render, tracking, train
 from pipeline.stage import entry_point, train_command
+from tests.pipeline.project_copy import attempt
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
@@ -140,15 +140,8 @@ def test_an_unreachable_tracking_server_stops_the_stage_at_once(
     params = tiny_params(tmp_path)
     uri = f"http://127.0.0.1:{closed_port()}"
     start = time.monotonic()
-    result = subprocess.run(
-        train_command("mnist", params, prepared_mnist, tmp_path),
-        cwd=ROOT,
-        env={**stage_env, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    elsewhere = {**stage_env, "MLFLOW_TRACKING_URI": uri}
+    result = attempt(train_command("mnist", params, prepared_mnist, tmp_path), ROOT, elsewhere, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"error: the MLflow tracking server {uri} cannot be reached" in result.stderr
     assert "unset MLFLOW_TRACKING_URI and set tracking.uri: sqlite:///mlflow.db" in result.stderr
@@ -286,15 +279,7 @@ def test_a_training_log_read_through_a_pipe_holds_no_dependency_tips_or_warnings
     tmp_path, prepared_mnist, tiny_params, stage_env
 ):
     params = tiny_params(tmp_path)
-    result = subprocess.run(
-        train_command("mnist", params, prepared_mnist, tmp_path),
-        cwd=ROOT,
-        env=stage_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = attempt(train_command("mnist", params, prepared_mnist, tmp_path), ROOT, stage_env, timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert "trained mnist" in log

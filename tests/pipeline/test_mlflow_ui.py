@@ -10,12 +10,9 @@ of each page go to $INFOGAN_TEST_ARTIFACTS/mlflow-ui/ when that is set (CI keeps
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +25,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
+
+from tests.pipeline.project_copy import free_port, run, stop_group
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
@@ -75,19 +74,6 @@ class Training:
     media: Path  # the GIFs and sheets render wrote
 
 
-def run_stage(module: str, args: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, f"{module} failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}"
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """A folder holding the SQLite store (mlflow.db) and artifact root (mlartifacts/) both trainings use."""
@@ -106,22 +92,16 @@ def trainings(store, tiny_params, train_args, prepared_mnist, stage_env) -> list
         params["tracking"].update(uri=f"sqlite:///{store / 'mlflow.db'}", artifact_root=str(store / "mlartifacts"))
         params["render"].update(continuous_frames=5, mi_samples=200, factor_samples=20)
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        run_stage("pipeline.train", train_args(folder, params_file, prepared_mnist), stage_env)
+        run([sys.executable, "-m", "pipeline.train", *train_args(folder, params_file, prepared_mnist)], ROOT, stage_env)
         render_args = ["--dataset", "mnist", "--params", str(params_file), "--model", str(folder / "model")]
         render_args += ["--data", str(prepared_mnist), "--media", str(folder / "media")]
         render_args += ["--metrics", str(folder / "metrics.json"), "--history", str(folder / "history.csv")]
-        run_stage("pipeline.render", render_args, stage_env)
+        run([sys.executable, "-m", "pipeline.render", *render_args], ROOT, stage_env)
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         name = MlflowClient(params["tracking"]["uri"]).get_run(run_id).info.run_name
         metrics = json.loads((folder / "metrics.json").read_text())
         done.append(Training(run_id, name, lr_g, metrics, folder / "media"))
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_answers(url: str) -> bool:
@@ -139,23 +119,6 @@ def screenshots(tmp_path_factory) -> Path:
         return tmp_path_factory.mktemp("screenshots")
     (Path(folder) / "mlflow-ui").mkdir(parents=True, exist_ok=True)
     return Path(folder) / "mlflow-ui"
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the process group led by `process` and wait until all of it is gone (SIGKILL after
-    `timeout`): the server's children outlive it by seconds."""
-    os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        process.poll()  # reaps the leader, else it stays in the group as a zombie
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,6 +27,7 @@ from infogan.checkpoint import load_infogan
 from infogan.export import code_columns, code_table
 from infogan.traversal import GAP, fixed_codes
 from pipeline.registry import registered_model_name
+from tests.pipeline.project_copy import free_port, run, stop_group
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
 
@@ -36,24 +35,18 @@ ROOT = Path(__file__).resolve().parents[2]
 NAME = registered_model_name("mnist")
 
 
-def run_stage(module: str, args: list[str], env: dict[str, str]) -> str:
-    command = [sys.executable, "-m", module, *args]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, f"{module} failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_params, train_args, prepared_mnist, stage_env):
     """A tiny training and its render, tracked in an SQLite store of their own. Returns (folder,
-    params, the train stage's output)."""
+    params, the train stage's output, stdout and stderr)."""
     folder = tmp_path_factory.mktemp("registered")
     params_file = tiny_params(folder, max_epochs=2)
-    output = run_stage("pipeline.train", train_args(folder, params_file, prepared_mnist), stage_env)
+    train = [sys.executable, "-m", "pipeline.train", *train_args(folder, params_file, prepared_mnist)]
+    output = run(train, ROOT, stage_env)
     render = ["--dataset", "mnist", "--params", str(params_file), "--model", str(folder / "model")]
     render += ["--data", str(prepared_mnist), "--media", str(folder / "media")]
     render += ["--metrics", str(folder / "metrics.json"), "--history", str(folder / "history.csv")]
-    run_stage("pipeline.render", render, stage_env)
+    run([sys.executable, "-m", "pipeline.render", *render], ROOT, stage_env)
     return folder, yaml.safe_load(params_file.read_text()), output
 
 
@@ -161,12 +154,6 @@ def test_a_fresh_process_loads_it_by_its_registry_uri_and_draws_what_render_drew
     assert_draws_the_sheet(images, folder, params)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers_with_the_same_images(trained, tmp_path, stage_env):
     folder, params, _ = trained
     codes = traversal_codes(folder, params)
@@ -204,7 +191,6 @@ def test_mlflow_models_serve_answers_with_the_same_images(trained, tmp_path, sta
         with urllib.request.urlopen(request, timeout=60) as response:
             served = np.asarray(json.load(response)["predictions"])
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
     assert served.dtype.kind in "iu" and served.shape == (len(codes), 1, 28, 28)  # JSON numbers
     assert_draws_the_sheet(served.astype(np.uint8), folder, params)
