@@ -1,0 +1,67 @@
+"""A model trained by an earlier main renders with today's render command, to the byte.
+
+tests/fixtures/model_2984f4a/ is what the train stage of main at 2984f4a wrote for a tiny MNIST
+model (its params.yaml, 2 epochs of 10 batches, one torch thread): model.ckpt, config.json, run.json
+and the history. `rendered.sha256` holds the digests of what that commit's render wrote from it
+(media and metrics.json), with the same params and one torch thread. That checkpoint's
+hyperparameters have sections (`optim`) that today's configuration no longer has: render reads its
+model section alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "model_2984f4a"
+
+pytestmark = pytest.mark.slow  # the render trains the digit classifier on 2,000 images: seconds, not minutes
+
+
+def expected_digests() -> dict[str, str]:
+    lines = (FIXTURE / "rendered.sha256").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines)}
+
+
+def test_a_model_trained_by_2984f4a_renders_the_same_files(tmp_path, prepared_mnist, stage_env):
+    params = yaml.safe_load((FIXTURE / "params.yaml").read_text())
+    params["tracking"] = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifact_root": str(tmp_path / "mlartifacts")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("model.ckpt", "config.json", "run.json"):
+        shutil.copy(FIXTURE / name, model / name)
+    # the render command of dvc.yaml, with this folder's paths
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.render",
+        "--dataset",
+        "mnist",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--model",
+        str(model),
+        "--data",
+        str(prepared_mnist),
+        "--media",
+        str(tmp_path / "media"),
+        "--metrics",
+        str(tmp_path / "metrics.json"),
+        "--history",
+        str(FIXTURE / "train_history.csv"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=stage_env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    written = {
+        str(path.relative_to(tmp_path)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in [*sorted((tmp_path / "media").iterdir()), tmp_path / "metrics.json"]
+    }
+    assert written == expected_digests()
