@@ -17,18 +17,18 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from infogan.callbacks import EpochEvaluation
-from infogan.data import DeviceImages
-from infogan.mnist import fetch_mnist, load_mnist_split
-from infogan.module import InfoGAN
-from pipeline.params import shipped_params, training_configs
+from infogan.data.mnist import fetch_mnist, load_mnist_split
+from infogan.training.callbacks import EpochEvaluation
+from infogan.training.datamodule import DeviceImages
+from infogan.training.module import InfoGANTraining
+from pipeline.params import parse_params, shipped_params
 
 
 def main() -> None:
-    shipped = training_configs(shipped_params(), "mnist")
+    shipped = parse_params(shipped_params()).training("mnist")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--raw-dir", type=Path, default=Path("data/raw/mnist"), help="the four MNIST .gz files")
-    p.add_argument("--recipe", choices=["paper", "improved"], default=shipped.optim.recipe)
+    p.add_argument("--recipe", choices=["paper", "improved"], default=shipped.train.recipe)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batches-per-epoch", type=int, default=shipped.train.batches_per_epoch)
     p.add_argument("--batch-size", type=int, default=shipped.train.batch_size)
@@ -36,8 +36,8 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     p.add_argument("--accelerator", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
-    model, optim, _, improved = training_configs(shipped_params({"train.recipe": args.recipe}), "mnist")
-    neighbours = improved.neighbours if improved is not None else 0
+    config = parse_params(shipped_params({"train.recipe": args.recipe})).training("mnist")
+    neighbours = config.improved_terms().neighbours if config.improved_terms() is not None else 0
 
     fetch_mnist(args.raw_dir, [], progress=False)  # verifies the files; downloads nothing
     train_images, _ = load_mnist_split(args.raw_dir, "train")
@@ -45,7 +45,7 @@ def main() -> None:
     rows = []
     for precision in args.precisions:
         pl.seed_everything(args.seed, verbose=False)
-        module = InfoGAN(model, optim, improved)
+        module = InfoGANTraining(config.model, config.train, config.improved)
         evaluation = EpochEvaluation(test_images, test_labels)
         trainer = pl.Trainer(
             accelerator=args.accelerator,

@@ -5,7 +5,7 @@
 
 Trains only what the objective acts on in the improved recipe, the discriminator trunk and Q's
 categorical head of `params.yaml`'s MNIST model, on real training images with one objective of
-`infogan/losses.py`, and prints Q's Hungarian-matched accuracy on the 10,000 test images every
+`infogan/model/losses.py`, and prints Q's Hungarian-matched accuracy on the 10,000 test images every
 `--eval-every` steps. No generator, no adversarial loss: it asks whether the objective alone, on
 these networks and this nuisance transformation T, prefers digits to a split by style. Objectives:
   - consistency: KL(Q(c|x) || Q(c|T(x))) (the improved recipe's real-consistency term);
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from infogan.augment import nuisance
-from infogan.config import ImprovedConfig, ModelConfig, from_mapping
-from infogan.data import load_split, to_model_range
-from infogan.losses import categorical_consistency, categorical_entropies, categorical_mutual_information
-from infogan.metrics import hungarian_accuracy
-from infogan.networks import DiscriminatorTrunk, QHead
+from infogan.config import ImprovedConfig, ModelConfig, build
+from infogan.data.images import load_split, to_model_range
+from infogan.evaluation.metrics import hungarian_accuracy
+from infogan.model.augment import nuisance
+from infogan.model.losses import categorical_consistency, categorical_entropies, categorical_mutual_information
+from infogan.model.networks import DiscriminatorTrunk, QHead
 
 OBJECTIVES = ("consistency", "entropies", "information")
 
@@ -59,13 +59,13 @@ def main() -> None:
 
     params = yaml.safe_load(args.params.read_text())
     model_params = {**params["model"]["mnist"], "continuous": 0}  # the categorical head alone
-    model = from_mapping(ModelConfig, model_params, "model.mnist")
+    model = build(ModelConfig, model_params, "model.mnist")
     improved = params["improved"]
     if args.rotation_deg is not None:
         improved = {**improved, "rotation_deg": args.rotation_deg}
     if args.scale is not None:
         improved = {**improved, "scale": args.scale}
-    transform = from_mapping(ImprovedConfig, improved, "improved")
+    transform = build(ImprovedConfig, improved, "improved")
     train = params["train"]
 
     torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ Both train the same networks with the same losses on the same MNIST training ima
 process, alternating A B A B ... so that machine noise hits both alike. The baseline is how typical
 InfoGAN code trains: a torchvision MNIST Dataset with ToTensor/Normalize, a DataLoader, and a
 module that draws fresh latents and runs G separately for D's loss and for G's loss. Ours is
-`infogan.module.InfoGAN` fed by `infogan.data.DeviceImages`, as the train stage runs it.
+`infogan.training.module.InfoGANTraining` fed by `infogan.training.datamodule.DeviceImages`, as the train stage runs it.
 Prints images/s for every run, the medians, their ratio, and the peak memory of each (RSS on
 CPU, torch's max_memory_allocated on CUDA).
 
@@ -37,23 +37,24 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from infogan.data import DeviceImages, to_model_range
-from infogan.hardware import resolve_compile, resolve_precision
-from infogan.losses import discriminator_loss, generator_loss
-from infogan.mnist import fetch_mnist, load_mnist_split
-from infogan.module import InfoGAN
-from pipeline.params import shipped_improved, shipped_model, shipped_optim
+from infogan.data.images import to_model_range
+from infogan.data.mnist import fetch_mnist, load_mnist_split
+from infogan.model.losses import discriminator_loss, generator_loss
+from infogan.training.datamodule import DeviceImages
+from infogan.training.hardware import resolve_compile, resolve_precision
+from infogan.training.module import InfoGANTraining
+from pipeline.params import parse_params, shipped_params
 
 
-class BaselineInfoGAN(InfoGAN):
+class BaselineInfoGAN(InfoGANTraining):
     """The usual step: G runs twice (fresh latents for D's loss and for G's loss), torch.optim.Adam
     with its defaults, Lightning's per-step logging, no memory-format or compile choices."""
 
     def configure_optimizers(self):
-        betas = (self.optim_config.beta1, self.optim_config.beta2)
-        d_params = [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters()]
-        opt_d = torch.optim.Adam(d_params, lr=self.optim_config.lr_d, betas=betas)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.optim_config.lr_g, betas=betas)
+        betas = (self.config.train.beta1, self.config.train.beta2)
+        d_params = [*self.model.trunk.parameters(), *self.model.d_head.parameters(), *self.model.q_head.parameters()]
+        opt_d = torch.optim.Adam(d_params, lr=self.config.train.lr_d, betas=betas)
+        opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=self.config.train.lr_g, betas=betas)
         return opt_d, opt_g
 
     def on_fit_start(self) -> None:
@@ -63,25 +64,25 @@ class BaselineInfoGAN(InfoGAN):
         # (images, labels) in [-1, 1] from the torchvision loader; uint8 images from DeviceImages (--ladder)
         real = to_model_range(batch) if isinstance(batch, torch.Tensor) else batch[0]
         opt_d, opt_g = self.optimizers()
-        kind = self.optim_config.adversarial_loss
+        kind = self.config.train.adversarial_loss
 
-        latent = self.codes.sample(real.shape[0], device=self.device)
-        fake = self.generator(latent.vector).detach()
+        latent = self.model.codes.sample(real.shape[0], device=self.device)
+        fake = self.model.generator(latent.vector).detach()
         self.toggle_optimizer(opt_d)
-        fake_features = self.trunk(fake)
-        d_loss = discriminator_loss(self.d_head(self.trunk(real)), self.d_head(fake_features), kind)
-        d_loss = d_loss + self.weighted_information(self.information_loss(self.q_head(fake_features), latent))
+        fake_features = self.model.trunk(fake)
+        d_loss = discriminator_loss(self.model.d_head(self.model.trunk(real)), self.model.d_head(fake_features), kind)
+        d_loss = d_loss + self.weighted_information(self.information_loss(self.model.q_head(fake_features), latent))
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
-        latent = self.codes.sample(real.shape[0], device=self.device)
-        fake = self.generator(latent.vector)
+        latent = self.model.codes.sample(real.shape[0], device=self.device)
+        fake = self.model.generator(latent.vector)
         self.toggle_optimizer(opt_g)
-        features = self.trunk(fake)
-        g_loss = generator_loss(self.d_head(features), kind)
-        g_loss = g_loss + self.weighted_information(self.information_loss(self.q_head(features), latent))
+        features = self.model.trunk(fake)
+        g_loss = generator_loss(self.model.d_head(features), kind)
+        g_loss = g_loss + self.weighted_information(self.information_loss(self.model.q_head(features), latent))
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()
@@ -89,7 +90,7 @@ class BaselineInfoGAN(InfoGAN):
         self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, on_step=True, on_epoch=True)
 
 
-class UnfusedInfoGAN(InfoGAN):
+class UnfusedInfoGAN(InfoGANTraining):
     """Our step with torch.optim.Adam's defaults instead of the fused Adam (for --ladder)."""
 
     configure_optimizers = BaselineInfoGAN.configure_optimizers
@@ -164,41 +165,39 @@ class Arm:
     """One way of training: which module, fed by which data, at which precision."""
 
     name: str
-    module: type[InfoGAN]
+    module: type[InfoGANTraining]
     device_data: bool  # DeviceImages; else the torchvision Dataset and DataLoader
     precision: str
     compile_networks: bool = False
-    recipe: str = "paper"  # train.recipe; "improved" adds its terms (infogan/module.py)
+    recipe: str = "paper"  # train.recipe; "improved" adds its terms (infogan/training/module.py)
 
 
 def arms(ladder: bool, precision: str, compile_networks: bool, improved: bool = False) -> list[Arm]:
     """baseline and ours (and ours with the improved recipe); with `ladder`, the steps between
     baseline and ours, each adding one choice to the last."""
-    ours = Arm("ours", InfoGAN, True, precision, compile_networks)
+    ours = Arm("ours", InfoGANTraining, True, precision, compile_networks)
     baseline = Arm("baseline", BaselineInfoGAN, False, "32-true")
     if not ladder:
         return [baseline, ours] + (
-            [Arm("improved", InfoGAN, True, precision, compile_networks, "improved")] if improved else []
+            [Arm("improved", InfoGANTraining, True, precision, compile_networks, "improved")] if improved else []
         )
     return [
         baseline,
         Arm("+device", BaselineInfoGAN, True, "32-true"),  # batches indexed on the device, no DataLoader
         Arm("+1xG", UnfusedInfoGAN, True, "32-true"),  # one G forward, logging off the hot path
-        Arm("+fused", InfoGAN, True, "32-true"),  # fused Adam
+        Arm("+fused", InfoGANTraining, True, "32-true"),  # fused Adam
         ours,  # + the precision (and on CUDA torch.compile) that `auto` picks
         # ours with the other torch.compile choice, to show that `compile: auto` picks the faster
-        Arm("eager" if compile_networks else "compiled", InfoGAN, True, precision, not compile_networks),
+        Arm("eager" if compile_networks else "compiled", InfoGANTraining, True, precision, not compile_networks),
     ]
 
 
-def module_for(arm: Arm) -> InfoGAN:
+def module_for(arm: Arm) -> InfoGANTraining:
     """The arm's module, from params.yaml's MNIST model and the arm's recipe with its params.yaml
     settings, as the train stage builds it. The improved arm's batches carry no neighbour partners:
     a partner only replaces the image T is applied to, so Q's work is the same."""
-    improved = shipped_improved() if arm.recipe == "improved" else None
-    return arm.module(
-        shipped_model(), shipped_optim(recipe=arm.recipe), improved, compile_networks=arm.compile_networks
-    )
+    config = parse_params(shipped_params({"train.recipe": arm.recipe})).training("mnist")
+    return arm.module(config.model, config.train, config.improved, compile_networks=arm.compile_networks)
 
 
 def measure(

@@ -2,15 +2,13 @@
 
 At the end of training the train stage logs the generator into its run as the MLflow model
 `generator` and registers it as the next version of `infogan-<dataset>-generator`. The model is
-`infogan/export.py`'s `CodeTable` (a table of code values in, uint8 images out) traced by the PyTorch
+`infogan/model/export.py`'s `CodeTable` (a table of code values in, uint8 images out) traced by the PyTorch
 flavour with `torch.export`: loading it needs torch and MLflow, not this repository.
 
     mlflow.pyfunc.load_model("models:/infogan-mnist-generator/1").predict(codes)
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import mlflow
 import mlflow.pytorch
@@ -20,23 +18,24 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
-from infogan.export import CodeTable, code_columns, code_table
-from infogan.traversal import fixed_codes
+from infogan.model.codes import fixed_codes
+from infogan.model.export import CodeTable, code_columns, code_table
+from infogan.model.infogan import InfoGAN
 
 
 def registered_model_name(dataset: str) -> str:
     return f"infogan-{dataset}-generator"
 
 
-def log_generator(uri: str, run_id: str, module: Any, dataset: str, seed: int) -> str:
-    """Log `module`'s generator to run `run_id` as an MLflow model of the PyTorch flavour, traced with
-    `torch.export` (infogan/export.py: a table of codes in, uint8 images out), with its signature and,
+def log_generator(uri: str, run_id: str, model: InfoGAN, dataset: str, seed: int) -> str:
+    """Log `model`'s generator to run `run_id` as an MLflow model of the PyTorch flavour, traced with
+    `torch.export` (infogan/model/export.py: a table of codes in, uint8 images out), with its signature and,
     as the input example, ten columns of a traversal from `seed`; register it as a new version of
     `infogan-<dataset>-generator`. Returns the version's `models:/` URI. Loading it needs torch and
     MLflow, not this repository."""
-    table = CodeTable.of(module)
-    example = code_table(module.codes, *(part.cpu() for part in fixed_codes(module, 10, seed))).numpy()
-    config = module.model_config
+    table = CodeTable.of(model)
+    example = code_table(model.codes, *fixed_codes(model.codes, 10, seed)).numpy()
+    config = model.config
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1]))]),
         outputs=Schema(
@@ -57,6 +56,6 @@ def log_generator(uri: str, run_id: str, module: Any, dataset: str, seed: int) -
         input_example=example,
         registered_model_name=name,
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-        metadata={"columns": code_columns(module.codes), "categorical_sizes": list(module.codes.categorical_sizes)},
+        metadata={"columns": code_columns(model.codes), "categorical_sizes": list(model.codes.categorical_sizes)},
     )
     return f"models:/{name}/{info.registered_model_version}"

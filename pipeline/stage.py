@@ -1,4 +1,4 @@
-"""What the stages share: their arguments, the dataset check, the prepared manifest, the train stage's command
+"""What the stages share: their arguments, the dataset they run, the prepared manifest, the train stage's command
 for runs outside DVC, and one clear error line for a user error."""
 
 from __future__ import annotations
@@ -7,59 +7,30 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from infogan.atomic import NO_SPACE, NOT_WRITABLE, cannot_write
+from infogan.data.registry import DATASETS
 from infogan.errors import InfoGANError
-from pipeline.params import section
-
-# The datasets this pipeline can prepare and train.
-KNOWN_DATASETS = ("mnist", "celeba", "svhn")
-
-
-def check_datasets(params: Mapping[str, Any]) -> list[str]:
-    """params.yaml's `datasets`: a non-empty list of known names, each once; else stop naming the allowed values."""
-    listed = section(params, "datasets")
-    allowed = ", ".join(KNOWN_DATASETS)
-    if not isinstance(listed, list) or not listed:
-        raise InfoGANError(f"datasets must be a non-empty list; allowed values: {allowed}")
-    for i, candidate in enumerate(listed):
-        if candidate not in KNOWN_DATASETS:
-            raise InfoGANError(f"unknown dataset {candidate!r} in datasets; allowed values: {allowed}")
-        if candidate in listed[:i]:
-            raise InfoGANError(f"datasets lists {candidate!r} twice; list each dataset once")
-    return listed
-
-
-def check_dataset(name: str, params: Mapping[str, Any]) -> str:
-    """Stop on an unknown dataset name, in the argument or in params.yaml's `datasets` list."""
-    check_datasets(params)
-    if name not in KNOWN_DATASETS:
-        raise InfoGANError(f"unknown dataset {name!r}; allowed values: {', '.join(KNOWN_DATASETS)}")
-    return name
 
 
 def prepared_manifest(data_dir: Path) -> dict[str, Any]:
-    """The manifest.json the prepare stage wrote into a prepared dataset folder.
-
-    Its `labels` says what the labels in the splits are: `digits`, which a categorical code is
-    matched to, or `identities` (CelebA), which no code is scored against.
-    """
+    """The manifest.json the prepare stage wrote into a prepared dataset folder."""
     path = Path(data_dir) / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         manifest = None
-    if not isinstance(manifest, dict) or manifest.get("labels") not in ("digits", "identities"):
+    if not isinstance(manifest, dict) or "splits" not in manifest:
         raise InfoGANError(f"{path} is missing or from an older version; rerun the prepare stage (dvc repro prepare)")
     return manifest
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(KNOWN_DATASETS)}")
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     return p
 

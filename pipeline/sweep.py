@@ -30,14 +30,15 @@ import pandas as pd
 import yaml
 
 from infogan.atomic import atomic_path
-from infogan.checkpoint import load_infogan
-from infogan.data import load_split
+from infogan.data.images import load_split
+from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
-from infogan.history import last_iteration, read_history
-from infogan.metrics import code_matching
+from infogan.evaluation.history import last_iteration, read_history
+from infogan.evaluation.registry import Evaluation, evaluate
+from infogan.model.load import load_model
 from pipeline import tracking
-from pipeline.params import load_params, render_config, training_configs, with_overrides
-from pipeline.stage import check_dataset, entry_point, parser, train_command
+from pipeline.params import parse_params, read_params, with_overrides
+from pipeline.stage import entry_point, parser, prepared_manifest, train_command
 
 COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
 
@@ -145,30 +146,34 @@ def main() -> None:
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # unwinds through train_seeds
 
-    params = apply_overrides(load_params(args.params), args.set)
-    dataset = check_dataset(args.dataset, params)
-    training_configs(params, dataset)  # every value checked before the first seed
+    params = apply_overrides(read_params(args.params), args.set)  # as each seed's params.yaml will hold it
+    dataset = find_dataset(args.dataset)
+    checked = parse_params(params, dataset.name)  # every value checked before the first seed
+    if not dataset.class_labels:
+        raise InfoGANError(f"{dataset.name}'s labels are no classes to score a categorical code against")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if args.jobs < 1:
         raise InfoGANError(f"--jobs must be at least 1, got {args.jobs}")
-    render = render_config(params)
     test_images, test_labels = load_split(args.data / "test.pt")
     load_split(args.data / "train.pt")  # checked before the first hour of training, not after
-    out = args.out or Path("sweeps") / dataset
-    table_path = args.table or Path("reports") / dataset / "seed_sweep.csv"
+    manifest = prepared_manifest(args.data)
+    out = args.out or Path("sweeps") / dataset.name
+    table_path = args.table or Path("reports") / dataset.name / "seed_sweep.csv"
     sweep_id = uuid.uuid4().hex[:12]
-    client = tracking.client_for(tracking.tracking_uri(params))
+    client = tracking.client_for(tracking.tracking_uri(checked.tracking))
 
     rows = []
     for seed, folder, wall in train_seeds(params, args.seeds, args, out, args.jobs):
-        module = load_infogan(folder / "model" / "model.ckpt")
-        metrics, _ = code_matching(module, test_images, test_labels, render)  # the render stage's evaluation
+        history = read_history(folder / "history.csv")
+        model = load_model(folder / "model" / "model.ckpt")
+        evaluation = Evaluation(model, checked.render, args.data, manifest, test_images, test_labels, history)
+        metrics = evaluate(evaluation, ("information", "categorical_code"))  # as the render stage computes them
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)
         if args.set:
             client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
-        step = last_iteration(read_history(folder / "history.csv"))  # the latest values, as render's
+        step = last_iteration(history)  # the latest values, as render's
         tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall}, step=step)
         rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
         print(

@@ -2,7 +2,8 @@
 
 The URI is `MLFLOW_TRACKING_URI` when set (a real server), else `tracking.uri` from params.yaml,
 by default an SQLite file at the project root. Artifacts of new experiments go under
-`tracking.artifact_root`. Lightning's MLFlowLogger gets the same URI and the run id made here.
+`tracking.artifact_root`. Lightning's MLFlowLogger gets the same URI and the run id made here
+(pipeline/training_run.py).
 
 What the UI shows: each run is named for what it trained and when (`run_name`, e.g.
 mnist-paper-seed0-20250101-120000), each param once under its params.yaml key, and the pipeline's
@@ -10,12 +11,12 @@ experiments are marked as model training (EXPERIMENT_KIND_TAG) rather than GenAI
 
 Render logs into the training's run when the store has it (`has_run`), else into a run of its own
 that leads back to the training's (`open_render_run`): media can be rendered from a model fetched
-with `dvc pull` without the store it was trained with. At the end of training the generator is
-logged as an MLflow model and registered (pipeline/registry.py).
+with `dvc pull` without the store it was trained with. A training's run, from its start to its end,
+is pipeline/training_run.py's; at its end the generator is logged as an MLflow model and registered
+(pipeline/registry.py).
 
 Faults: a server that cannot be reached when a stage starts stops it at once (`check_reachable`),
-before any work. One that goes away during training does not stop the training:
-`TolerantMLFlowLogger` records the failed calls, and the train stage reports them at the end.
+before any work.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -41,12 +41,9 @@ import torch
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pytorch_lightning.loggers import MLFlowLogger
 
-from infogan.config import flatten
+from infogan.config import TrackingConfig, flatten
 from infogan.errors import InfoGANError
-from pipeline import registry
-from pipeline.params import section
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on one param value
 LOCAL_STORE = "sqlite:///mlflow.db"  # params.yaml's default `tracking.uri`
@@ -57,8 +54,9 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 
 
-def tracking_uri(params: Mapping[str, Any]) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or section(params, "tracking.uri")
+def tracking_uri(tracking: TrackingConfig) -> str:
+    """`MLFLOW_TRACKING_URI` when set, else the params' `tracking.uri`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
 
 
 def experiment_name(dataset: str) -> str:
@@ -110,7 +108,7 @@ def has_run(uri: str, run_id: str) -> bool:
 
 
 def open_render_run(
-    params: Mapping[str, Any],
+    tracking: TrackingConfig,
     dataset: str,
     training: Mapping[str, Any],
     trained: Mapping[str, Any],
@@ -127,7 +125,7 @@ def open_render_run(
         "stage": "render",
     }
     title = f"{dataset}-render-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    return start_run(params, dataset, trained, tags, title)
+    return start_run(tracking, dataset, trained, tags, title)
 
 
 def sqlite_path(uri: str) -> Path:
@@ -153,19 +151,19 @@ def store_lock(uri: str) -> Iterator[None]:
 
 
 def start_run(
-    params: Mapping[str, Any], dataset: str, run_params: Mapping[str, Any], tags: dict[str, str], title: str
+    tracking: TrackingConfig, dataset: str, run_params: Mapping[str, Any], tags: dict[str, str], title: str
 ) -> str:
     """Create the training run named `title` (and the dataset's experiment if needed, marked as model
     training); log params and tags; return its id. The caller has checked the store with
     `check_reachable`, before any slow work."""
-    uri = tracking_uri(params)
+    uri = tracking_uri(tracking)
     name = experiment_name(dataset)
     try:
         with store_lock(uri):
             client = client_for(uri)  # a new SQLite store gets its tables here
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
-                root = Path(section(params, "tracking.artifact_root")).resolve() / name
+                root = Path(tracking.artifact_root).resolve() / name
                 experiment_id = client.create_experiment(
                     name, artifact_location=root.as_uri(), tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
                 )
@@ -207,33 +205,6 @@ def resume_run(uri: str, run_id: str) -> None:
     client.set_tag(run_id, "resumed", "true")
 
 
-class TolerantMLFlowLogger(MLFlowLogger):
-    """Lightning's MLFlowLogger, except that a failed call (the server went away mid-run) is
-    recorded in `failures` instead of stopping the training, and it logs no hyperparameters."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.failures: list[str] = []
-
-    def record(self, what: str, err: Exception) -> None:
-        self.failures.append(f"{what}: {err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        try:
-            super().log_metrics(metrics, step)
-        except Exception as err:
-            self.record(f"metrics at step {step}", err)
-
-    def log_hyperparams(self, params: Any) -> None:
-        pass  # start_run already logged every param under its params.yaml key (train.lr_g, not optim/lr_g)
-
-    def finalize(self, status: str = "success") -> None:
-        try:
-            super().finalize(status)
-        except Exception as err:
-            self.record(f"run status {status}", err)
-
-
 def quick_failing_http(environ: dict[str, str] = os.environ) -> None:
     """Let an MLflow HTTP call that fails give up after seconds rather than MLflow's default of
     minutes of retries, so a training whose server went away does not stall at every log call.
@@ -270,89 +241,3 @@ def run_tags(manifest_sha256: str) -> dict[str, str]:
         "cuda_version": str(torch.version.cuda),
         "python_version": platform.python_version(),
     }
-
-
-class TrainingRun:
-    """One training's open MLflow run, on global rank 0. Every call is tolerant: a server that went
-    away mid-run is recorded in `failures` (the logger's), reported when the run closes, and the
-    training goes on."""
-
-    def __init__(self, uri: str, run_id: str, logger: TolerantMLFlowLogger):
-        self.uri, self.run_id, self.logger = uri, run_id, logger
-        self.client = client_for(uri)
-
-    def _try(self, what: str, call: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            call(*args, **kwargs)
-        except Exception as err:
-            self.logger.record(what, err)
-
-    def log_image(self, image: Any, artifact_file: str) -> None:
-        self._try(f"image {artifact_file}", self.client.log_image, self.run_id, image, artifact_file=artifact_file)
-
-    def log_artifact(self, path: Path, folder: str | None = None) -> None:
-        self._try(f"artifact {path}", self.client.log_artifact, self.run_id, str(path), folder)
-
-    def log_generator(self, module: Any, dataset: str, seed: int) -> str | None:
-        """Log the trained generator as an MLflow model of the run and register it as
-        `infogan-<dataset>-generator` (pipeline/registry.py); its `models:/` URI, or None if that failed."""
-        try:
-            return registry.log_generator(self.uri, self.run_id, module, dataset, seed)
-        except Exception as err:
-            self.logger.record("the generator model", err)
-            return None
-
-
-@contextlib.contextmanager
-def training_run(
-    trainer: Any,
-    params: Mapping[str, Any],
-    dataset: str,
-    resolved: Mapping[str, Any],
-    manifest_sha256: str,
-    resume: Mapping[str, Any] | None,
-    checkpoint: Path,
-) -> Iterator[TrainingRun | None]:
-    """The life of a training's MLflow run, around its fit.
-
-    On global rank 0: open a new run (named for the dataset, recipe and seed, with every resolved
-    param and the provenance tags) or, with `resume` (the record of the `checkpoint` the fit resumes
-    from), reopen the run it belongs to; give the trainer its MLflow logger; mark the run FAILED if
-    the body raises and FINISHED when it ends, and say then if any MLflow call failed on the way.
-    Other ranks get None and log nothing.
-    """
-    if not trainer.is_global_zero:
-        yield None
-        return
-    uri = tracking_uri(params)
-    if resume is not None:
-        run_id = resume["run_id"]
-        resume_run(uri, run_id)
-        print(f"resuming MLflow run {run_id} from {checkpoint} at iteration {resume['iteration']}", flush=True)
-    else:
-        train = resolved["train"]
-        title = run_name(dataset, train["recipe"], train["seed"])  # from the clock, not the seeded RNG
-        run_id = start_run(params, dataset, resolved, run_tags(manifest_sha256), title)
-    print(f"MLflow run {run_id} in experiment {experiment_name(dataset)} at {uri}", flush=True)
-    quick_failing_http()  # from here on a lost server costs seconds per call, not minutes
-    logger = TolerantMLFlowLogger(experiment_name=experiment_name(dataset), tracking_uri=uri, run_id=run_id)
-    logger.experiment  # noqa: B018 - opens the run now, while the server is known to answer, not mid-run
-    trainer.logger = logger
-    run = TrainingRun(uri, run_id, logger)
-    try:
-        run.client.set_tag(run_id, "device", str(trainer.strategy.root_device))
-        run.client.set_tag(run_id, "world_size", str(trainer.world_size))  # processes training together
-        yield run
-    except BaseException:
-        with contextlib.suppress(Exception):  # the failure being raised is the one to report
-            run.client.set_terminated(run_id, "FAILED")
-        raise
-    run._try("run status FINISHED", run.client.set_terminated, run_id, "FINISHED")
-    if logger.failures:
-        print(
-            f"warning: training finished and its outputs are written, but {len(logger.failures)} MLflow "
-            f"call(s) to {uri} failed, so the run there is incomplete. First: {logger.failures[0]}. "
-            f"Last: {logger.failures[-1]}.",
-            file=sys.stderr,
-            flush=True,
-        )

@@ -5,13 +5,13 @@
 
 Reads `model.<dataset>`, `train`, `improved` (used when `train.recipe` is improved) and `tracking`
 from params.yaml, all checked before any work, and checks that the tracking store can be reached.
-When the prepared labels are digits, the first categorical code is scored against them after
-every epoch.
+When the dataset's labels are classes (digits), the first categorical code is scored against them
+after every epoch.
 Writes to --out: model.ckpt (Lightning checkpoint), config.json (the resolved configuration) and
 run.json (the MLflow run id, which render logs into). Writes the per-epoch history CSV (a DVC plot).
 
 Resuming: every `train.checkpoint_every_n_steps` iterations the whole training state goes to
-<checkpoints>/last.ckpt (infogan/checkpoint.py), a folder that is no stage output, so DVC leaves it alone. A
+<checkpoints>/last.ckpt (infogan/training/checkpoint.py), a folder that is no stage output, so DVC leaves it alone. A
 run started with that file present and the same configuration resumes from it, in the same MLflow
 run, and ends with the same weights as an uninterrupted run. With a different configuration it
 starts a new run and says so, keeping the old file as previous.ckpt. A finished run deletes
@@ -33,24 +33,28 @@ import pandas as pd
 import pytorch_lightning as pl
 
 from infogan.atomic import atomic_path, write_json
-from infogan.bookkeeping import NonFiniteLoss
-from infogan.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots
-from infogan.checkpoint import (
+from infogan.config import ModelConfig
+from infogan.data.dataset import Dataset
+from infogan.data.images import load_split
+from infogan.data.registry import find_dataset
+from infogan.errors import InfoGANError
+from infogan.training.bookkeeping import NonFiniteLoss
+from infogan.training.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots
+from infogan.training.checkpoint import (
     ResumableCheckpoint,
     fingerprint,
     resumable_checkpoint,
     save_atomically,
     training_identity,
 )
-from infogan.config import ModelConfig, to_dict
-from infogan.data import DeviceImages, load_split
-from infogan.errors import InfoGANError
-from infogan.hardware import resolve_compile, resolve_precision
-from infogan.module import InfoGAN
-from infogan.trainer import build_trainer
+from infogan.training.datamodule import DeviceImages
+from infogan.training.hardware import resolve_compile, resolve_precision
+from infogan.training.module import InfoGANTraining
+from infogan.training.trainer import build_trainer
 from pipeline import tracking
-from pipeline.params import load_params, training_configs
-from pipeline.stage import check_dataset, entry_point, parser, prepared_manifest
+from pipeline.params import load_params
+from pipeline.stage import entry_point, parser
+from pipeline.training_run import TrainingRun, training_run
 
 
 def check_data_matches(images, model: ModelConfig, dataset: str) -> None:
@@ -72,50 +76,53 @@ def main() -> None:
     args = p.parse_args()
 
     # the configuration, every value checked, and the tracking store, before the data is even read
-    params = load_params(args.params)
-    dataset = check_dataset(args.dataset, params)
-    model_cfg, optim_cfg, train_cfg, improved_cfg = training_configs(params, dataset)
-    tracking.check_reachable(tracking.tracking_uri(params))
-    train_images, test_images, test_labels = load_training_data(args.data, model_cfg, dataset)
+    dataset = find_dataset(args.dataset)
+    params = load_params(args.params, dataset.name)
+    config = params.training(dataset.name)
+    train = config.train
+    uri = tracking.tracking_uri(params.tracking)
+    tracking.check_reachable(uri)
+    train_images, test_images, test_labels = load_training_data(args.data, config.model, dataset)
 
-    pl.seed_everything(train_cfg.seed, workers=True)
-    precision = resolve_precision(train_cfg.precision, train_cfg.accelerator)
-    compile_networks = resolve_compile(train_cfg.compile, train_cfg.accelerator)
-    module = InfoGAN(model_cfg, optim_cfg, improved_cfg, compile_networks=compile_networks)
+    pl.seed_everything(train.seed, workers=True)
+    precision = resolve_precision(train.precision, train.accelerator)
+    compile_networks = resolve_compile(train.compile, train.accelerator)
+    module = InfoGANTraining(config.model, train, config.improved, compile_networks=compile_networks)
     # keyed as in params.yaml (model.<dataset> becomes model), so MLflow params read like -S overrides;
     # `precision` and `compile` are what ran, not "auto"
     resolved = {
-        "dataset": dataset,
-        "model": to_dict(model_cfg),
-        "train": {**to_dict(optim_cfg), **to_dict(train_cfg), "precision": precision, "compile": compile_networks},
+        "dataset": dataset.name,
+        "model": config.model.to_dict(),
+        "train": {**train.to_dict(), "precision": precision, "compile": compile_networks},
     }
-    if improved_cfg is not None:
-        resolved["improved"] = to_dict(improved_cfg)
+    if config.improved is not None:
+        resolved["improved"] = config.improved.to_dict()
     manifest_sha256 = tracking.file_sha256(args.data / "manifest.json")
-    identity = training_identity(resolved, manifest_sha256, tracking.tracking_uri(params))
+    identity = training_identity(resolved, manifest_sha256, uri)
 
     # the trainer, with the callbacks that evaluate, sample, measure memory and save the resumable state
     checkpoint_path = args.checkpoints / "last.ckpt"
-    evaluation = EpochEvaluation(test_images, test_labels, train_cfg.eval_batch_size)
+    evaluation = EpochEvaluation(test_images, test_labels, train.eval_batch_size)
     record = {"fingerprint": fingerprint(identity), "identity": identity}
-    checkpointing = ResumableCheckpoint(checkpoint_path, train_cfg.checkpoint_every_n_steps, record)
+    checkpointing = ResumableCheckpoint(checkpoint_path, train.checkpoint_every_n_steps, record)
     # rank 0 only, once the run below is open
     snapshots = SampleSnapshots(
         lambda epoch, image: run.log_image(image, f"samples/epoch_{epoch:04d}.png"),
-        train_cfg.sample_every_n_epochs,
-        train_cfg.seed,
+        train.sample_every_n_epochs,
+        train.seed,
     )
     callbacks = [evaluation, snapshots, PeakMemory(), checkpointing]
     terminal = sys.stdout.isatty()  # a live bar on a terminal; in a file, a pipe or CI, a line per epoch
     if not terminal:
-        callbacks.append(ProgressLines(evaluation, train_cfg.batch_size))
-    trainer = build_trainer(train_cfg, precision, callbacks, progress_bar=terminal)
+        callbacks.append(ProgressLines(evaluation, train.batch_size))
+    trainer = build_trainer(train, precision, callbacks, progress_bar=terminal)
     # each process knows its global rank once the Trainer exists; rank 0 alone reports
     resume = resumable_checkpoint(checkpoint_path, identity, trainer.is_global_zero)
-    neighbours = improved_cfg.neighbours if improved_cfg is not None and module.improved is not None else 0
-    data = DeviceImages(train_images, train_cfg.batch_size, train_cfg.batches_per_epoch, train_cfg.seed, neighbours)
+    neighbours = module.improved.neighbours if module.improved is not None else 0
+    data = DeviceImages(train_images, train.batch_size, train.batches_per_epoch, train.seed, neighbours)
 
-    with tracking.training_run(trainer, params, dataset, resolved, manifest_sha256, resume, checkpoint_path) as run:
+    tracked = training_run(trainer, params.tracking, dataset.name, resolved, manifest_sha256, resume, checkpoint_path)
+    with tracked as run:
         if run is not None:
             checkpointing.metadata["run_id"] = run.run_id  # what a resumed run continues
         try:
@@ -126,8 +133,8 @@ def main() -> None:
         save_atomically(trainer, args.out / "model.ckpt", weights_only=True)
         if run is None:
             return
-        write_outputs(args, resolved, run, dataset, evaluation.history)
-        registered = run.log_generator(module, dataset, train_cfg.seed)
+        write_outputs(args, resolved, run, dataset.name, evaluation.history)
+        registered = run.log_generator(module.model, dataset.name, train.seed)
         if registered:
             print(f'the generator is MLflow model {registered} (README, "The generator as an MLflow model")')
         checkpoint_path.unlink(missing_ok=True)  # finished: nothing to resume
@@ -135,7 +142,7 @@ def main() -> None:
             skipped = f"skipped {module.skipped_steps} optimizer steps whose loss was NaN or infinite"
             print(f"{skipped} (train.on_nonfinite: skip)", flush=True)
         last = evaluation.history[-1] if evaluation.history else {}
-        print(f"trained {dataset}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+        print(f"trained {dataset.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
 
 
 def last_checkpoint(checkpointing: ResumableCheckpoint, resume: dict | None) -> str:
@@ -147,18 +154,18 @@ def last_checkpoint(checkpointing: ResumableCheckpoint, resume: dict | None) -> 
     return f"no checkpoint was written before it (train.checkpoint_every_n_steps is {checkpointing.every_n_steps})"
 
 
-def load_training_data(folder: Path, model: ModelConfig, dataset: str):
-    """The prepared training images, and the test images and labels when the labels are digits (the
+def load_training_data(folder: Path, model: ModelConfig, dataset: Dataset):
+    """The prepared training images, and the test images and labels when the labels are classes (the
     first categorical code is scored against them after every epoch), else None for both."""
     train_images, _ = load_split(folder / "train.pt")
     test_images, test_labels = load_split(folder / "test.pt")
-    check_data_matches(train_images, model, dataset)
-    if prepared_manifest(folder)["labels"] != "digits":  # nothing to score the categorical code against
+    check_data_matches(train_images, model, dataset.name)
+    if not dataset.class_labels:  # nothing to score the categorical code against
         test_images = test_labels = None
     return train_images, test_images, test_labels
 
 
-def write_outputs(args, resolved: dict, run: tracking.TrainingRun, dataset: str, history: list) -> None:
+def write_outputs(args, resolved: dict, run: TrainingRun, dataset: str, history: list) -> None:
     """Write the stage's outputs besides model.ckpt, each atomically, and log them with the run."""
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(resolved, args.out / "config.json")

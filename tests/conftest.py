@@ -164,7 +164,7 @@ def tiny_params() -> Callable[..., Path]:
         tiny = dict(batch_size=16, batches_per_epoch=10, max_epochs=6, sample_every_n_epochs=3, log_every_n_steps=5)
         params["train"].update({**tiny, "checkpoint_every_n_steps": 7, **train})
         # the neighbour table of the 60,000 MNIST images takes a minute or more of CPU: the trainings here
-        # test other things. test_end_to_end's repro and tests/infogan/test_neighbours.py train with it
+        # test other things. test_end_to_end's repro and tests/infogan/data/test_neighbours.py train with it
         params["improved"].update(neighbours=0)
         # render's digit classifier on 2,000 images, read on 20 generated ones per class: seconds
         params["render"].update(classifier_images=2000, purity_samples=20)

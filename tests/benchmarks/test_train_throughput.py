@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from infogan.config import to_dict
-from infogan.module import InfoGAN
-from pipeline.params import shipped_params, training_configs
+from infogan.training.module import InfoGANTraining
+from pipeline.params import parse_params, shipped_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +84,6 @@ def load_benchmark():
 def test_the_benchmark_trains_the_model_the_train_stage_builds_from_params_yaml(recipe):
     """The benchmark measures what `dvc repro` trains: the same values, from params.yaml."""
     bench = load_benchmark()
-    arm = bench.Arm("ours" if recipe == "paper" else "improved", InfoGAN, True, "32-true", False, recipe)
-    model, optim, _, improved = training_configs(shipped_params({"train.recipe": recipe}), "mnist")
-    expected = {"model": to_dict(model), "optim": to_dict(optim), "improved": improved and to_dict(improved)}
+    arm = bench.Arm("ours" if recipe == "paper" else "improved", InfoGANTraining, True, "32-true", False, recipe)
+    expected = parse_params(shipped_params({"train.recipe": recipe})).training("mnist").to_dict()
     assert dict(bench.module_for(arm).hparams) == expected

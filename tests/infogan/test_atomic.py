@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from infogan.atomic import atomic_path, write_json
-from infogan.checkpoint import save_atomically
 from infogan.errors import InfoGANError
+from infogan.training.checkpoint import save_atomically
 
 
 def partial_files(folder: Path) -> list[Path]:

@@ -1,29 +1,20 @@
-"""Tests for infogan.config: building typed configs from params sections, and every way that fails."""
+"""Tests for infogan.config: building typed configs from params sections with pydantic, and every way that fails."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 
+import pydantic
 import pytest
+from pydantic_core import PydanticUndefined
 
-from infogan.config import (
-    ImprovedConfig,
-    ModelConfig,
-    OptimConfig,
-    RenderConfig,
-    TrainConfig,
-    from_mapping,
-    split_section,
-    to_dict,
-)
+from infogan.config import ImprovedConfig, ModelConfig, RenderConfig, TrainConfig, TrainingConfig, build
 from infogan.errors import InfoGANError
-from pipeline.params import shipped_improved, shipped_model, shipped_optim, shipped_render, shipped_train
+from pipeline.params import shipped_improved, shipped_model, shipped_render, shipped_train
 
 SHIPPED = {
     ModelConfig: shipped_model,
-    OptimConfig: shipped_optim,
     TrainConfig: shipped_train,
     ImprovedConfig: shipped_improved,
     RenderConfig: shipped_render,
@@ -32,41 +23,41 @@ SHIPPED = {
 
 def full(cls: type) -> dict:
     """Every key of cls with params.yaml's value, as the params file spells it (tuples as lists)."""
-    return to_dict(SHIPPED[cls]())
+    return SHIPPED[cls]().to_dict()
 
 
-def build(cls: type, changes: dict, section: str):
+def built(cls: type, changes: dict, section: str):
     """cls from params.yaml's section with `changes`."""
-    return from_mapping(cls, full(cls) | changes, section)
+    return build(cls, full(cls) | changes, section)
 
 
 def error_of(cls: type, changes, section: str = "train") -> str:
     """The error for params.yaml's section with `changes` (a mapping), or for `changes` itself when it is no mapping."""
     with pytest.raises(InfoGANError) as info:
-        from_mapping(cls, full(cls) | changes if isinstance(changes, dict) else changes, section)
+        build(cls, full(cls) | changes if isinstance(changes, dict) else changes, section)
     return str(info.value)
 
 
-# ---------------------------------------------------------------- from_mapping: success
+# ---------------------------------------------------------------- build: success
 
 
 def test_full_section_builds_the_dataclass_with_the_given_values():
     params = full(TrainConfig) | {"batch_size": 64, "accelerator": "cpu", "devices": 1}
-    config = from_mapping(TrainConfig, params, "train")
+    config = build(TrainConfig, params, "train")
     assert isinstance(config, TrainConfig)
     assert (config.batch_size, config.accelerator, config.devices) == (64, "cpu", 1)
 
 
-@pytest.mark.parametrize("cls", list(SHIPPED))
-def test_config_dataclasses_have_no_default_values(cls):
+@pytest.mark.parametrize("cls", [*SHIPPED, TrainingConfig])
+def test_config_sections_have_no_default_values(cls):
     """Every value comes from params.yaml (or a test's explicit change): no second copy in the code to drift."""
     with_defaults = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        name
+        for name, field in cls.model_fields.items()
+        if field.default is not PydanticUndefined or field.default_factory is not None
     ]
     assert with_defaults == []
-    with pytest.raises(TypeError):
+    with pytest.raises(pydantic.ValidationError):
         cls()
 
 
@@ -76,42 +67,42 @@ def test_a_section_with_a_key_left_out_names_it(cls):
     left_out = next(iter(params))
     del params[left_out]
     with pytest.raises(InfoGANError, match=re.escape(f"section.{left_out} is missing from the params")):
-        from_mapping(cls, params, "section")
+        build(cls, params, "section")
 
 
 def test_lists_become_tuples():
-    config = build(ModelConfig, {"categorical": [10, 3], "d_conv": [32, 64]}, "model")
+    config = built(ModelConfig, {"categorical": [10, 3], "d_conv": [32, 64]}, "model")
     assert config.categorical == (10, 3) and isinstance(config.categorical, tuple)
     assert config.d_conv == (32, 64) and isinstance(config.d_conv, tuple)
-    render = build(RenderConfig, {"continuous_range": [-1, 3]}, "render")
+    render = built(RenderConfig, {"continuous_range": [-1, 3]}, "render")
     assert render.continuous_range == (-1.0, 3.0)
     assert all(isinstance(v, float) for v in render.continuous_range)
 
 
 def test_ints_are_accepted_for_float_fields():
-    config = build(OptimConfig, {"lr_d": 1, "lambda_cont": 0}, "optim")
+    config = built(TrainConfig, {"lr_d": 1, "lambda_cont": 0}, "train")
     assert config.lr_d == 1.0 and type(config.lr_d) is float
     assert config.lambda_cont == 0.0 and type(config.lambda_cont) is float
 
 
 @pytest.mark.parametrize("value", ["auto", 2])
 def test_union_field_accepts_each_option(value):
-    assert build(TrainConfig, {"devices": value}, "train").devices == value
+    assert built(TrainConfig, {"devices": value}, "train").devices == value
 
 
 def test_configs_are_frozen():
-    config = build(TrainConfig, {}, "train")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    config = built(TrainConfig, {}, "train")
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.batch_size = 3  # type: ignore[misc]
 
 
-def test_to_dict_round_trips_through_from_mapping():
+def test_to_dict_round_trips_through_build():
     model = shipped_model(categorical=(10, 3), continuous=1)
-    assert to_dict(model)["categorical"] == [10, 3]
-    assert from_mapping(ModelConfig, to_dict(model), "model") == model
+    assert model.to_dict()["categorical"] == [10, 3]
+    assert build(ModelConfig, model.to_dict(), "model") == model
 
 
-# ---------------------------------------------------------------- from_mapping: errors
+# ---------------------------------------------------------------- build: errors
 
 
 @pytest.mark.parametrize(
@@ -120,7 +111,7 @@ def test_to_dict_round_trips_through_from_mapping():
         (TrainConfig, "train", "batch_size", "64", "an integer"),
         (TrainConfig, "train", "batch_size", 64.0, "an integer"),
         (TrainConfig, "train", "seed", None, "an integer"),
-        (OptimConfig, "optim", "lr_d", "2e-4", "a number"),
+        (TrainConfig, "train", "lr_d", "2e-4", "a number"),
         (ModelConfig, "model.mnist", "spectral_norm", "yes", "true or false"),
         (ModelConfig, "model.mnist", "spectral_norm", 1, "true or false"),
         (ModelConfig, "model.mnist", "g_fc", 1024, "a list of"),
@@ -154,14 +145,14 @@ def test_bools_are_rejected_for_int_fields(cls, key):
 
 
 def test_bools_are_rejected_for_float_fields():
-    message = error_of(OptimConfig, {"lambda_cat": True}, "optim")
-    assert "optim.lambda_cat = True" in message and "a number" in message
+    message = error_of(TrainConfig, {"lambda_cat": True}, "train")
+    assert "train.lambda_cat = True" in message and "a number" in message
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400])
 @pytest.mark.parametrize(
     ("cls", "key"),
-    [(OptimConfig, "lr_d"), (OptimConfig, "lambda_cat"), (ModelConfig, "noise_scale"), (ImprovedConfig, "scale")],
+    [(TrainConfig, "lr_d"), (TrainConfig, "lambda_cat"), (ModelConfig, "noise_scale"), (ImprovedConfig, "scale")],
 )
 def test_non_finite_floats_are_rejected_with_the_key(cls, key, value):
     """NaN passes `value <= bound` checks (every comparison with it is false); each is refused by name."""
@@ -192,11 +183,11 @@ def test_non_positive_model_size_is_rejected_with_the_key():
 
 
 def test_non_negative_fields_accept_zero_and_reject_negatives():
-    assert build(ModelConfig, {"noise_dim": 0}, "model.mnist").noise_dim == 0
+    assert built(ModelConfig, {"noise_dim": 0}, "model.mnist").noise_dim == 0
     message = error_of(ModelConfig, {"noise_dim": -1}, "model.mnist")
     assert "model.mnist.noise_dim = -1" in message and "at least 0" in message
-    message = error_of(OptimConfig, {"lambda_cont": -0.5}, "optim")
-    assert "optim.lambda_cont = -0.5" in message and "at least 0" in message
+    message = error_of(TrainConfig, {"lambda_cont": -0.5}, "train")
+    assert "train.lambda_cont = -0.5" in message and "at least 0" in message
 
 
 @pytest.mark.parametrize(
@@ -206,7 +197,7 @@ def test_non_negative_fields_accept_zero_and_reject_negatives():
         (TrainConfig, "train", "accelerator", "tpu", ("auto", "cpu", "gpu", "cuda", "mps")),
         (TrainConfig, "train", "precision", "32", ("32-true", "bf16-mixed", "16-mixed")),
         (TrainConfig, "train", "strategy", "ddp_spawn", ("auto", "ddp", "ddp_find_unused_parameters_true")),
-        (OptimConfig, "optim", "adversarial_loss", "wgan", ("bce", "hinge")),
+        (TrainConfig, "train", "adversarial_loss", "wgan", ("bce", "hinge")),
     ],
 )
 def test_literal_choices_are_listed(cls, section, key, value, choices):
@@ -219,8 +210,8 @@ def test_literal_choices_are_listed(cls, section, key, value, choices):
 def test_unknown_key_lists_allowed_keys():
     message = error_of(TrainConfig, {"batchsize": 3})
     assert "unknown key train.batchsize" in message
-    for field in dataclasses.fields(TrainConfig):
-        assert field.name in message
+    for name in TrainConfig.model_fields:
+        assert name in message
 
 
 @pytest.mark.parametrize("mapping", [[1, 2], "batch_size: 3", 5])
@@ -240,7 +231,7 @@ def test_generator_output_size_must_match_image_size():
 
 
 def test_matching_generator_size_is_accepted():
-    config = build(ModelConfig, {"g_base_size": 4, "g_upconv": [64, 32], "image_size": 32}, "model")
+    config = built(ModelConfig, {"g_base_size": 4, "g_upconv": [64, 32], "image_size": 32}, "model")
     assert config.g_base_size * 2 ** (len(config.g_upconv) + 1) == config.image_size == 32
 
 
@@ -267,8 +258,8 @@ def test_image_size_must_be_divisible_by_the_discriminator_downsampling():
 
 @pytest.mark.parametrize("beta", [1, 1.5])
 def test_adam_betas_must_be_below_one(beta):
-    message = error_of(OptimConfig, {"beta2": beta}, "optim")
-    assert message.startswith("optim:") and "beta2" in message and "[0, 1)" in message
+    message = error_of(TrainConfig, {"beta2": beta}, "train")
+    assert message.startswith("train:") and "beta2" in message and "[0, 1)" in message
 
 
 @pytest.mark.parametrize("bounds", [[2, -2], [1, 1], [0, 1, 2]])
@@ -294,53 +285,33 @@ def test_model_properties():
     assert config.latent_dim == 20
 
 
-# ---------------------------------------------------------------- split_section
-
-
-def test_split_section_shares_the_keys_out():
-    params = full(TrainConfig) | full(RenderConfig)
-    params["batch_size"] = 16
-    params["mi_samples"] = 500
-    train, render = split_section(params, (TrainConfig, RenderConfig), "train")
-    assert train.batch_size == 16 and render.mi_samples == 500
-    # a key both own reaches both
-    params["eval_batch_size"] = 250
-    train, render = split_section(params, (TrainConfig, RenderConfig), "train")
-    assert train.eval_batch_size == render.eval_batch_size == 250
-
-
-def test_split_section_unknown_key_lists_every_allowed_key():
-    params = full(TrainConfig) | full(RenderConfig) | {"oops": 1}
-    with pytest.raises(InfoGANError, match=re.escape("unknown key train.oops")) as info:
-        split_section(params, (TrainConfig, RenderConfig), "train")
-    for cls in (TrainConfig, RenderConfig):
-        for field in dataclasses.fields(cls):
-            assert field.name in str(info.value)
-
-
-def test_split_section_requires_every_key():
-    params = full(TrainConfig) | full(RenderConfig)
-    del params["frame_ms"]
-    with pytest.raises(InfoGANError, match=re.escape("train.frame_ms is missing")):
-        split_section(params, (TrainConfig, RenderConfig), "train")
-
-
-def test_split_section_checks_values_with_the_full_key():
-    params = full(TrainConfig) | full(RenderConfig) | {"scale": 0}
-    with pytest.raises(InfoGANError, match=re.escape("train.scale = 0")):
-        split_section(params, (TrainConfig, RenderConfig), "train")
-
-
-def test_split_section_rejects_non_mapping():
-    with pytest.raises(InfoGANError, match="must be a mapping"):
-        split_section(["batch_size"], (TrainConfig,), "train")
-
-
 @pytest.mark.parametrize("value", [True, False, "auto"])
 def test_compile_takes_a_bool_or_auto(value):
-    assert build(TrainConfig, {"compile": value}, "train").compile == value
+    assert built(TrainConfig, {"compile": value}, "train").compile == value
 
 
 def test_compile_rejects_other_values_naming_the_choices():
     message = error_of(TrainConfig, {"compile": "yes"})
     assert "train.compile = 'yes'" in message and "true or false" in message and "'auto'" in message
+
+
+# ---------------------------------------------------------------- the sections of one training
+
+
+def test_a_training_reads_model_train_and_improved_under_their_params_names():
+    config = TrainingConfig.of(shipped_model().to_dict(), shipped_train().to_dict(), shipped_improved().to_dict())
+    assert config.train.lambda_cat == shipped_train().lambda_cat
+    assert set(config.to_dict()) == {"model", "train", "improved"}
+
+
+def test_the_improved_terms_apply_with_their_recipe_and_a_categorical_code():
+    improved = shipped_improved()
+    assert TrainingConfig.of(shipped_model(), shipped_train(recipe="improved"), improved).improved_terms() == improved
+    assert TrainingConfig.of(shipped_model(), shipped_train(recipe="paper"), improved).improved_terms() is None
+    no_class = shipped_model(categorical=(), continuous=2)
+    assert TrainingConfig.of(no_class, shipped_train(recipe="improved"), improved).improved_terms() is None
+
+
+def test_the_improved_recipe_without_its_section_is_refused():
+    with pytest.raises(InfoGANError, match="the improved recipe needs its settings"):
+        TrainingConfig.of(shipped_model(), shipped_train(recipe="improved"), None)

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from pipeline import prepare, render, train, verify
-from pipeline.params import shipped_model, shipped_optim
+from pipeline.params import shipped_model, shipped_train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -246,15 +246,14 @@ class RunsCodeWhenUnpickled:
 
 def tiny_infogan_checkpoint(path: Path, **model) -> None:
     """A checkpoint as train writes it (weights and hyperparameters), of a small model."""
-    from infogan.config import to_dict
-    from infogan.module import InfoGAN
+    from infogan.training.module import InfoGANTraining
 
     config = shipped_model(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8, **model)
-    module = InfoGAN(config, shipped_optim(recipe="paper"))
+    module = InfoGANTraining(config, shipped_train(recipe="paper"))
     torch.save(
         {
             "state_dict": module.state_dict(),
-            "hyper_parameters": {"model": to_dict(config), "optim": to_dict(shipped_optim(recipe="paper"))},
+            "hyper_parameters": {"model": config.to_dict(), "train": shipped_train(recipe="paper").to_dict()},
         },
         path,
     )
@@ -268,7 +267,7 @@ def write_bad_checkpoint(path: Path, kind: str) -> None:
         path.write_text("not a checkpoint\n")
     elif kind == "foreign objects":
         torch.save(
-            {"state_dict": {}, "hyper_parameters": {"model": {}, "optim": {}}, "x": RunsCodeWhenUnpickled()}, path
+            {"state_dict": {}, "hyper_parameters": {"model": {}, "train": {}}, "x": RunsCodeWhenUnpickled()}, path
         )
     elif kind == "no hyperparameters":
         torch.save({"weights": torch.zeros(3)}, path)

@@ -24,9 +24,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from pytorch_lightning.strategies import DDPStrategy
 
-from infogan.checkpoint import read_checkpoint
-from infogan.data import ShardedShuffle, load_split
-from infogan.trainer import use_ddp_with_unused_parameters
+from infogan.data.batches import ShardedShuffle
+from infogan.data.images import load_split
+from infogan.model.load import read_checkpoint
+from infogan.training.trainer import use_ddp_with_unused_parameters
 from pipeline.stage import train_command
 from tests.pipeline.project_copy import attempt
 
@@ -44,7 +45,7 @@ sys.path.insert(0, {root!r})
 import pytorch_lightning as pl
 import torch
 
-import infogan.trainer
+import infogan.training.trainer
 from pipeline import train
 
 RECORD = Path({record!r})
@@ -86,7 +87,7 @@ class RecordingTrainer(pl.Trainer):
 
 
 # the Trainer the stage builds, only
-infogan.trainer.pl = types.SimpleNamespace(**{{**vars(pl), "Trainer": RecordingTrainer}})
+infogan.training.trainer.pl = types.SimpleNamespace(**{{**vars(pl), "Trainer": RecordingTrainer}})
 train.main()
 (RECORD / f"rank{{recorder.rank}}.exited").write_text("main returned")
 """
@@ -196,7 +197,7 @@ def test_rank_zero_writes_the_outputs_and_every_rank_exits_cleanly(ddp_run):
 
 @pytest.mark.parametrize("strategy", ["auto", "ddp", "ddp_find_unused_parameters_true"])
 def test_every_strategy_offered_gives_ddp_that_finds_unused_parameters(strategy):
-    """Plain DDP stops at the first generator step of this module (infogan/trainer.py); `auto` picks
+    """Plain DDP stops at the first generator step of this module (infogan/training/trainer.py); `auto` picks
     DDP for several devices, so each value must give the DDP that finds unused parameters."""
     use_ddp_with_unused_parameters()
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False, enable_progress_bar=False)

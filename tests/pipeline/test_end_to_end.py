@@ -20,9 +20,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from infogan.checkpoint import read_checkpoint
-from infogan.download import file_md5
-from infogan.factors import factor_names
+from infogan.data.download import file_md5
+from infogan.evaluation.factors import factor_names
+from infogan.model.load import read_checkpoint
 from tests.pipeline.project_copy import attempt, copy_project, dvc_command, dvc_env, edit_params, run
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it

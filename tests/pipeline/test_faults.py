@@ -22,10 +22,12 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from infogan.checkpoint import read_checkpoint
-from infogan.module import InfoGAN
+from infogan.config import TrackingConfig
+from infogan.model.load import read_checkpoint
+from infogan.training.module import InfoGANTraining
 from pipeline import render, tracking, train
 from pipeline.stage import entry_point, train_command
+from pipeline.training_run import TolerantMLFlowLogger
 from tests.pipeline.project_copy import attempt
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it
@@ -51,7 +53,7 @@ def run_train(train_args, prepared_mnist, monkeypatch):
 def poison_discriminator(monkeypatch, at: int, weights: bool = False) -> None:
     """Make the discriminator's adversarial loss NaN at iteration `at`, as a diverging run would;
     with `weights`, its gradients too, so that the step makes D's weights NaN."""
-    original = InfoGAN.discriminator_step
+    original = InfoGANTraining.discriminator_step
 
     def poisoned(self, real, fake, latent, *args, **kwargs):
         losses = original(self, real, fake, latent, *args, **kwargs)
@@ -61,7 +63,7 @@ def poison_discriminator(monkeypatch, at: int, weights: bool = False) -> None:
             losses["total"] = losses["total"] * nan if weights else losses["total"] + nan
         return losses
 
-    monkeypatch.setattr(InfoGAN, "discriminator_step", poisoned)
+    monkeypatch.setattr(InfoGANTraining, "discriminator_step", poisoned)
 
 
 @pytest.fixture
@@ -182,7 +184,7 @@ def test_a_server_lost_mid_run_does_not_stop_training(tmp_path, tiny_params, run
 def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    logger = tracking.TolerantMLFlowLogger(
+    logger = TolerantMLFlowLogger(
         experiment_name="x", tracking_uri=f"http://127.0.0.1:{closed_port()}", run_id="0" * 32
     )
     logger._initialized = True  # as after the run was opened, before the server went away
@@ -192,7 +194,7 @@ def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
 
 
 def create_run_in(uri: str, queue) -> None:
-    params = {"tracking": {"uri": uri, "artifact_root": str(Path(uri[len("sqlite:///") :]).parent / "art")}}
+    params = TrackingConfig(uri=uri, artifact_root=str(Path(uri[len("sqlite:///") :]).parent / "art"))
     try:
         queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0"))
     except Exception as err:  # reported to the test, which fails on it
@@ -215,9 +217,9 @@ def test_two_processes_can_create_one_new_sqlite_store_at_once(tmp_path):
     assert sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id])) == sorted(results)
 
 
-def local_store(folder: Path) -> dict:
+def local_store(folder: Path) -> TrackingConfig:
     """The tracking section of params for an SQLite store in `folder`."""
-    return {"tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_root": str(folder / "mlartifacts")}}
+    return TrackingConfig(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))
 
 
 def test_a_run_name_says_what_was_trained_and_when_in_utc():
@@ -237,7 +239,7 @@ def test_start_run_names_the_run_without_drawing_from_the_seeded_rng(tmp_path):
         for second in (5, 6)
     ]
     assert random.getstate() == seeded
-    client = MlflowClient(params["tracking"]["uri"])
+    client = MlflowClient(params.uri)
     runs = [client.get_run(run_id) for run_id in run_ids]
     assert [run.info.run_name for run in runs] == [
         "mnist-paper-seed0-20250102-030405",
@@ -249,7 +251,7 @@ def test_start_run_names_the_run_without_drawing_from_the_seeded_rng(tmp_path):
 def test_the_experiment_is_marked_as_model_training_unless_its_kind_was_set(tmp_path):
     """MLflow 3's UI records an experiment's type in `mlflow.experimentKind`; GenAI is assumed without it."""
     params = local_store(tmp_path)
-    client = MlflowClient(params["tracking"]["uri"])
+    client = MlflowClient(params.uri)
     tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "new")
     assert client.get_experiment_by_name("infogan-mnist").tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -266,10 +268,10 @@ def test_the_logger_logs_no_param_a_second_time(tmp_path, monkeypatch):
     """Lightning hands the logger the module's hyperparameters (optim/lr_g, ...); start_run has
     logged each already, as train.lr_g, and the UI would list both."""
     params = local_store(tmp_path)
-    uri = params["tracking"]["uri"]
+    uri = params.uri
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the logger's set_tracking_uri exports it; undone after
     run_id = tracking.start_run(params, "mnist", {"train": {"lr_g": 0.001}, "model": {"noise_dim": 62}}, {}, "x")
-    logger = tracking.TolerantMLFlowLogger(experiment_name="infogan-mnist", tracking_uri=uri, run_id=run_id)
+    logger = TolerantMLFlowLogger(experiment_name="infogan-mnist", tracking_uri=uri, run_id=run_id)
     logger.log_hyperparams({"optim": {"lr_g": 0.001}, "model": {"noise_dim": 62}, "improved": None})
     assert MlflowClient(uri).get_run(run_id).data.params == {"train.lr_g": "0.001", "model.noise_dim": "62"}
     assert logger.failures == []

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infogan.config import ModelConfig, from_mapping
-from infogan.module import InfoGAN
-from pipeline.params import shipped_optim
+from infogan.config import ModelConfig, build
+from infogan.training.module import InfoGANTraining
+from pipeline.params import shipped_train
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -24,12 +24,12 @@ CELEBA_64 = {
 
 @pytest.mark.parametrize("name, section", [*PARAMS["model"].items(), ("celeba at 64x64", CELEBA_64)])
 def test_model_section_builds_networks_for_its_images(name, section):
-    config = from_mapping(ModelConfig, section, f"model.{name}")
-    module = InfoGAN(config, shipped_optim(recipe="paper"))
-    latent = module.codes.sample(4)
+    config = build(ModelConfig, section, f"model.{name}")
+    module = InfoGANTraining(config, shipped_train(recipe="paper"))
+    latent = module.model.codes.sample(4)
     images = module(latent.vector)
     assert images.shape == (4, config.image_channels, config.image_size, config.image_size)
-    q = module.encode(images)
+    q = module.model.encode(images)
     assert q.categorical_logits.shape == (4, sum(config.categorical))
     assert q.continuous_mean.shape == (4, config.continuous)
 

@@ -1,4 +1,4 @@
-"""pipeline.params: params.yaml read once, overrides by dotted key, and the configs built from it."""
+"""pipeline.params: params.yaml read once into one typed tree, overrides by dotted key."""
 
 from __future__ import annotations
 
@@ -8,32 +8,60 @@ import re
 import pytest
 import yaml
 
+from infogan.data.registry import DATASETS
 from infogan.errors import InfoGANError
-from infogan.raw import source_config
 from pipeline.check_params import check_params
 from pipeline.params import (
     PROJECT_PARAMS,
-    render_config,
+    Params,
+    load_params,
+    parse_params,
     section,
     shipped_improved,
     shipped_model,
-    shipped_optim,
     shipped_params,
     shipped_render,
     shipped_source,
     shipped_train,
-    training_configs,
     with_overrides,
 )
-from pipeline.stage import KNOWN_DATASETS
 
 
 def test_shipped_builders_give_params_yaml_values():
-    params = yaml.safe_load(PROJECT_PARAMS.read_text())
-    model, optim, train, improved = training_configs(params, "mnist")
-    assert (shipped_model(), shipped_optim(), shipped_train(), shipped_improved()) == (model, optim, train, improved)
-    assert shipped_render() == render_config(params)
-    assert shipped_source("celeba").zip_md5 == params["prepare"]["celeba"]["zip_md5"]
+    params = load_params(PROJECT_PARAMS)
+    training = params.training("mnist")
+    assert (shipped_model(), shipped_train(), shipped_improved()) == (training.model, training.train, training.improved)
+    assert shipped_render() == params.render
+    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    assert shipped_source("celeba").zip_md5 == raw["prepare"]["celeba"]["zip_md5"]
+
+
+def test_every_params_key_is_the_attribute_of_the_same_name():
+    """One name per value: params.yaml's dotted key is the attribute path in code."""
+    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    params = load_params(PROJECT_PARAMS, "celeba")  # as the stages of mnist and celeba read it
+    for key in ("train.lambda_cat", "model.mnist.noise_dim", "prepare.celeba.zip_md5", "render.seed", "tracking.uri"):
+        node_raw, node = raw, params
+        for part in key.split("."):
+            node_raw, node = node_raw[part], getattr(node, part)
+        assert node == node_raw, key
+    assert isinstance(params, Params) and set(Params.model_fields) == set(raw)
+
+
+def test_the_params_tree_has_a_prepare_and_a_model_section_per_dataset():
+    params = parse_params(shipped_params({"datasets": list(DATASETS)}))
+    for name, dataset in DATASETS.items():
+        assert isinstance(params.source(name), dataset.source)
+        assert params.training(name).model == getattr(params.model, name)
+
+
+def test_the_sections_of_a_dataset_nobody_runs_are_not_read():
+    """Neither listed in `datasets` nor the stage's own: its sections are None, and a bad value there stops nothing."""
+    params = shipped_params({"datasets": ["mnist"], "model.svhn.noise_dim": -1})
+    assert parse_params(params).model.svhn is None and parse_params(params).prepare.svhn is None
+    with pytest.raises(InfoGANError, match=r"^model\.svhn\.noise_dim = -1 is invalid"):
+        parse_params(params, "svhn")  # a stage run with --dataset svhn reads them
+    assert parse_params(shipped_params(), "celeba").source("celeba").image_size == 32
 
 
 def test_explicit_changes_apply_to_a_copy():
@@ -65,16 +93,16 @@ def test_section_names_the_first_missing_part():
 def test_the_recipe_alone_picks_its_own_length_from_params_yaml(recipe):
     params = shipped_params()
     params["train"]["recipe"] = recipe
-    _, optim, config, _ = training_configs(params, "mnist")
-    assert optim.recipe == recipe
-    assert config.max_epochs == params["train"]["max_epochs"][recipe]
+    train = parse_params(params).train
+    assert train.recipe == recipe
+    assert train.max_epochs == params["train"]["max_epochs"][recipe]
 
 
 @pytest.mark.parametrize("recipe", ["paper", "improved"])
 def test_one_number_of_epochs_sets_the_length_of_either_recipe(recipe):
     params = shipped_params()
     params["train"] |= {"recipe": recipe, "max_epochs": 3}
-    assert training_configs(params, "mnist")[2].max_epochs == 3
+    assert parse_params(params).train.max_epochs == 3
 
 
 # ---------------------------------------------------------------- every number in params.yaml is checked
@@ -101,20 +129,12 @@ def set_numeric(params: dict, key: str, value) -> dict:
 
 
 def load_owner(params: dict, key: str) -> None:
-    """Build every config that reads `key`, as the stage that reads it does."""
+    """Build the params tree as the stage that reads `key` does when it starts: with the improved
+    recipe for `improved`, and running the dataset whose `prepare` or `model` section holds it."""
     top, name = key.split(".")[:2]
-    if top == "model":
-        training_configs(params, name)
-    elif top == "train":
-        training_configs(params, "mnist")
-    elif top == "improved":  # read with the improved recipe only
-        training_configs(with_overrides(params, {"train.recipe": "improved"}), "mnist")
-    elif top == "render":
-        render_config(params)
-    elif top == "prepare":
-        source_config(name, section(params, f"prepare.{name}"))
-    else:
-        pytest.fail(f"no config reads {key}: add its section to load_owner")
+    if top == "improved":  # read with the improved recipe only
+        params = with_overrides(params, {"train.recipe": "improved"})
+    parse_params(params, name if top in ("prepare", "model") else None)
 
 
 NUMERIC_PARAMS = numeric_params(yaml.safe_load(PROJECT_PARAMS.read_text()))
@@ -140,7 +160,7 @@ def test_every_number_in_params_yaml_refuses_nan_and_inf_naming_its_key(key, val
 @pytest.mark.parametrize("key", NUMERIC_PARAMS)
 def test_the_check_stage_refuses_every_number_in_params_yaml_set_to_nan(key):
     """The check_params stage, which DVC runs before any other, reads what every stage reads."""
-    params = set_numeric(shipped_params({"datasets": list(KNOWN_DATASETS)}), key, math.nan)
+    params = set_numeric(shipped_params({"datasets": list(DATASETS)}), key, math.nan)
     with pytest.raises(InfoGANError) as info:
         check_params(params)
     assert re.search(rf"(^|: ){re.escape(key)} = nan is invalid: it must be ", str(info.value))

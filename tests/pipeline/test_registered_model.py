@@ -23,9 +23,10 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from infogan.checkpoint import load_infogan
-from infogan.export import code_columns, code_table
-from infogan.traversal import GAP, fixed_codes
+from infogan.evaluation.traversal import GAP
+from infogan.model.codes import fixed_codes
+from infogan.model.export import code_columns, code_table
+from infogan.model.load import load_model
 from pipeline.registry import registered_model_name
 from tests.pipeline.project_copy import free_port, run, stop_group
 
@@ -53,7 +54,7 @@ def trained(tmp_path_factory, tiny_params, train_args, prepared_mnist, stage_env
 def sheet_rows(path: Path, n_columns: int, scale: int, side: int) -> list[np.ndarray]:
     """The tiles of render's contact sheet, one (n, 1, side, side) uint8 array per row (frame): the
     rows of tiles are right-aligned after the captions, each `GAP` below the last, and every tile is
-    upscaled by `scale` (infogan/traversal.py, `render_contact_sheet`)."""
+    upscaled by `scale` (infogan/evaluation/traversal.py, `render_contact_sheet`)."""
     sheet = np.asarray(Image.open(path).convert("RGB"))
     left = sheet.shape[1] - (n_columns * (side + GAP) - GAP) * scale
     rows, y = [], 0
@@ -79,11 +80,11 @@ def assert_draws_the_sheet(images: np.ndarray, folder: Path, params: dict) -> No
 def traversal_codes(folder: Path, params: dict) -> np.ndarray:
     """Render's codes for the first categorical code's traversal, as the model's input table: one
     block of `samples_per_row` rows per class, classes 0 to 9."""
-    module = load_infogan(folder / "model" / "model.ckpt")
+    module = load_model(folder / "model" / "model.ckpt")
     render = params["render"]
     blocks = []
     for value in range(module.codes.categorical_sizes[0]):
-        noise, categorical, continuous = fixed_codes(module, render["samples_per_row"], render["seed"])
+        noise, categorical, continuous = fixed_codes(module.codes, render["samples_per_row"], render["seed"])
         categorical[:, 0] = value
         blocks.append(code_table(module.codes, noise, categorical, continuous).numpy())
     return np.concatenate(blocks)
@@ -108,7 +109,7 @@ def test_training_registers_the_generator_as_a_version_of_its_run(trained):
     assert info.run_id == run_id
     assert set(info.flavors) == {"pytorch", "python_function"}
     assert info.flavors["pytorch"]["model_data"] == "data"
-    module = load_infogan(folder / "model" / "model.ckpt")
+    module = load_model(folder / "model" / "model.ckpt")
     assert info.metadata["columns"] == code_columns(module.codes)
     [inputs], [outputs] = info.signature.inputs.inputs, info.signature.outputs.inputs
     assert (inputs.type, inputs.shape) == (np.dtype("float32"), (-1, len(code_columns(module.codes))))

@@ -9,20 +9,19 @@ import torch
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from infogan.data import save_split
-from infogan.history import final_losses, last_iteration, read_history
-from infogan.mnist import load_mnist_split
-from infogan.module import InfoGAN
+from infogan.config import TrackingConfig
+from infogan.evaluation.history import final_losses, last_iteration, read_history
+from infogan.model.infogan import InfoGAN
 from pipeline import tracking
-from pipeline.params import shipped_model, shipped_optim, shipped_render
-from pipeline.render import generated_digits, render_traversals
+from pipeline.params import shipped_model, shipped_render
+from pipeline.render import render_traversals
 
 CONFIG = shipped_render(continuous_frames=3, samples_per_row=4, scale=1)
 
 
 def module() -> InfoGAN:
     torch.manual_seed(0)
-    return InfoGAN(shipped_model(), shipped_optim(recipe="paper")).eval()
+    return InfoGAN(shipped_model()).eval()
 
 
 def test_named_codes_get_their_property_as_file_name(tmp_path):
@@ -58,8 +57,8 @@ def test_renders_metrics_are_the_latest_in_the_training_run(tmp_path):
     """Training logged its last evaluation at its last iteration; render's, logged after it, must be what
     MLflow (and its UI) shows as the run's value, dated now and not at step 0 in 1970."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    params = {"tracking": {"uri": uri, "artifact_root": str(tmp_path / "mlartifacts")}}
-    run_id = tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0")
+    store = TrackingConfig(uri=uri, artifact_root=str(tmp_path / "mlartifacts"))
+    run_id = tracking.start_run(store, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0")
     client = MlflowClient(uri)
     trained_ms = int(time.time() * 1000) - 60_000  # as the train stage logged it, a minute earlier
     client.log_batch(run_id, metrics=[Metric("eval/categorical_accuracy", 0.9, trained_ms, 20)])
@@ -75,20 +74,3 @@ def test_renders_metrics_are_the_latest_in_the_training_run(tmp_path):
     [rendered] = [m for m in client.get_metric_history(run_id, "eval/categorical_accuracy") if m.value == 0.5]
     assert rendered.step == 20
     assert before <= rendered.timestamp <= int(time.time() * 1000)
-
-
-def test_generated_digits_train_on_the_train_split_and_score_on_the_test_split(tmp_path, mnist_fixture_dir):
-    """Render's digit metrics: a classifier from <data>/train.pt, its accuracy on the test images it is
-    given, and the purity of each class of c1, under the keys metrics.json and MLflow get."""
-    images, labels = load_mnist_split(mnist_fixture_dir, "test")
-    save_split(images[:1000], labels[:1000], tmp_path / "train.pt")
-    config = shipped_render(classifier_epochs=2, classifier_batch_size=32, purity_samples=30)
-    metrics, class_digits = generated_digits(module(), tmp_path, images[1000:1500], labels[1000:1500], config)
-    assert set(metrics) == {f"generated/purity/class_{k}" for k in range(10)} | {
-        "generated/purity_mean",
-        "generated/distinct_digits",
-        "generated/classifier_test_accuracy",
-    }
-    assert metrics["generated/classifier_test_accuracy"] > 0.7  # learned from 1,000 digits: far above chance
-    assert sorted(class_digits) == list(range(10))
-    assert metrics["generated/distinct_digits"] == len(set(class_digits.values()))

@@ -18,7 +18,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from infogan.checkpoint import read_checkpoint
+from infogan.model.load import read_checkpoint
 from pipeline.stage import train_command
 
 pytestmark = pytest.mark.slow  # trains, or runs dvc repro: `pytest -m "not slow"` skips it

@@ -1,0 +1,1 @@
+"""Datasets: each source, its verification and preparation, and the prepared tensors."""

@@ -1,0 +1,1 @@
+"""Evaluation of trained networks: metrics, traversals, factors, the digit classifier; no Lightning."""

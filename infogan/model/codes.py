@@ -1,0 +1,123 @@
+"""The latent vector: incompressible noise z plus the structured code c (categorical + continuous).
+
+Layout of the generator input, (B, noise_dim + sum(categorical) + continuous):
+    [ z (noise_dim) | one-hot of code 0 | one-hot of code 1 | ... | continuous codes ]
+Sampling is a few fused tensor ops, with no Python loop over code groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from infogan.config import ModelConfig
+
+
+@dataclass
+class Latent:
+    """One batch of latents: the generator input and the code values it was built from."""
+
+    vector: torch.Tensor  # (B, latent_dim), the generator input
+    categorical: torch.Tensor  # (B, n_categorical) long, class index of each categorical code
+    continuous: torch.Tensor  # (B, n_continuous) float
+
+
+class LatentCodes:
+    """Samples latents from the priors and assembles chosen code values into generator inputs."""
+
+    def __init__(self, config: ModelConfig):
+        self.noise_dim = config.noise_dim
+        self.noise_prior = config.noise_prior
+        self.noise_scale = config.noise_scale
+        self.categorical_sizes = tuple(config.categorical)
+        self.n_continuous = config.continuous
+        self.continuous_prior = config.continuous_prior
+        self.dim = config.latent_dim
+        sizes = torch.tensor(self.categorical_sizes, dtype=torch.long)
+        # start column of each one-hot block inside the latent vector
+        offsets = config.noise_dim + torch.cumsum(sizes, 0) - sizes
+        # (sizes, offsets) per device, so the training loop never copies them host-to-device
+        self._tables = {torch.device("cpu"): (sizes, offsets)}
+
+    def _on(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        device = torch.device(device if device is not None else "cpu")
+        if device not in self._tables:
+            sizes, offsets = self._tables[torch.device("cpu")]
+            self._tables[device] = (sizes.to(device), offsets.to(device))
+        return self._tables[device]
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        if self.noise_prior == "uniform":
+            noise = torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
+        else:
+            noise = torch.randn(n, self.noise_dim, generator=generator, device=device)
+        return noise if self.noise_scale == 1.0 else noise * self.noise_scale
+
+    def sample_categorical(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """(n, n_categorical) uniform class indices, every code sampled at once."""
+        sizes, _ = self._on(device)
+        u = torch.rand(n, len(self.categorical_sizes), generator=generator, device=device)
+        return (u * sizes).long().clamp_max_(sizes - 1)
+
+    def sample_continuous(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        if self.continuous_prior == "uniform":
+            return torch.rand(n, self.n_continuous, generator=generator, device=device) * 2 - 1
+        return torch.randn(n, self.n_continuous, generator=generator, device=device)
+
+    def assemble(self, noise: torch.Tensor, categorical: torch.Tensor, continuous: torch.Tensor) -> Latent:
+        """Build generator inputs from explicit noise (B, noise_dim), class indices and continuous values."""
+        n = noise.shape[0]
+        vector = torch.zeros(n, self.dim, device=noise.device, dtype=noise.dtype)
+        vector[:, : self.noise_dim] = noise
+        if self.categorical_sizes:
+            columns = categorical + self._on(noise.device)[1]  # (B, n_categorical)
+            vector.scatter_(1, columns, 1.0)
+        if self.n_continuous:
+            vector[:, self.dim - self.n_continuous :] = continuous
+        return Latent(vector, categorical, continuous)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> Latent:
+        """A batch from the priors: z per `noise_prior`, each categorical code uniform, continuous per the prior."""
+        return self.assemble(
+            self.sample_noise(n, generator, device),
+            self.sample_categorical(n, generator, device),
+            self.sample_continuous(n, generator, device),
+        )
+
+    def categorical_name(self, code: int) -> str:
+        """The paper's name of categorical code `code`: c1, c2, ..."""
+        return f"c{code + 1}"
+
+    def continuous_name(self, code: int) -> str:
+        """The paper's name of continuous code `code`, numbered after the categorical codes."""
+        return f"c{len(self.categorical_sizes) + code + 1}"
+
+    def categorical_entropy(self) -> list[float]:
+        """H(c) in nats of each categorical prior: ln K."""
+        return [math.log(k) for k in self.categorical_sizes]
+
+    def continuous_entropy(self) -> float:
+        """Differential entropy in nats of one continuous code's prior."""
+        if self.continuous_prior == "uniform":
+            return math.log(2.0)  # U(-1, 1)
+        return 0.5 * math.log(2 * math.pi * math.e)  # N(0, 1)
+
+
+def fixed_codes(
+    codes: LatentCodes, n: int, seed: int, first_code_order: Sequence[int] | None = None, device=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise, class indices and continuous values (at 0) for n columns, reproducible from `seed`:
+    the columns of a traversal. They spread over the first categorical code's classes, in
+    `first_code_order` when given."""
+    g = torch.Generator().manual_seed(seed)
+    noise = codes.sample_noise(n, g)
+    categorical = codes.sample_categorical(n, g)
+    if codes.categorical_sizes:
+        order = torch.tensor(first_code_order or range(codes.categorical_sizes[0]))
+        categorical[:, 0] = order[torch.arange(n) % len(order)]
+    continuous = torch.zeros(n, codes.n_continuous)
+    device = device if device is not None else "cpu"
+    return noise.to(device), categorical.to(device), continuous.to(device)

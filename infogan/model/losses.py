@@ -1,0 +1,117 @@
+"""The adversarial losses and the information (mutual-information lower bound) loss.
+
+The information loss is the negative of the variational lower bound L_I(G, Q) of InfoGAN, eq. (4),
+up to the constant H(c):
+  - categorical codes: cross-entropy between Q's logits and the sampled class (no softmax first);
+  - continuous codes: Gaussian negative log-likelihood of the sampled value under Q's mean and
+    log-scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from infogan.model.networks import CodeParams
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+# Keeps a confident Q from dividing by ~0 early in training; exp(-5) is far below any code's spread.
+MIN_LOG_SCALE = -5.0
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """D's adversarial loss: 'bce' is the original GAN objective, 'hinge' the SN-GAN one."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """G's adversarial loss: non-saturating for 'bce', -D(G(z)) for 'hinge'."""
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+class InfoLoss(NamedTuple):
+    categorical: torch.Tensor  # cross-entropy summed over the categorical codes, batch mean, nats
+    continuous: torch.Tensor  # Gaussian NLL summed over the continuous codes, batch mean, nats
+
+
+def categorical_nll(logits: torch.Tensor, classes: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """Cross-entropy of each categorical code, (B, sum(sizes)) logits vs (B, n_codes) -> (n_codes,)."""
+    if len(set(sizes)) == 1:  # equal sizes: one fused call over (B * n_codes, K)
+        k = sizes[0]
+        per_code = F.cross_entropy(logits.reshape(-1, k), classes.reshape(-1), reduction="none")
+        return per_code.view(-1, len(sizes)).mean(0)
+    chunks = logits.split(list(sizes), dim=1)
+    return torch.stack([F.cross_entropy(chunk, classes[:, i]) for i, chunk in enumerate(chunks)])
+
+
+def gaussian_nll(mean: torch.Tensor, log_scale: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """-log N(value; mean, exp(log_scale)^2), elementwise, (B, n) -> (n,) averaged over the batch."""
+    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
+    z = (value - mean) * torch.exp(-log_scale)
+    return (0.5 * z.square() + log_scale + HALF_LOG_2PI).mean(0)
+
+
+def information_loss(
+    q: CodeParams, categorical: torch.Tensor, continuous: torch.Tensor, categorical_sizes: tuple[int, ...]
+) -> InfoLoss:
+    """The two terms of -L_I for the whole code (the codes are independent, so their terms add up);
+    zero for a code type the model lacks."""
+    zero = q.categorical_logits.new_zeros(())
+    cat = categorical_nll(q.categorical_logits, categorical, categorical_sizes).sum() if categorical_sizes else zero
+    cont = gaussian_nll(q.continuous_mean, q.continuous_log_scale, continuous).sum() if continuous.shape[1] else zero
+    return InfoLoss(cat, cont)
+
+
+def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """KL(p_target || p) per categorical code, summed over codes, batch mean; the target is held
+    fixed (no gradient), so only `logits` (Q on the transformed images) is pulled towards it."""
+    total = logits.new_zeros(())
+    for target, chunk in zip(
+        target_logits.detach().split(list(sizes), dim=1), logits.split(list(sizes), dim=1), strict=True
+    ):
+        total = total + F.kl_div(
+            F.log_softmax(chunk.float(), 1), F.log_softmax(target.float(), 1), log_target=True, reduction="batchmean"
+        )
+    return total
+
+
+def categorical_entropies(logits: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H(c | x), H(c)) in nats, each summed over the categorical codes: the batch mean of each
+    image's entropy, and the entropy of the batch-mean prediction. IMSAT (Hu et al., ICML 2017)
+    lowers the first (confident classes) and raises the second (classes used equally often)."""
+    conditional = logits.new_zeros((), dtype=torch.float32)
+    marginal = logits.new_zeros((), dtype=torch.float32)
+    for chunk in logits.split(list(sizes), dim=1):
+        log_p = F.log_softmax(chunk.float(), 1)  # (B, K)
+        conditional = conditional - (log_p.exp() * log_p).sum(1).mean()
+        mean = log_p.exp().mean(0).clamp_min(1e-12)  # (K,)
+        marginal = marginal - (mean * mean.log()).sum()
+    return conditional, marginal
+
+
+def categorical_mutual_information(
+    logits: torch.Tensor, other_logits: torch.Tensor, sizes: tuple[int, ...]
+) -> torch.Tensor:
+    """I(c; c') in nats, summed over the categorical codes, between Q's class c of each image and c'
+    of its transformed copy, estimated from the batch as in IIC (Ji, Henriques and Vedaldi, ICCV
+    2019): the joint P = mean_i p_i p'_i^T, symmetrised. I(c; c') = H(c) - H(c | c') is large when the
+    two views get the same class (consistency) and the classes are used equally often (the marginal
+    entropy, which a consistency term alone lacks). At most ln K per K-class code. Both views get
+    gradients."""
+    total = logits.new_zeros((), dtype=torch.float32)
+    for chunk, other in zip(logits.split(list(sizes), dim=1), other_logits.split(list(sizes), dim=1), strict=True):
+        p, q = chunk.float().softmax(1), other.float().softmax(1)  # (B, K) each
+        joint = p.t() @ q / p.shape[0]  # (K, K)
+        joint = ((joint + joint.t()) / 2).clamp_min(1e-12)
+        marginal = joint.sum(1)
+        total = total + (joint * (joint.log() - marginal.log()[:, None] - marginal.log()[None, :])).sum()
+    return total

@@ -1,0 +1,1 @@
+"""Training with Lightning: the LightningModule, its data module, callbacks, bookkeeping, the Trainer, resume."""

@@ -1,0 +1,313 @@
+"""The InfoGAN LightningModule: it trains an `InfoGAN` (infogan/model/infogan.py), owning the
+optimizers and the named steps of one training iteration.
+
+One iteration draws a latent batch, runs G once, then
+  1. discriminator step: D's adversarial loss on real and detached fake images, plus the
+     information loss on the fakes, updates the shared trunk, the D head and the Q head;
+  2. generator step: G's adversarial loss plus the same information loss, through the updated
+     D/Q (frozen by `toggled_optimizer`), updates G.
+So the information term reaches G, Q and the shared trunk, as in the paper's min-max of
+V(D, G) - lambda * L_I(G, Q).
+
+With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance transformation T
+(infogan/model/augment.py) adds terms that each have a weight, and are not computed at weight 0: the
+categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
+Q's class of real images: its consistency between x and T(x), the mutual information between those
+two classes, and the entropies H(c | x) and H(c) (`real_image_terms`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from infogan.config import ImprovedConfig, ModelConfig, TrainConfig, TrainingConfig
+from infogan.data.images import to_model_range
+from infogan.model.augment import nuisance
+from infogan.model.codes import Latent
+from infogan.model.infogan import InfoGAN
+from infogan.model.losses import (
+    InfoLoss,
+    categorical_consistency,
+    categorical_entropies,
+    categorical_mutual_information,
+    categorical_nll,
+    discriminator_loss,
+    generator_loss,
+    information_loss,
+)
+from infogan.model.networks import CodeParams
+from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
+
+
+class InfoGANTraining(pl.LightningModule):
+    def __init__(
+        self,
+        model: ModelConfig | dict[str, Any],
+        train: TrainConfig | dict[str, Any],
+        improved: ImprovedConfig | dict[str, Any] | None = None,
+        compile_networks: bool = False,
+    ):
+        """The params sections `model.<dataset>`, `train` and `improved` (needed with
+        `train.recipe: improved` only). `compile_networks`: `torch.compile` each network when fit
+        starts (a runtime choice, not saved with the hyperparameters, so a checkpoint always reloads
+        uncompiled)."""
+        super().__init__()
+        self.config = TrainingConfig.of(model, train, improved)
+        # plain dicts, keyed as in params.yaml, so a checkpoint reloads with `load_from_checkpoint(path)`
+        self.save_hyperparameters(self.config.to_dict())
+        self.automatic_optimization = False
+        self.improved = self.config.improved_terms()  # None: the paper's objective alone
+        self.model = InfoGAN(self.config.model)
+        self.compile_networks = compile_networks
+        # losses are summed on the device and read back only when logged: no per-step sync
+        self._window, self._epoch = RunningMeans(), RunningMeans()
+        self._restored_means: list[dict[str, Any]] | None = None  # per rank, from a checkpoint, taken up in fit
+        self.nonfinite = NonFiniteWatch()
+        self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss (on_nonfinite: skip)
+
+    def configure_optimizers(self):
+        train, model = self.config.train, self.model
+        betas = (train.beta1, train.beta2)
+        d_params = [*model.trunk.parameters(), *model.d_head.parameters(), *model.q_head.parameters()]
+        # fused: one kernel per step over all tensors, step counters on the device (no host reads);
+        # docs/benchmarks.md has its share of the step (`benchmarks/train_throughput.py --ladder`)
+        fused = self.device.type in ("cpu", "cuda")
+        opt_d = torch.optim.Adam(d_params, lr=train.lr_d, betas=betas, fused=fused)
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=train.lr_g, betas=betas, fused=fused)
+        return opt_d, opt_g
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Generate images (B, C, H, W) in [-1, 1] from latent vectors (B, latent_dim)."""
+        return self.model(latent)
+
+    def information_loss(self, q: CodeParams, latent: Latent) -> InfoLoss:
+        return information_loss(q, latent.categorical, latent.continuous, self.model.codes.categorical_sizes)
+
+    def weighted_information(self, info: InfoLoss) -> torch.Tensor:
+        train = self.config.train
+        return train.lambda_cat * info.categorical + train.lambda_cont * info.continuous
+
+    def augmented_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
+        """Improved recipe: the categorical information loss on T(fake), nats."""
+        logits = self.model.encode(nuisance(fake, self.improved)).categorical_logits
+        return categorical_nll(logits, latent.categorical, self.model.codes.categorical_sizes).sum()
+
+    def discriminator_step(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        latent: Latent,
+        partners: torch.Tensor | None = None,
+        fake_class_weight: float = 1.0,
+    ) -> dict[str, torch.Tensor]:
+        """`partners`: with `improved.neighbours`, one pixel-space neighbour of each real image.
+        `fake_class_weight` scales the categorical information terms here, where they teach Q the
+        class of generated images; G's step always has them whole."""
+        model = self.model
+        real_features = model.trunk(real)
+        real_logits = model.d_head(real_features)
+        fake_features = model.trunk(fake.detach())
+        adversarial = discriminator_loss(real_logits, model.d_head(fake_features), self.config.train.adversarial_loss)
+        info = self.information_loss(model.q_head(fake_features), latent)
+        weighted = self.weighted_information(info)
+        if fake_class_weight != 1.0:
+            weighted = weighted - (1.0 - fake_class_weight) * self.config.train.lambda_cat * info.categorical
+        losses = {
+            "total": adversarial + weighted,
+            "loss/d": adversarial,
+            "info/categorical": info.categorical,
+            "info/continuous": info.continuous,
+        }
+        improved = self.improved
+        if improved is not None:  # a term with weight 0 is not computed
+            if improved.augmented_information > 0:
+                augmented = self.augmented_information(fake.detach(), latent)
+                weight = improved.augmented_information * fake_class_weight
+                losses["total"] = losses["total"] + weight * augmented
+                losses["improved/augmented_information"] = augmented
+            real_terms, logged = self.real_image_terms(real, real_features, partners)
+            if logged:
+                losses["total"] = losses["total"] + real_terms
+                losses.update(logged)
+        return losses
+
+    def real_image_terms(
+        self, real: torch.Tensor, real_features: torch.Tensor, partners: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
+        """Improved recipe: the terms on Q's class of real images. Returns their weighted sum (to add
+        to D's loss) and each term's unweighted value by name (to log). Only terms with a weight
+        above 0 are computed; T is drawn once for the terms that compare x with T(x), or with T(x')
+        for `partners` x' (one neighbour of each x) when given."""
+        improved, sizes = self.improved, self.model.codes.categorical_sizes
+        entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
+        compared = improved.real_consistency > 0 or improved.real_information > 0
+        if not (entropies or compared):
+            return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
+        weighted: list[tuple[float, str, torch.Tensor]] = []
+        logits = self.model.q_head(real_features).categorical_logits
+        if entropies:
+            conditional, marginal = categorical_entropies(logits, sizes)
+            if improved.real_entropy > 0:
+                weighted.append((improved.real_entropy, "improved/real_entropy", conditional))
+            if improved.real_marginal_entropy > 0:
+                weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
+        if compared:
+            moved = self.model.encode(nuisance(real if partners is None else partners, improved)).categorical_logits
+            if improved.real_consistency > 0:
+                consistency = categorical_consistency(logits, moved, sizes)
+                weighted.append((improved.real_consistency, "improved/real_consistency", consistency))
+            if improved.real_information > 0:
+                information = categorical_mutual_information(logits, moved, sizes)
+                weighted.append((-improved.real_information, "improved/real_information", information))
+        total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
+        return total, {key: value for _, key, value in weighted}
+
+    def generator_step(self, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
+        features = self.model.trunk(fake)
+        adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
+        info = self.information_loss(self.model.q_head(features), latent)
+        total = adversarial + self.weighted_information(info)
+        improved = self.improved
+        if improved is not None and improved.augmented_information > 0:
+            total = total + improved.augmented_information * self.augmented_information(fake, latent)
+        return {"total": total, "loss/g": adversarial}
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda":  # NHWC is what cuDNN's convolutions run fastest on
+            self.to(memory_format=torch.channels_last)
+        if self.compile_networks:
+            model = self.model
+            for part in (model.generator, model.trunk, model.d_head, model.q_head):
+                part.compile()  # in place: parameter names, and so checkpoints, stay the same
+        if self.trainer.world_size > 1:
+            # Lightning seeds every rank alike. Each rank must draw its own latents, or all of them would
+            # generate the same fakes and the generator would see one rank's batch, not world_size of them
+            rank_seed = (torch.initial_seed() * 0x9E3779B97F4A7C15 + self.trainer.global_rank + 1) % 2**63
+            torch.manual_seed(rank_seed)  # the CUDA generators too
+        self._window, self._epoch = RunningMeans(), RunningMeans()
+        rank = self.trainer.global_rank
+        if self._restored_means is not None and rank < len(self._restored_means):  # resumed: the sums so far count
+            restored = self._restored_means[rank]
+            self._window.load_state_dict(restored["window"], self.device)
+            self._epoch.load_state_dict(restored["epoch"], self.device)
+            self.skipped_steps = restored.get("skipped_steps", 0)
+        self._restored_means = None
+        self.nonfinite = NonFiniteWatch()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_finite()  # a checkpoint is never written after a non-finite loss
+        means = {
+            "window": self._window.state_dict(),
+            "epoch": self._epoch.state_dict(),
+            "skipped_steps": self.skipped_steps,
+        }
+        checkpoint["running_means"] = means
+        if self._world_size() > 1:  # each rank's sums are its own; every rank saves at once, so they gather here
+            by_rank: list[Any] = [None] * self._world_size()
+            torch.distributed.all_gather_object(by_rank, means)
+            checkpoint["running_means_by_rank"] = by_rank
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        by_rank = checkpoint.get("running_means_by_rank")
+        self._restored_means = by_rank or ([checkpoint["running_means"]] if "running_means" in checkpoint else None)
+
+    def training_step(self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """`batch`: uint8 real images, or (images, a neighbour of each) with `improved.neighbours`."""
+        images, partners = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        real = to_model_range(images).contiguous(memory_format=self._memory_format())
+        if partners is not None:
+            partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
+        opt_d, opt_g = self.optimizers()
+        latent = self.model.codes.sample(real.shape[0], device=self.device)
+        fake = self.model.generator(latent.vector)  # the one G forward of this iteration
+
+        with self.toggled_optimizer(opt_d):
+            d_losses = self.discriminator_step(real, fake, latent, partners, self.fake_class_weight())
+            d_ok = self._optimize(opt_d, d_losses.pop("total"))
+
+        with self.toggled_optimizer(opt_g):
+            g_losses = self.generator_step(fake, latent)
+            g_ok = self._optimize(opt_g, g_losses.pop("total"))
+
+        last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
+        if d_ok and g_ok:
+            losses = Losses.stack({**d_losses, **g_losses})
+            self.nonfinite.watch(losses, self.iteration)
+            self._log_losses(losses, last_of_epoch)
+        elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
+            self._log_losses(None, last_of_epoch)
+
+    def fake_class_weight(self) -> float:
+        """This iteration's weight of the categorical information terms in D's step: with
+        `improved.fake_class_warmup` N > 0 it rises linearly from 0 at the first iteration to 1 at
+        iteration N + 1, so for a while Q's class is taught by the real-image terms alone and G
+        learns to draw what Q already calls each class; otherwise 1."""
+        warmup = self.improved.fake_class_warmup if self.improved is not None else 0
+        return min(1.0, (self.iteration - 1) / warmup) if warmup > 0 else 1.0
+
+    def _optimize(self, optimizer, total: torch.Tensor) -> bool:
+        """Backward and step; with `on_nonfinite: skip`, a non-finite total skips both (one read
+        back per step). Returns whether the step was taken. Under DDP every rank skips when any
+        must: a rank that skipped its backward alone would leave the others waiting in theirs."""
+        if self.config.train.on_nonfinite == "skip" and not self.trainer.strategy.reduce_boolean_decision(
+            bool(torch.isfinite(total.detach()).item())
+        ):
+            self.skipped_steps += 1
+            optimizer.zero_grad(set_to_none=True)
+            return False
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        optimizer.step()
+        return True
+
+    @property
+    def iteration(self) -> int:
+        """Training iterations done, this one included."""
+        return iterations_done(self.trainer)
+
+    def _memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+
+    def _log_losses(self, losses: Losses | None, last_of_epoch: bool) -> None:
+        """Add this iteration's losses to running sums on the device. Every `log_every_n_steps`
+        iterations the window's means go to the loggers as `<key>`; on the epoch's last batch the
+        epoch's means are logged as `<key>_epoch`. Those two are the only reads back to the host.
+        Under DDP both are means over every rank's batches."""
+        if losses is not None:
+            self._window.add(losses)
+            self._epoch.add(losses)
+        iteration = self.iteration
+        if iteration % self.trainer.log_every_n_steps == 0 and self._window.count:
+            self._check_finite()  # stop at the first read back after a non-finite loss
+            if self.trainer.world_size > 1:  # the ranks' sums cover as many iterations each: average them
+                self.trainer.strategy.reduce(self._window.sums, reduce_op="mean")  # in place
+            means = self._window.take()
+            for logger in self.loggers:
+                logger.log_metrics(means, step=iteration)
+        if last_of_epoch and self._epoch.count:
+            self._check_finite()
+            means = self._epoch.take()
+            epoch_means = {f"{key}_epoch": value for key, value in means.items()}
+            if self.config.train.on_nonfinite == "skip":
+                epoch_means["train/skipped_steps"] = float(self.skipped_steps)
+            # sync_dist: under DDP, the mean over ranks (one all-reduce per epoch); a no-op on one device
+            self.log_dict(epoch_means, on_step=False, on_epoch=True, sync_dist=True)
+
+    def _world_size(self) -> int:
+        """Processes training together; 1 when no Trainer is attached (a checkpoint saved by hand)."""
+        return 1 if self._trainer is None else self.trainer.world_size
+
+    def _check_finite(self) -> None:
+        """Raise `NonFiniteLoss` if a loss was NaN or infinite. Under DDP every rank raises or none
+        does (what the ranks saw is combined first): a rank that stopped alone would leave the
+        others waiting in their next collective."""
+        if self._world_size() > 1:
+            self.nonfinite.combine(self.trainer.strategy.reduce)
+        self.nonfinite.check(self.nonfinite_parameters)
+
+    def nonfinite_parameters(self) -> list[str]:
+        """The names of the parameters holding a NaN or infinite value (a step on a NaN loss makes them so)."""
+        return [name for name, weight in self.model.named_parameters() if not torch.isfinite(weight).all()]

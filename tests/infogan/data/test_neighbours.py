@@ -1,0 +1,133 @@
+"""The improved recipe's neighbour view: the pixel-space neighbour table, the pairs of images the
+batches carry, and the module comparing Q's class of x with its class of T(x') for a neighbour x'."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infogan.config import ImprovedConfig
+from infogan.data.batches import DeviceBatches, ShardedShuffle
+from infogan.data.neighbours import pixel_neighbours
+from infogan.errors import InfoGANError
+from infogan.model.losses import categorical_consistency
+from infogan.training.module import InfoGANTraining
+from pipeline.params import shipped_model, shipped_train
+from tests.infogan.training.test_improved import only
+
+
+def random_images(n: int, seed: int = 0, size: int = 6) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=generator)
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])  # several chunks, with a short last one; one chunk
+def test_pixel_neighbours_are_the_nearest_other_images_nearest_first(chunk):
+    data = random_images(40)
+    found = pixel_neighbours(data, 4, chunk=chunk, progress=False)
+    flat = data.flatten(1).double()
+    distance = torch.cdist(flat, flat)
+    distance.fill_diagonal_(float("inf"))
+    expected = distance.topk(4, dim=1, largest=False).indices
+    assert found.dtype == torch.long and found.shape == (40, 4)
+    assert torch.equal(found, expected)
+    assert not (found == torch.arange(40)[:, None]).any()  # never the image itself
+
+
+def test_pixel_neighbours_find_the_images_that_differ_least():
+    """Ten bases, each with four slightly brighter copies: an image's four neighbours are the
+    other members of its group, though a group's members are not next to each other."""
+    bases = random_images(10, seed=3) // 2
+    groups = torch.cat([bases + i for i in range(5)])  # image j belongs to group j % 10
+    found = pixel_neighbours(groups, 4, chunk=16, progress=False)
+    assert torch.equal(found % 10, (torch.arange(50) % 10)[:, None].expand(50, 4))
+
+
+@pytest.mark.parametrize("k", [0, -1, 40])
+def test_pixel_neighbours_reject_a_k_the_images_cannot_give(k):
+    with pytest.raises(InfoGANError, match="0 < neighbours < the number of training images"):
+        pixel_neighbours(random_images(40), k, progress=False)
+
+
+def test_partner_columns_are_seeded_per_epoch_and_leave_the_order_alone():
+    sampler = ShardedShuffle(64, 8, 4, seed=1)
+    order, columns = sampler.batches(), sampler.partner_columns(5)
+    assert columns.shape == order.shape and columns.dtype == torch.long
+    assert int(columns.min()) >= 0 and int(columns.max()) < 5 and len(columns.unique()) == 5
+    assert torch.equal(sampler.batches(), order) and torch.equal(sampler.partner_columns(5), columns)
+    sampler.set_epoch(1)
+    assert not torch.equal(sampler.partner_columns(5), columns)
+
+
+def test_ranks_draw_their_own_partner_columns():
+    one, two = (ShardedShuffle(64, 8, 4, seed=1, rank=r, world_size=2).partner_columns(5) for r in (0, 1))
+    assert one.shape == two.shape == (4, 8)
+    assert not torch.equal(one, two)
+
+
+def numbered(n: int) -> torch.Tensor:
+    """Image i is filled with the value i, so a batch tells which images it holds."""
+    return torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+
+
+def test_device_batches_pair_each_image_with_one_of_its_neighbours():
+    data = numbered(60)
+    table = torch.stack([(torch.arange(60) + shift) % 60 for shift in (1, 2, 3)], 1)  # i's are i+1, i+2, i+3
+    sampler = ShardedShuffle(60, 10, 4, seed=2)
+    pairs = list(DeviceBatches(data, sampler, table))
+    assert len(pairs) == 4
+    drawn = []
+    for (images, partners), index, column in zip(pairs, sampler.batches(), sampler.partner_columns(3), strict=True):
+        assert torch.equal(images, data[index])  # the same order as without neighbours
+        ids, partner_ids = images[:, 0, 0, 0].long(), partners[:, 0, 0, 0].long()
+        assert torch.equal(partner_ids, table[ids, column])
+        drawn.append((partner_ids - ids) % 60)
+    assert set(torch.cat(drawn).tolist()) == {1, 2, 3}  # every neighbour gets drawn
+
+
+def test_device_batches_with_neighbours_resume_with_the_same_pairs():
+    data = numbered(64)
+    table = torch.stack([(torch.arange(64) + shift) % 64 for shift in (1, 2)], 1)
+    loader = DeviceBatches(data, ShardedShuffle(64, 8, 5, seed=1), table)
+    whole = list(loader)
+    partial = iter(loader)
+    taken = [next(partial), next(partial)]
+    resumed = DeviceBatches(data, ShardedShuffle(64, 8, 5, seed=1), table)
+    resumed.load_state_dict(loader.state_dict())
+    rest = list(resumed)
+    assert len(rest) == 3
+    for (a, b), (c, d) in zip(taken + rest, whole, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d)
+
+
+def still() -> ImprovedConfig:
+    """An improved config whose T does nothing and whose one term is the consistency, so the only
+    difference a partner makes is itself."""
+    return only(real_consistency=1.0).model_copy(
+        update={"rotation_deg": 0.0, "shift_px": 0.0, "scale": 0.0, "thickness": False}
+    )
+
+
+def consistency_with(partners: torch.Tensor | None, real: torch.Tensor, config: ImprovedConfig) -> torch.Tensor:
+    torch.manual_seed(0)
+    module = InfoGANTraining(shipped_model(), shipped_train(recipe="improved"), config).train()
+    latent = module.model.codes.sample(real.shape[0], device=torch.device("cpu"))
+    fake = module.model.generator(latent.vector)
+    return module.discriminator_step(real, fake, latent, partners)["improved/real_consistency"]
+
+
+def test_the_consistency_compares_x_with_its_partner_when_given_one():
+    torch.manual_seed(5)
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    others = torch.rand(16, 1, 28, 28) * 2 - 1
+    alone = consistency_with(None, real, still())
+    assert alone.abs() < 1e-5  # T is the identity: x against itself
+    assert torch.allclose(consistency_with(real, real, still()), alone)
+    with_others = consistency_with(others, real, still())
+    torch.manual_seed(0)
+    module = InfoGANTraining(shipped_model(), shipped_train(recipe="improved"), still()).train()
+    module.model.codes.sample(16, device=torch.device("cpu"))
+    logits = module.model.encode(real).categorical_logits
+    assert with_others > 1e-3
+    direct = categorical_consistency(logits, module.model.encode(others).categorical_logits, (10,))
+    assert torch.allclose(with_others, direct, rtol=1e-3)

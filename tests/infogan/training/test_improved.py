@@ -1,0 +1,356 @@
+"""The improved recipe: the nuisance transformation, the consistency loss and the terms they add
+to the training step; and Q's fixed-std option for continuous codes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from infogan.config import ImprovedConfig
+from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
+from infogan.model.codes import Latent
+from infogan.model.losses import (
+    categorical_consistency,
+    categorical_entropies,
+    categorical_mutual_information,
+    categorical_nll,
+)
+from infogan.training.module import InfoGANTraining
+from pipeline.params import shipped_improved, shipped_model, shipped_train
+
+
+def digits(n: int = 8) -> torch.Tensor:
+    """(n, 1, 28, 28) in [-1, 1]: background -1 and a vertical bar of ink (+1), 2 pixels wide."""
+    images = torch.full((n, 1, 28, 28), -1.0)
+    images[:, :, 6:22, 13:15] = 1.0
+    return images
+
+
+def ink(images: torch.Tensor) -> torch.Tensor:
+    """Ink mass per image, in [0, 1] units per pixel."""
+    return ((images + 1) / 2).sum(dim=(1, 2, 3))
+
+
+def test_affine_jitter_with_nothing_to_do_is_the_identity():
+    images = digits()
+    assert torch.allclose(affine_jitter(images, 0.0, 0.0), images, atol=1e-5)
+
+
+def test_affine_jitter_moves_each_image_differently_and_keeps_the_background():
+    torch.manual_seed(0)
+    images = digits(16)
+    moved = affine_jitter(images, 15.0, 2.0)
+    assert moved.shape == images.shape and moved.dtype == images.dtype
+    assert moved.min() >= -1 - 1e-5 and moved.max() <= 1 + 1e-5
+    assert not torch.allclose(moved, images, atol=1e-3)
+    assert len({tuple(m.flatten().round(decimals=3).tolist()) for m in moved}) == 16
+    # the bar stays inside the frame, so rotating and shifting keep its ink (up to resampling)
+    assert torch.allclose(ink(moved), ink(images), rtol=0.05)
+    # the corners are far from the bar: still background
+    assert torch.all(moved[:, :, :3, :3] == -1)
+
+
+def test_affine_jitter_rotates_within_the_bound():
+    """The bar's angle from vertical, from its second moments, stays within ±15 degrees."""
+    torch.manual_seed(1)
+    moved = (affine_jitter(digits(64), 15.0, 0.0) + 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = moved[:, 0].sum(dim=(1, 2))
+    mx = (moved[:, 0] * xs).sum(dim=(1, 2)) / mass
+    my = (moved[:, 0] * ys).sum(dim=(1, 2)) / mass
+    cxy = (moved[:, 0] * (xs - mx[:, None, None]) * (ys - my[:, None, None])).sum(dim=(1, 2)) / mass
+    cyy = (moved[:, 0] * (ys - my[:, None, None]) ** 2).sum(dim=(1, 2)) / mass
+    angle = torch.rad2deg(torch.atan(cxy / cyy)).abs()
+    assert angle.max() <= 15.5 and angle.max() >= 8  # 64 uniform draws reach well past half the bound
+
+
+def bar_extent(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Width and height of each image's ink, from the second moments (2 * sqrt(3 * variance))."""
+    mass_map = (images[:, 0] + 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = mass_map.sum(dim=(1, 2))
+    extent = []
+    for axis in (xs, ys):
+        mean = (mass_map * axis).sum(dim=(1, 2)) / mass
+        var = (mass_map * (axis - mean[:, None, None]) ** 2).sum(dim=(1, 2)) / mass
+        extent.append(2 * (3 * var).sqrt())
+    return extent[0], extent[1]
+
+
+def test_affine_jitter_stretches_each_axis_within_the_bound():
+    torch.manual_seed(3)
+    images = digits(64)
+    _, height = bar_extent(images)
+    _, stretched = bar_extent(affine_jitter(images, 0.0, 0.0, 0.2))
+    ratio = stretched / height
+    # the 16-px bar's height changes by up to 20%, both ways, and not by the same factor for all
+    assert ratio.min() >= 0.78 and ratio.max() <= 1.22
+    assert ratio.min() < 0.9 and ratio.max() > 1.1
+
+
+def test_affine_jitter_without_a_stretch_keeps_its_random_draws():
+    """A scale of 0 draws nothing more, so runs made before the stretch existed replay the same."""
+    images = digits(16)
+    torch.manual_seed(4)
+    before = affine_jitter(images, 15.0, 2.0)
+    after_draw = torch.rand(1)
+    torch.manual_seed(4)
+    again = affine_jitter(images, 15.0, 2.0, 0.0)
+    assert torch.equal(before, again) and torch.equal(torch.rand(1), after_draw)
+
+
+def test_thickness_jitter_erodes_keeps_or_dilates():
+    torch.manual_seed(0)
+    images = digits(64)
+    out = thickness_jitter(images)
+    masses = ink(out)
+    # 2-px bar: erosion leaves nothing, dilation adds a column each side and a row at each end
+    assert set(masses.round().tolist()) == {0.0, 32.0, 72.0}
+    for image, mass in zip(out, masses, strict=True):
+        if mass == 32:
+            assert torch.equal(image, images[0])
+
+
+def test_nuisance_follows_its_config():
+    images = digits()
+    off = shipped_improved(rotation_deg=0.0, scale=0.0, shift_px=0.0, thickness=False)
+    assert torch.equal(nuisance(images, off), images)
+    torch.manual_seed(0)
+    assert not torch.allclose(nuisance(images, shipped_improved()), images)
+
+
+def test_consistency_is_the_kl_divergence_and_leaves_the_target_alone():
+    torch.manual_seed(0)
+    target = torch.randn(6, 13, requires_grad=True)
+    logits = torch.randn(6, 13, requires_grad=True)
+    sizes = (10, 3)
+    loss = categorical_consistency(target, logits, sizes)
+    expected = sum(
+        (F.softmax(t, 1) * (F.log_softmax(t, 1) - F.log_softmax(q, 1))).sum(1).mean()
+        for t, q in zip(target.split(sizes, 1), logits.split(sizes, 1), strict=True)
+    )
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    assert categorical_consistency(logits, logits.detach(), sizes).abs() < 1e-6
+    loss.backward()
+    assert target.grad is None and logits.grad.abs().sum() > 0
+
+
+def test_mutual_information_is_high_for_agreeing_balanced_classes_and_zero_for_one_class():
+    sizes = (10,)
+    confident = torch.eye(10).repeat(5, 1) * 30  # 50 images, each class 5 times, one-hot logits
+    assert torch.allclose(
+        categorical_mutual_information(confident, confident, sizes), torch.tensor(math.log(10)), atol=1e-3
+    )
+    # a second view that says nothing (uniform) carries no information about the first
+    assert categorical_mutual_information(confident, torch.zeros(50, 10), sizes).abs() < 1e-5
+    # everything in one class: the views agree, but H(c) = 0, so I = 0 (the marginal term at work)
+    one_class = torch.zeros(50, 10)
+    one_class[:, 3] = 30
+    assert categorical_mutual_information(one_class, one_class, sizes).abs() < 1e-3
+
+
+def test_mutual_information_sums_the_codes_and_reaches_both_views():
+    torch.manual_seed(0)
+    logits = torch.randn(32, 13, requires_grad=True)
+    other = torch.randn(32, 13, requires_grad=True)
+    total = categorical_mutual_information(logits, other, (10, 3))
+    parts = categorical_mutual_information(logits[:, :10], other[:, :10], (10,)) + categorical_mutual_information(
+        logits[:, 10:], other[:, 10:], (3,)
+    )
+    assert torch.allclose(total, parts) and total > 0
+    total.backward()
+    assert logits.grad.abs().sum() > 0 and other.grad.abs().sum() > 0
+
+
+def test_entropies_of_confident_balanced_and_of_uncertain_classes():
+    confident = torch.eye(10).repeat(3, 1) * 40  # each class 3 times, one-hot
+    conditional, marginal = categorical_entropies(confident, (10,))
+    assert conditional.abs() < 1e-6 and torch.allclose(marginal, torch.tensor(math.log(10)))
+    conditional, marginal = categorical_entropies(torch.zeros(30, 13), (10, 3))  # uniform: both at their maximum
+    assert torch.allclose(conditional, torch.tensor(math.log(10) + math.log(3)))
+    assert torch.allclose(marginal, conditional)
+    one_class = torch.zeros(30, 10)
+    one_class[:, 0] = 40
+    assert categorical_entropies(one_class, (10,))[1].abs() < 1e-6
+
+
+def only(**weights: float) -> ImprovedConfig:
+    """params.yaml's improved section with every term at weight 0 but those given (T's ranges as shipped)."""
+    zero = dict.fromkeys(
+        ("augmented_information", "real_consistency", "real_information", "real_entropy", "real_marginal_entropy"), 0.0
+    )
+    return shipped_improved(**(zero | weights))
+
+
+def improved_module(improved: ImprovedConfig, recipe: str = "improved") -> InfoGANTraining:
+    torch.manual_seed(0)
+    return InfoGANTraining(shipped_model(), shipped_train(recipe=recipe), improved).train()
+
+
+def latent_and_fake(module: InfoGANTraining, batch: int = 16) -> tuple[Latent, torch.Tensor]:
+    torch.manual_seed(1)
+    latent = module.model.codes.sample(batch, device=torch.device("cpu"))
+    return latent, module.model.generator(latent.vector)
+
+
+def test_paper_recipe_ignores_the_improved_config():
+    module = improved_module(shipped_improved(), recipe="paper")
+    assert module.improved is None
+    latent, fake = latent_and_fake(module)
+    assert "improved/real_consistency" not in module.discriminator_step(digits(16), fake, latent)
+
+
+def test_improved_recipe_without_a_categorical_code_adds_nothing():
+    torch.manual_seed(0)
+    module = InfoGANTraining(
+        shipped_model(categorical=(), continuous=2), shipped_train(recipe="improved"), shipped_improved()
+    )
+    assert module.improved is None
+    latent, fake = latent_and_fake(module.train())
+    losses = module.discriminator_step(digits(16), fake, latent)
+    assert not any(key.startswith("improved/") for key in losses)
+    assert torch.isfinite(module.generator_step(fake, latent)["total"])
+
+
+def discriminator_step(config: ImprovedConfig) -> tuple[InfoGANTraining, torch.Tensor, torch.Tensor, Latent, dict]:
+    """One improved discriminator step on 16 bar digits, T's draws seeded with 2: the module, the
+    real and fake batches, the latent, and the losses; `paper` among them is D's paper-recipe loss."""
+    module = improved_module(config)
+    latent, fake = latent_and_fake(module)
+    real = digits(16)
+    torch.manual_seed(2)
+    losses = module.discriminator_step(real, fake, latent)
+    optim = module.config.train
+    losses["paper"] = (
+        losses["loss/d"] + optim.lambda_cat * losses["info/categorical"] + optim.lambda_cont * losses["info/continuous"]
+    )
+    return module, real, fake, latent, losses
+
+
+def test_improved_discriminator_step_adds_its_two_weighted_terms():
+    config = only(augmented_information=0.7, real_consistency=2.0)
+    module, _, fake, latent, losses = discriminator_step(config)
+    expected = (
+        losses["paper"] + 0.7 * losses["improved/augmented_information"] + 2.0 * losses["improved/real_consistency"]
+    )
+    assert torch.allclose(losses["total"], expected, rtol=1e-5)
+    # the augmented term is Q's cross-entropy on T(fake): replay the same random draws
+    torch.manual_seed(2)
+    transformed = nuisance(fake.detach(), config)
+    direct = categorical_nll(module.model.encode(transformed).categorical_logits, latent.categorical, (10,)).sum()
+    assert torch.allclose(losses["improved/augmented_information"], direct, rtol=1e-4)
+    assert losses["improved/real_consistency"] > 0
+
+
+def test_real_information_is_subtracted_with_its_weight():
+    config = only(real_information=0.5, scale=0.1)
+    module, real, _, _, losses = discriminator_step(config)
+    assert torch.allclose(losses["total"], losses["paper"] - 0.5 * losses["improved/real_information"], rtol=1e-5)
+    assert "improved/real_consistency" not in losses
+    # the term is Q's I(c(x); c(T(x))): replay T's random draws
+    torch.manual_seed(2)
+    moved = module.model.encode(nuisance(real, config)).categorical_logits
+    direct = categorical_mutual_information(module.model.encode(real).categorical_logits, moved, (10,))
+    assert torch.allclose(losses["improved/real_information"], direct, rtol=1e-4)
+
+
+def test_real_entropy_terms_enter_with_imsats_signs():
+    config = only(real_entropy=0.1, real_marginal_entropy=0.4)
+    module, real, _, _, losses = discriminator_step(config)
+    expected = losses["paper"] + 0.1 * losses["improved/real_entropy"] - 0.4 * losses["improved/real_marginal_entropy"]
+    assert torch.allclose(losses["total"], expected, rtol=1e-5)
+    assert not {"improved/real_consistency", "improved/real_information"} & set(losses)
+    conditional, marginal = categorical_entropies(module.model.encode(real).categorical_logits, (10,))
+    assert torch.allclose(losses["improved/real_entropy"], conditional, rtol=1e-4)
+    assert torch.allclose(losses["improved/real_marginal_entropy"], marginal, rtol=1e-4)
+
+
+def test_without_real_terms_q_never_sees_the_real_batch():
+    """With every real-image weight at 0, Q's head is not run on the real batch, so its batch-norm
+    running statistics are those of the fakes alone, as in the paper recipe."""
+    config = only()
+    improved, paper = improved_module(config), improved_module(config, recipe="paper")
+    for module in (improved, paper):
+        latent, fake = latent_and_fake(module)
+        module.discriminator_step(digits(16), fake, latent)
+    assert torch.equal(improved.model.q_head.hidden[1].running_mean, paper.model.q_head.hidden[1].running_mean)
+
+
+def test_improved_generator_step_puts_the_augmented_term_on_g():
+    with_term = improved_module(only(augmented_information=1.0))
+    without = improved_module(only())
+    grads = []
+    for module in (with_term, without):
+        latent, fake = latent_and_fake(module)
+        torch.manual_seed(3)
+        module.generator_step(fake, latent)["total"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in module.model.generator.parameters()]))
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_a_zero_weight_term_is_not_computed():
+    module = improved_module(only(real_consistency=1.0))
+    latent, fake = latent_and_fake(module)
+    losses = module.discriminator_step(digits(16), fake, latent)
+    assert "improved/augmented_information" not in losses and "improved/real_consistency" in losses
+
+
+def test_improved_config_survives_a_checkpoint(tmp_path):
+    import pytorch_lightning as pl
+
+    config = shipped_improved(real_consistency=0.5, rotation_deg=10.0)
+    module = improved_module(config)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    reloaded = InfoGANTraining.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=False)
+    assert reloaded.improved == config and reloaded.config.train.recipe == "improved"
+
+
+@pytest.mark.parametrize("std", ["learned", "fixed"])
+def test_q_continuous_std(std):
+    module = InfoGANTraining(shipped_model(q_continuous_std=std), shipped_train(recipe="paper")).train()
+    q = module.model.encode(digits(4))
+    assert q.continuous_mean.shape == q.continuous_log_scale.shape == (4, 2)
+    assert module.model.q_head.out.out_features == 10 + 2 * (2 if std == "learned" else 1)
+    if std == "fixed":  # std 1 for every image
+        assert torch.equal(q.continuous_log_scale, torch.zeros(4, 2))
+    else:
+        assert q.continuous_log_scale.abs().sum() > 0
+
+
+def test_fake_class_weight_scales_only_the_categorical_terms_that_teach_q():
+    config = only(augmented_information=0.7)
+    totals = {}
+    for weight in (0.0, 0.5, 1.0):
+        module = improved_module(config)
+        latent, fake = latent_and_fake(module)
+        torch.manual_seed(2)
+        losses = module.discriminator_step(digits(16), fake, latent, fake_class_weight=weight)
+        optim = module.config.train
+        expected = (
+            losses["loss/d"]
+            + optim.lambda_cont * losses["info/continuous"]
+            + weight * (optim.lambda_cat * losses["info/categorical"] + 0.7 * losses["improved/augmented_information"])
+        )
+        assert torch.allclose(losses["total"], expected, rtol=1e-5)
+        totals[weight] = losses["total"]
+    assert totals[0.0] < totals[0.5] < totals[1.0]  # the information terms are positive losses
+
+
+@pytest.mark.parametrize(
+    ("warmup", "iteration", "weight"), [(0, 1, 1.0), (4, 1, 0.0), (4, 3, 0.5), (4, 5, 1.0), (4, 9, 1.0)]
+)
+def test_fake_class_weight_rises_over_the_warmup(monkeypatch, warmup, iteration, weight):
+    module = improved_module(shipped_improved(fake_class_warmup=warmup))
+    monkeypatch.setattr(InfoGANTraining, "iteration", property(lambda self: iteration))
+    assert module.fake_class_weight() == weight
+
+
+def test_the_paper_recipe_has_no_warmup(monkeypatch):
+    module = improved_module(shipped_improved(fake_class_warmup=100), recipe="paper")
+    monkeypatch.setattr(InfoGANTraining, "iteration", property(lambda self: 1))
+    assert module.fake_class_weight() == 1.0
