@@ -228,8 +228,10 @@ class RenderConfig(Section):
     mi_samples: PositiveInt
     factor_samples: PositiveInt  # latents per continuous-code sweep (infogan/evaluation/factors.py)
     # a continuous code's GIF is named after the property it controls (slant.gif) only when its
-    # |Spearman rho| with it reaches this (infogan/evaluation/factors.factor_names); otherwise continuous_<j>.gif
+    # |Spearman rho| with it reaches min and with every property another code is named for stays at
+    # most max_other (infogan/evaluation/factors.factor_names); otherwise continuous_<j>.gif
     factor_name_min_rho: Weight
+    factor_name_max_other_rho: Weight
     eval_batch_size: PositiveInt
     # the CNN that reads which digit each class of c1 draws (infogan/evaluation/digit_classifier.py), for digits
     classifier_epochs: PositiveInt

@@ -1,5 +1,5 @@
-"""What the stages share: their arguments, the dataset they run, the prepared manifest, the train stage's command
-for runs outside DVC, and one clear error line for a user error."""
+"""What the stages share: their arguments, the dataset they run, the prepared manifest, the train and render
+stages' commands for runs outside DVC, and one clear error line for a user error."""
 
 from __future__ import annotations
 
@@ -54,6 +54,30 @@ def train_command(dataset: str, params: Path, data: Path, folder: Path) -> list[
         str(folder / "history.csv"),
         "--checkpoints",
         str(folder / "checkpoints"),
+    ]
+
+
+def render_command(dataset: str, params: Path, data: Path, folder: Path) -> list[str]:
+    """The command that runs the render stage outside DVC on what `train_command` wrote into `folder`:
+    its GIFs and sheets go to folder/media, its metrics to folder/metrics.json."""
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.render",
+        "--dataset",
+        dataset,
+        "--params",
+        str(params),
+        "--model",
+        str(folder / "model"),
+        "--data",
+        str(data),
+        "--media",
+        str(folder / "media"),
+        "--metrics",
+        str(folder / "metrics.json"),
+        "--history",
+        str(folder / "history.csv"),
     ]
 
 

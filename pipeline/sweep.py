@@ -1,22 +1,29 @@
-"""Seed sweep: train one recipe on several seeds and report each seed, the mean and the minimum.
+"""Seed sweep: train one recipe on several seeds, render each, and report each seed, the mean and the minimum.
 
     python -m pipeline.sweep --dataset mnist --data data/prepared/mnist --seeds 0 1 2 \
         [--set train.recipe=improved improved.real_consistency=0]
 
-Runs the train stage once per seed, each in its own process, with params.yaml as it is except
-`train.seed` and the `--set` overrides (dotted keys that params.yaml has, YAML values, as in
-`dvc exp run -S`). `--jobs N` trains N seeds at once, each with 1/N of the CPU cores. Each
-seed's model goes to <out>/seed_<s>/ and its MLflow run (in the experiment `infogan-<dataset>`,
-tagged `seed_sweep` with this sweep's id) gets the evaluation metrics too.
-The checkpoint evaluated is the last one: nothing is picked by looking at labels. Rerun after an
-interruption, with the same arguments, each unfinished seed resumes from <out>/seed_<s>/checkpoints. Writes --table
-(CSV: one row per seed, then `mean` and `min`) and prints it. Not a DVC stage: `dvc repro` trains
-one seed; this is for measuring a recipe's robustness.
+Runs the train stage and then the render stage once per seed, each in its own process, with
+params.yaml as it is except `train.seed` and the `--set` overrides (dotted keys that params.yaml
+has, YAML values, as in `dvc exp run -S`). `--jobs N` runs N seeds at once, each with 1/N of the
+CPU cores. Each seed's model, history and checkpoints go to <out>/seed_<s>/, and render writes its
+GIFs and sheets into <out>/seed_<s>/media and its metrics into <out>/seed_<s>/metrics.json, and
+logs them into the seed's MLflow run (in the experiment `infogan-<dataset>`, tagged `seed_sweep`
+with this sweep's id), as `dvc repro` does. The checkpoint evaluated is the last one: nothing is
+picked by looking at labels. Rerun after an interruption, with the same arguments: each unfinished
+seed resumes from <out>/seed_<s>/checkpoints.
+
+Writes --table (CSV: one row per seed, then `mean` and `min`) and prints it. A row holds the first
+categorical code's accuracy, NMI and MI bound; the generated digits' purity and how many distinct
+digits are drawn; each continuous code's |Spearman rho| with slant, width and thickness and the name
+render gave its GIF; and the train and render wall times. Not a DVC stage: `dvc repro` trains one
+seed; this is for measuring a recipe's robustness.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -30,17 +37,25 @@ import pandas as pd
 import yaml
 
 from infogan.atomic import atomic_path
+from infogan.config import RenderConfig
 from infogan.data.images import load_split
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
+from infogan.evaluation.factors import PROPERTIES, correlation_key, factor_names
 from infogan.evaluation.history import last_iteration, read_history
-from infogan.evaluation.registry import Evaluation, evaluate
-from infogan.model.load import load_model
 from pipeline import tracking
 from pipeline.params import parse_params, read_params, with_overrides
-from pipeline.stage import entry_point, parser, prepared_manifest, train_command
+from pipeline.stage import entry_point, parser, prepared_manifest, render_command, train_command
 
-COLUMNS = ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s")
+# render's metrics that make a row, in order: the first categorical code against the labels, and the
+# digits the generator draws (MNIST and SVHN); then each continuous code's columns (seed_row)
+METRIC_COLUMNS = (
+    "eval/categorical_accuracy",
+    "eval/categorical_nmi",
+    "info_bound/categorical_0",
+    "generated/purity_mean",
+    "generated/distinct_digits",
+)
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
@@ -61,33 +76,46 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
 
 
 class SeedRun:
-    """One seed's train stage, running in its own process with its output in <folder>/train.log."""
+    """One seed's train stage and then its render stage, each in its own process, their output in
+    <folder>/train.log and <folder>/render.log."""
 
     def __init__(self, params: dict, seed: int, args, folder: Path, threads: int | None):
         folder.mkdir(parents=True, exist_ok=True)
         seeded = {**params, "train": {**params["train"], "seed": seed}}
         (folder / "params.yaml").write_text(yaml.safe_dump(seeded, sort_keys=False))
-        cmd = train_command(args.dataset, folder / "params.yaml", args.data, folder)
-        env = dict(os.environ)
+        self.env = dict(os.environ)
         if threads is not None:  # parallel seeds share the cores instead of each taking all of them
-            env["OMP_NUM_THREADS"] = str(threads)
+            self.env["OMP_NUM_THREADS"] = str(threads)
         self.seed, self.folder = seed, folder
-        self.log = (folder / "train.log").open("w")
-        self.start = time.perf_counter()
-        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.steps = [
+            ("train", train_command(args.dataset, folder / "params.yaml", args.data, folder)),
+            ("render", render_command(args.dataset, folder / "params.yaml", args.data, folder)),
+        ]
+        self.walls: dict[str, float] = {}
+        self._start_next()
 
-    def finished(self) -> float | None:
-        """None while training; then its wall time in seconds, or an error with the log's end."""
+    def _start_next(self) -> None:
+        self.step, command = self.steps[len(self.walls)]
+        self.log = (self.folder / f"{self.step}.log").open("w")
+        self.start = time.perf_counter()
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+
+    def finished(self) -> dict[str, float] | None:
+        """None while training or rendering; then each step's wall time in seconds, or an error with
+        the failed step's log's end."""
         code = self.process.poll()
         if code is None:
             return None
         self.log.close()
         if code != 0:
-            tail = (self.folder / "train.log").read_text()[-2000:]
-            raise InfoGANError(
-                f"training seed {self.seed} failed (exit {code}); the end of {self.folder / 'train.log'}:\n{tail}"
-            )
-        return time.perf_counter() - self.start
+            log = self.folder / f"{self.step}.log"
+            tail = log.read_text()[-2000:]
+            raise InfoGANError(f"{self.step} of seed {self.seed} failed (exit {code}); the end of {log}:\n{tail}")
+        self.walls[self.step] = time.perf_counter() - self.start
+        if len(self.walls) < len(self.steps):
+            self._start_next()
+            return None
+        return self.walls
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -99,8 +127,9 @@ class SeedRun:
         self.log.close()
 
 
-def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Iterator[tuple[int, Path, float]]:
-    """Train every seed, at most `jobs` at a time; yield (seed, its folder, wall seconds) as each finishes.
+def run_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Iterator[tuple[int, Path, dict]]:
+    """Train and render every seed, at most `jobs` at a time; yield (seed, its folder, {step: wall
+    seconds}) as each finishes.
     If anything goes wrong here or in the caller (Ctrl-C, SIGTERM via main's handler), every
     training still running is stopped: no orphan keeps training."""
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and "OMP_NUM_THREADS" not in os.environ else None
@@ -110,26 +139,47 @@ def train_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> I
             # seeds may start together: creating the MLflow store and experiment is locked (tracking.store_lock)
             if pending and len(running) < jobs:
                 seed = pending.pop(0)
-                print(f"[{len(seeds) - len(pending)}/{len(seeds)}] training seed {seed} ...", flush=True)
+                print(f"[{len(seeds) - len(pending)}/{len(seeds)}] training and rendering seed {seed} ...", flush=True)
                 running.append(SeedRun(params, seed, args, out / f"seed_{seed}", threads))
                 continue
             for run in list(running):
-                wall = run.finished()
-                if wall is not None:
+                walls = run.finished()
+                if walls is not None:
                     running.remove(run)
-                    yield run.seed, run.folder, wall
+                    yield run.seed, run.folder, walls
             time.sleep(0.5)
     finally:
         for run in running:
             run.stop()
 
 
+def seed_row(seed: int, metrics: dict[str, float], config: RenderConfig, walls: dict[str, float]) -> dict:
+    """One seed's row: render's metrics, each continuous code's |rho| with every measured property and
+    the name render gave its GIF (blank: none), and the train and render wall times."""
+    row: dict = {"seed": seed, **{key: metrics[key] for key in METRIC_COLUMNS if key in metrics}}
+    n_continuous = sum(1 for key in metrics if key.startswith("info_bound/continuous_"))
+    if any(key.startswith("factor/") for key in metrics):  # digits: what each continuous code controls
+        names = factor_names(metrics, n_continuous, config.factor_name_min_rho, config.factor_name_max_other_rho)
+        for code in range(n_continuous):
+            for prop in PROPERTIES:
+                row[f"continuous_{code}/abs_rho_{prop}"] = abs(metrics.get(correlation_key(code, prop), math.nan))
+            row[f"continuous_{code}/name"] = names.get(code, "")
+    return {**row, "train_s": walls["train"], "render_s": walls["render"]}
+
+
 def summarise(rows: list[dict]) -> pd.DataFrame:
-    """The per-seed rows, then their mean and minimum over seeds."""
+    """The per-seed rows, then the mean and the minimum over seeds of every numeric column."""
     table = pd.DataFrame(rows)
-    numeric = table[list(COLUMNS)]
+    numeric = table.drop(columns="seed").select_dtypes("number")
     summary = pd.DataFrame([{"seed": "mean", **numeric.mean().to_dict()}, {"seed": "min", **numeric.min().to_dict()}])
     return pd.concat([table, summary], ignore_index=True)
+
+
+def printable(table: pd.DataFrame) -> str:
+    """The table for a terminal: short headers, names without their blanks."""
+    shown = table.drop(columns=["run_id"]).fillna("")
+    shown.columns = [column.replace("continuous_", "c").replace("abs_rho_", "|rho| ") for column in shown.columns]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
 @entry_point
@@ -155,30 +205,31 @@ def main() -> None:
         raise InfoGANError(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if args.jobs < 1:
         raise InfoGANError(f"--jobs must be at least 1, got {args.jobs}")
-    test_images, test_labels = load_split(args.data / "test.pt")
-    load_split(args.data / "train.pt")  # checked before the first hour of training, not after
-    manifest = prepared_manifest(args.data)
+    load_split(args.data / "test.pt")  # checked before the first hour of training, not after
+    load_split(args.data / "train.pt")
+    prepared_manifest(args.data)
     out = args.out or Path("sweeps") / dataset.name
     table_path = args.table or Path("reports") / dataset.name / "seed_sweep.csv"
     sweep_id = uuid.uuid4().hex[:12]
     client = tracking.client_for(tracking.tracking_uri(checked.tracking))
 
     rows = []
-    for seed, folder, wall in train_seeds(params, args.seeds, args, out, args.jobs):
-        history = read_history(folder / "history.csv")
-        model = load_model(folder / "model" / "model.ckpt")
-        evaluation = Evaluation(model, checked.render, args.data, manifest, test_images, test_labels, history)
-        metrics = evaluate(evaluation, ("information", "categorical_code"))  # as the render stage computes them
+    for seed, folder, walls in run_seeds(params, args.seeds, args, out, args.jobs):
+        metrics = json.loads((folder / "metrics.json").read_text())  # render's, which its run holds too
         run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
         client.set_tag(run_id, "seed_sweep", sweep_id)
         if args.set:
             client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
-        step = last_iteration(history)  # the latest values, as render's
-        tracking.log_metrics(client, run_id, {**metrics, "wall_s": wall}, step=step)
-        rows.append({"seed": seed, **{key: metrics[key] for key in COLUMNS[:-1]}, "wall_s": wall, "run_id": run_id})
+        step = last_iteration(read_history(folder / "history.csv"))  # beside render's values
+        tracking.log_metrics(client, run_id, {"wall_s": walls["train"], "render_s": walls["render"]}, step=step)
+        row = seed_row(seed, metrics, checked.render, walls)
+        rows.append({**row, "run_id": run_id})
+        names = {key.removesuffix("/name"): name for key, name in row.items() if key.endswith("/name") and name}
+        named = ", ".join(f"{code} {name}" for code, name in names.items())
         print(
             f"      seed {seed}: accuracy {metrics['eval/categorical_accuracy']:.4f}, "
-            f"NMI {metrics['eval/categorical_nmi']:.4f}, {wall:.0f} s",
+            f"NMI {metrics['eval/categorical_nmi']:.4f}, named continuous codes: {named or 'none'}; "
+            f"train {walls['train']:.0f} s, render {walls['render']:.0f} s",
             flush=True,
         )
 
@@ -188,7 +239,7 @@ def main() -> None:
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False)
     print(f"seed sweep {sweep_id} ({len(rows)} seeds), written to {table_path}:")
-    print(table.drop(columns=["run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(printable(table))
 
 
 if __name__ == "__main__":

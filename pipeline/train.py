@@ -36,6 +36,7 @@ from infogan.atomic import atomic_path, write_json
 from infogan.config import ModelConfig
 from infogan.data.dataset import Dataset
 from infogan.data.images import load_split
+from infogan.data.neighbours import load_neighbours
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
 from infogan.training.bookkeeping import NonFiniteLoss
@@ -119,7 +120,13 @@ def main() -> None:
     # each process knows its global rank once the Trainer exists; rank 0 alone reports
     resume = resumable_checkpoint(checkpoint_path, identity, trainer.is_global_zero)
     neighbours = module.improved.neighbours if module.improved is not None else 0
-    data = DeviceImages(train_images, train.batch_size, train.batches_per_epoch, train.seed, neighbours)
+    stored = load_neighbours(args.data, neighbours, len(train_images)) if neighbours > 0 else None
+    if neighbours > 0 and trainer.is_global_zero:
+        table = args.data / "neighbours.pt"
+        short = f"prepare.{dataset.name}.neighbours < {neighbours}"
+        where = f"from {table}" if stored is not None else f"not in {table} ({short}): finding them"
+        print(f"each training image's {neighbours} nearest training images: {where}", flush=True)
+    data = DeviceImages(train_images, train.batch_size, train.batches_per_epoch, train.seed, neighbours, stored)
 
     tracked = training_run(trainer, params.tracking, dataset.name, resolved, manifest_sha256, resume, checkpoint_path)
     with tracked as run:

@@ -125,6 +125,7 @@ def prepared_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_fixture_dir: 
     shutil.copytree(mnist_fixture_dir, tmp / "raw" / "mnist", ignore=shutil.ignore_patterns("MD5SUMS"))
     params = yaml.safe_load((_PROJECT_ROOT / "params.yaml").read_text())
     params["prepare"]["mnist"]["mirrors"] = []
+    params["prepare"]["mnist"]["neighbours"] = 0  # the tests that read this folder train without neighbours
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run(
         [
@@ -166,6 +167,7 @@ def tiny_params() -> Callable[..., Path]:
         # the neighbour table of the 60,000 MNIST images takes a minute or more of CPU: the trainings here
         # test other things. test_end_to_end's repro and tests/infogan/data/test_neighbours.py train with it
         params["improved"].update(neighbours=0)
+        params["prepare"]["mnist"].update(neighbours=0)  # nor does prepare search (test_end_to_end's repro does)
         # render's digit classifier on 2,000 images, read on 20 generated ones per class: seconds
         params["render"].update(classifier_images=2000, purity_samples=20)
         params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "mlartifacts"))

@@ -62,6 +62,7 @@ class CelebaSource(Section):
     identity_md5: Text
     bbox_md5: Text
     landmarks_md5: Text
+    neighbours: Count  # each training image's nearest training images prepare stores (neighbours.pt); 0: none
 
     def annotation_md5s(self) -> dict[str, str]:
         return {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from infogan.config import PositiveFloat, Section, Text
+from infogan.config import Count, PositiveFloat, Section, Text
 from infogan.data.dataset import Dataset
 from infogan.data.download import fetch_verified
 from infogan.data.images import save_digit_splits
@@ -48,6 +48,7 @@ class MnistSource(Section):
 
     mirrors: tuple[Text, ...]  # tried in order until one serves a file with the right MD5
     timeout_s: PositiveFloat
+    neighbours: Count  # each training image's nearest training images prepare stores (neighbours.pt); 0: none
 
 
 def fetch_mnist(

@@ -19,7 +19,7 @@ import scipy.io
 import torch
 from scipy.io.matlab import MatReadError
 
-from infogan.config import PositiveFloat, PositiveInt, Section, Text
+from infogan.config import Count, PositiveFloat, PositiveInt, Section, Text
 from infogan.data.dataset import Dataset
 from infogan.data.download import fetch_verified, looks_like_html
 from infogan.data.images import save_digit_splits
@@ -40,6 +40,7 @@ class SvhnSource(Section):
     test_md5: Text
     train_count: PositiveInt
     test_count: PositiveInt
+    neighbours: Count  # each training image's nearest training images prepare stores (neighbours.pt); 0: none
 
     def files(self) -> dict[str, str]:
         return {SPLIT_FILES["train"]: self.train_md5, SPLIT_FILES["test"]: self.test_md5}

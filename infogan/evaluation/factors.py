@@ -1,10 +1,14 @@
-"""What each continuous code controls: the measured slant and stroke thickness of generated digits.
+"""What each continuous code controls: the measured slant, width and stroke thickness of generated digits.
 
-Both properties are measured on uint8 images with bright ink on a dark ground, as in MNIST:
+Each property is measured on uint8 images with bright ink on a dark ground, as in MNIST, from the
+ink's intensity-weighted central moments mu_pq (x to the right, y up):
 
-- slant: the shear of the ink's second-order central moments, atan(mu11 / mu02), in degrees, with y
-  pointing up, so a digit leaning right ('/') has a positive slant. It is the shear that MNIST
-  deskewing removes.
+- slant: the shear of the ink, atan(mu11 / mu02), in degrees, so a digit leaning right ('/') has a
+  positive slant. It is the shear that MNIST deskewing removes.
+- width: the horizontal spread of the deslanted digit, sqrt(12 * (mu20 - mu11^2 / mu02)) pixels:
+  the ink's horizontal variance once the shear x' = x - (mu11 / mu02) * y is taken out, scaled so
+  that a filled upright bar of width w measures w. Slant alone leaves it unchanged; a wider 0 or a
+  narrower 1 moves it.
 - thickness: the mean stroke width in pixels, 2 * ink area / boundary length of the binarised digit
   (ink above half intensity; the boundary counted in pixel edges). A stroke of width w and length
   L >> w has area w*L and boundary about 2*L.
@@ -14,6 +18,7 @@ latents (the other codes held fixed, the columns spread over the first categoric
 classes), measures every image, and reports for each (code, property) the Spearman correlation
 between the code value and the property, computed per latent and averaged over the batch. Per
 latent, so that the differences between digits (a 1 is thinner than an 8) do not dilute it.
+`factor_names` names a code after a property only when the evidence is clear (docs/model.md).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from infogan.model.infogan import InfoGAN
 SWEEP_STEPS = 9
 
 
-def slant_degrees(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right; 0 for a blank image."""
+def ink_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, 1, H, W) uint8 -> the ink's central moments (mu20, mu11, mu02), each (N,), in pixels^2, y up."""
     ink = images[:, 0].float() / 255
     h, w = ink.shape[1:]
     y = torch.arange(h - 1, -1, -1, dtype=ink.dtype).view(1, h, 1)  # up is positive
@@ -41,9 +46,20 @@ def slant_degrees(images: torch.Tensor) -> torch.Tensor:
     cx = (ink * x).sum((1, 2)) / mass
     cy = (ink * y).sum((1, 2)) / mass
     dx, dy = x - cx.view(-1, 1, 1), y - cy.view(-1, 1, 1)
-    mu11 = (ink * dx * dy).sum((1, 2)) / mass
-    mu02 = (ink * dy * dy).sum((1, 2)) / mass
+    return tuple((ink * a * b).sum((1, 2)) / mass for a, b in ((dx, dx), (dx, dy), (dy, dy)))
+
+
+def slant_degrees(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right; 0 for a blank image."""
+    _, mu11, mu02 = ink_moments(images)
     return torch.rad2deg(torch.atan(mu11 / mu02.clamp_min(1e-6)))
+
+
+def deslanted_width(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N,) width in pixels of the digit with its slant sheared out; 0 for a blank image."""
+    mu20, mu11, mu02 = ink_moments(images)
+    variance = mu20 - mu11**2 / mu02.clamp_min(1e-6)
+    return torch.sqrt(12 * variance.clamp_min(0))
 
 
 def stroke_thickness(images: torch.Tensor) -> torch.Tensor:
@@ -56,6 +72,7 @@ def stroke_thickness(images: torch.Tensor) -> torch.Tensor:
 
 PROPERTIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "slant": slant_degrees,
+    "width": deslanted_width,
     "thickness": stroke_thickness,
 }
 
@@ -96,11 +113,15 @@ def factor_correlations(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> 
     return metrics
 
 
-def factor_names(correlations: dict[str, float], n_continuous: int, min_abs_rho: float) -> dict[int, str]:
-    """{code: property} for the continuous codes that clearly control one property.
+def factor_names(
+    correlations: dict[str, float], n_continuous: int, min_abs_rho: float, max_other_rho: float
+) -> dict[int, str]:
+    """{code: property} for the continuous codes that clearly control one property, and only it.
 
-    Code j is named after property P when |rho(j, P)| >= min_abs_rho, P is the property j moves
-    most, and no other code moves P more. Codes without such evidence are left out (neutral names).
+    Code j is a candidate for property P when P is the property j moves most, |rho(j, P)| >=
+    min_abs_rho, and no other code moves P more. A candidate is named P when, besides, it moves
+    every property another candidate was found for at most max_other_rho: a code that turns slant
+    and width together names neither. Codes without such evidence are left out (neutral names).
     Missing or NaN correlations count as 0.
     """
 
@@ -108,11 +129,15 @@ def factor_names(correlations: dict[str, float], n_continuous: int, min_abs_rho:
         value = correlations.get(correlation_key(code, prop), math.nan)
         return abs(value) if math.isfinite(value) else 0.0
 
-    names = {}
+    candidates = {}
     for code in range(n_continuous):
         prop = max(PROPERTIES, key=lambda name: strength(code, name))
         strongest_code = max(range(n_continuous), key=lambda other: strength(other, prop))
         rho = strength(code, prop)
         if rho >= min_abs_rho and rho > 0 and strongest_code == code:
-            names[code] = prop
-    return names
+            candidates[code] = prop
+    return {
+        code: prop
+        for code, prop in candidates.items()
+        if all(strength(code, other) <= max_other_rho for c, other in candidates.items() if c != code)
+    }

@@ -130,9 +130,12 @@ def attributes(ev: Evaluation) -> dict[str, float]:
 
 @register_metric
 def factors(ev: Evaluation) -> dict[str, float]:
-    """The Spearman correlation of each continuous code with the slant and stroke thickness of grey
-    digits (infogan/evaluation/factors.py); names each code that clearly controls one."""
-    correlations = factor_correlations(ev.model, ev.config.factor_samples, ev.config.seed)
-    ev.factor_names = factor_names(correlations, ev.model.codes.n_continuous, ev.config.factor_name_min_rho)
+    """The Spearman correlation of each continuous code with the slant, width and stroke thickness of
+    grey digits (infogan/evaluation/factors.py); names each code that clearly controls one alone."""
+    config = ev.config
+    correlations = factor_correlations(ev.model, config.factor_samples, config.seed)
+    ev.factor_names = factor_names(
+        correlations, ev.model.codes.n_continuous, config.factor_name_min_rho, config.factor_name_max_other_rho
+    )
     # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
     return {key: value for key, value in correlations.items() if math.isfinite(value)}

@@ -12,18 +12,30 @@ from infogan.data.neighbours import pixel_neighbours
 class DeviceImages(pl.LightningDataModule):
     """The training split for `Trainer.fit`: moved once to the device Lightning trains on, sharded by rank."""
 
-    def __init__(self, images: torch.Tensor, batch_size: int, batches_per_epoch: int, seed: int, neighbours: int = 0):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        batch_size: int,
+        batches_per_epoch: int,
+        seed: int,
+        neighbours: int = 0,
+        stored: torch.Tensor | None = None,
+    ):
         """`neighbours`: with k > 0, batches are pairs of images and one of each image's k nearest
-        training images in pixel space (DeviceBatches), found once on the device in `setup`."""
+        training images in pixel space (DeviceBatches): `stored`, the (N, k) table prepare found, or
+        else found once on the device in `setup`."""
         super().__init__()
         self.images, self.batch_size, self.batches_per_epoch, self.seed = images, batch_size, batches_per_epoch, seed
-        self.neighbours = neighbours
+        self.neighbours, self.stored = neighbours, stored
         self.on_device: torch.Tensor | None = None
         self.neighbour_table: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
-        self.on_device = self.images.to(self.trainer.strategy.root_device)
-        if self.neighbours > 0 and self.neighbour_table is None:
+        device = self.trainer.strategy.root_device
+        self.on_device = self.images.to(device)
+        if self.neighbours > 0 and self.stored is not None:
+            self.neighbour_table = self.stored.to(device)
+        elif self.neighbours > 0 and self.neighbour_table is None:
             rank_zero = self.trainer.is_global_zero
             self.neighbour_table = pixel_neighbours(self.on_device, self.neighbours, progress=rank_zero)
 

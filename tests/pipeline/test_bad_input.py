@@ -161,6 +161,7 @@ def test_prepare_keeps_verified_outputs_when_a_raw_file_is_corrupt(
 ):
     raw, out = workdir / "raw", workdir / "prepared"
     set_param(workdir, "prepare.mnist.mirrors", [mnist_mirror_url])
+    set_param(workdir, "prepare.mnist.neighbours", 0)  # a minute of search this test does not need
     monkeypatch.setattr(sys, "argv", ["prepare", "--dataset", "mnist", "--raw-dir", str(raw), "--out-dir", str(out)])
     prepare.main()
     before = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from infogan.data.download import file_md5
+from infogan.data.images import load_split
+from infogan.data.neighbours import pixel_neighbours
 from infogan.evaluation.factors import factor_names
 from infogan.model.load import read_checkpoint
 from tests.pipeline.project_copy import attempt, copy_project, dvc_command, dvc_env, edit_params, run
@@ -75,6 +78,7 @@ def svhn_mirror(tmp_path_factory, serve_directory):
             "mirrors": [url],
             **{f"{s}_md5": file_md5(folder / f"{s}_32x32.mat") for s in counts},
             **{f"{s}_count": n for s, n in counts.items()},
+            "neighbours": 3,  # fewer than improved.neighbours: training finds its own
         }
 
 
@@ -91,13 +95,14 @@ def project(tmp_path_factory, mnist_mirror_url, svhn_mirror):
         **{"prepare.mnist": {"mirrors": ["http://127.0.0.1:1/", mnist_mirror_url]}},
         **{"prepare.celeba": celeba, "prepare.svhn": svhn_mirror},
         train={"max_epochs": 2, "batches_per_epoch": 2, "batch_size": 16, "sample_every_n_epochs": 1},
-        # min rho 0: every continuous code that is the clearest mover of its strongest property gets
-        # that name, so the naming path runs even on a 4-iteration model
+        # min rho 0 and max other rho 1: every continuous code that is the clearest mover of its
+        # strongest property gets that name, so the naming path runs even on a 4-iteration model
         render={
             "continuous_frames": 5,
             "mi_samples": 200,
             "factor_samples": 20,
             "factor_name_min_rho": 0.0,
+            "factor_name_max_other_rho": 1.0,
             "purity_samples": 20,
         },
     )
@@ -118,10 +123,26 @@ def test_repro_downloads_and_prepares_mnist(project):
     assert sorted(p.name for p in (dst / "data/raw/mnist").iterdir()) == sorted(manifest["source_md5"])
 
 
+def test_prepare_finds_the_neighbours_once_and_training_reads_them(project):
+    dst, _, output = project
+    table = torch.load(dst / "data/prepared/mnist/neighbours.pt", weights_only=True)["neighbours"]
+    assert (
+        table.shape == (60000, 10)
+        and json.loads((dst / "data/prepared/mnist/manifest.json").read_text())["neighbours"] == 10
+    )
+    assert "each training image's 5 nearest training images: from data/prepared/mnist/neighbours.pt" in output
+    # SVHN's prepare stored 3: the same table as the search on its training split; training, asking 5, finds its own
+    images, _ = load_split(dst / "data/prepared/svhn/train.pt")
+    stored = torch.load(dst / "data/prepared/svhn/neighbours.pt", weights_only=True)["neighbours"]
+    assert torch.equal(stored.long(), pixel_neighbours(images, 3, progress=False))
+    assert "each training image's 5 nearest training images: not in data/prepared/svhn/neighbours.pt" in output
+    assert not (dst / "data/prepared/celeba/neighbours.pt").exists()  # prepare.celeba.neighbours: 0
+
+
 def continuous_names(dst: Path) -> list[str]:
     """What render must have called each continuous code's files, from the metrics it wrote."""
     metrics = json.loads((dst / "reports/mnist/metrics.json").read_text())
-    names = factor_names(metrics, 2, 0.0)
+    names = factor_names(metrics, 2, 0.0, 1.0)
     assert names, "with min rho 0 at least the strongest code/property pair is named"
     return [names.get(code, f"continuous_{code}") for code in range(2)]
 
@@ -192,7 +213,7 @@ def test_repro_records_one_mlflow_run_with_everything(project):
         return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
 
     assert {"categorical_0.gif", f"{continuous_names(dst)[1]}.gif", "categorical_0.png"} <= names("media")
-    named = factor_names(run.data.metrics, 2, 0.0)
+    named = factor_names(run.data.metrics, 2, 0.0, 1.0)
     for code in (0, 1):
         assert run.data.tags[f"factor/continuous_{code}"] == named.get(code, "unclear")
     assert {"model.ckpt", "config.json"} <= names("model")

@@ -1,7 +1,9 @@
-"""pipeline.sweep on a tiny setting: one training per seed, a table with mean and minimum, tagged MLflow runs."""
+"""pipeline.sweep on a tiny setting: one training and one render per seed, a table with mean and minimum, tagged
+MLflow runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +25,7 @@ def sweep(tmp_path_factory, prepared_mnist):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(batch_size=16, batches_per_epoch=2, max_epochs=1, sample_every_n_epochs=1)
     params["improved"].update(neighbours=0)  # a minute of CPU per training (conftest.py, tiny_params)
-    params["render"].update(mi_samples=200)
+    params["render"].update(mi_samples=200, factor_samples=10, purity_samples=20, classifier_images=2000)
     params["tracking"].update(uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "mlartifacts"))
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -68,12 +70,41 @@ def test_sweep_table_has_each_seed_then_mean_and_min(sweep):
     table = pd.read_csv(tmp / "sweep.csv")
     assert list(table["seed"]) == ["3", "5", "mean", "min"]
     seeds = table.iloc[:2]
-    for column in ("eval/categorical_accuracy", "eval/categorical_nmi", "info_bound/categorical_0", "wall_s"):
+    numeric = [
+        "eval/categorical_accuracy",
+        "eval/categorical_nmi",
+        "info_bound/categorical_0",
+        "generated/purity_mean",
+        "generated/distinct_digits",
+        *(f"continuous_{code}/abs_rho_{prop}" for code in (0, 1) for prop in ("slant", "width", "thickness")),
+        "train_s",
+        "render_s",
+    ]
+    for column in numeric:
         values = seeds[column].astype(float)
-        assert table.iloc[2][column] == pytest.approx(values.mean())
-        assert table.iloc[3][column] == pytest.approx(values.min())
-    assert (seeds["eval/categorical_accuracy"].between(0, 1)).all() and (seeds["wall_s"] > 0).all()
+        assert table.iloc[2][column] == pytest.approx(values.mean()), column
+        assert table.iloc[3][column] == pytest.approx(values.min()), column
+    assert (seeds["eval/categorical_accuracy"].between(0, 1)).all() and (seeds["train_s"] > 0).all()
+    for code in (0, 1):
+        assert seeds[f"continuous_{code}/abs_rho_slant"].astype(float).between(0, 1).all()
+        assert set(seeds[f"continuous_{code}/name"].fillna("")) <= {"", "slant", "width", "thickness"}
     assert "mean" in stdout and "min" in stdout
+
+
+def test_each_seed_is_rendered_and_its_row_is_its_render(sweep):
+    """The row's numbers are those render wrote into the seed's metrics.json, and its names those of its GIFs."""
+    tmp, _ = sweep
+    table = pd.read_csv(tmp / "sweep.csv").iloc[:2]
+    for _, row in table.iterrows():
+        folder = tmp / "sweeps" / f"seed_{row['seed']}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert float(row["eval/categorical_accuracy"]) == pytest.approx(metrics["eval/categorical_accuracy"])
+        rho = metrics["factor/continuous_1/width_spearman"]
+        assert float(row["continuous_1/abs_rho_width"]) == pytest.approx(abs(rho))
+        gifs = {path.stem for path in (folder / "media").glob("*.gif")}
+        names = [row[f"continuous_{code}/name"] for code in (0, 1)]
+        expected = {name if isinstance(name, str) else f"continuous_{code}" for code, name in enumerate(names)}
+        assert gifs == {"categorical_0"} | expected
 
 
 def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
@@ -89,7 +120,7 @@ def test_each_seed_trained_with_its_seed_and_is_a_tagged_mlflow_run(sweep):
         assert run.data.params["improved.real_consistency"] == "1.0"
         assert run.data.tags["seed_sweep_overrides"] == "train.lr_g=0.0005 train.recipe=improved"
         assert "improved/real_consistency_epoch" in run.data.metrics
-        assert "eval/categorical_accuracy" in run.data.metrics and "wall_s" in run.data.metrics
+        assert {"eval/categorical_accuracy", "generated/purity_mean", "wall_s", "render_s"} <= set(run.data.metrics)
         tags.add(run.data.tags["seed_sweep"])
         assert (tmp / "sweeps" / f"seed_{seed}" / "model" / "model.ckpt").is_file()
     assert len(tags) == 1  # one sweep id for both

@@ -8,7 +8,7 @@ import torch
 
 from infogan.config import ImprovedConfig
 from infogan.data.batches import DeviceBatches, ShardedShuffle
-from infogan.data.neighbours import pixel_neighbours
+from infogan.data.neighbours import load_neighbours, pixel_neighbours, save_neighbours
 from infogan.errors import InfoGANError
 from infogan.model.losses import categorical_consistency
 from infogan.training.module import InfoGANTraining
@@ -47,6 +47,41 @@ def test_pixel_neighbours_find_the_images_that_differ_least():
 def test_pixel_neighbours_reject_a_k_the_images_cannot_give(k):
     with pytest.raises(InfoGANError, match="0 < neighbours < the number of training images"):
         pixel_neighbours(random_images(40), k, progress=False)
+
+
+def test_a_stored_table_gives_its_first_k_columns_which_are_the_k_nearest(tmp_path):
+    """prepare stores 6 columns; a training with k = 3 reads the same table it would have found."""
+    data = random_images(40)
+    save_neighbours(pixel_neighbours(data, 6, progress=False), tmp_path)
+    loaded = load_neighbours(tmp_path, 3, 40)
+    assert loaded.dtype == torch.long and torch.equal(loaded, pixel_neighbours(data, 3, progress=False))
+    assert load_neighbours(tmp_path, 7, 40) is None  # fewer columns than asked: training finds its own
+
+
+def test_no_stored_table_means_none(tmp_path):
+    assert load_neighbours(tmp_path, 3, 40) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"neighbours": torch.zeros(39, 4, dtype=torch.int32)},  # another split's
+        {"neighbours": torch.full((40, 4), 40, dtype=torch.int32)},  # indices past the images
+        {"neighbours": torch.zeros(40, 4)},  # floats
+        {"table": torch.zeros(40, 4, dtype=torch.int32)},
+        "not a table",
+    ],
+)
+def test_a_table_for_other_images_is_refused(tmp_path, content):
+    torch.save(content, tmp_path / "neighbours.pt")
+    with pytest.raises(InfoGANError, match=r"neighbours\.pt .*rerun prepare"):
+        load_neighbours(tmp_path, 3, 40)
+
+
+def test_a_damaged_table_is_refused(tmp_path):
+    (tmp_path / "neighbours.pt").write_bytes(b"truncated")
+    with pytest.raises(InfoGANError, match="cannot be read as a neighbour table"):
+        load_neighbours(tmp_path, 3, 40)
 
 
 def test_partner_columns_are_seeded_per_epoch_and_leave_the_order_alone():

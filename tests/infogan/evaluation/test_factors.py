@@ -1,4 +1,5 @@
-"""Tests for infogan.evaluation.factors: slant and thickness on drawn strokes, and the per-latent Spearman sweep."""
+"""Tests for infogan.evaluation.factors: slant, width and thickness on drawn shapes, the per-latent
+Spearman sweep, and the naming rule."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from infogan.evaluation.factors import (
+    deslanted_width,
     factor_correlations,
     factor_names,
     per_column_spearman,
@@ -58,9 +60,40 @@ def test_thickness_grows_with_width_whatever_the_slant():
         assert widths == sorted(widths)
 
 
+def parallelogram(width: float, shear: float, height: float = 16.0) -> torch.Tensor:
+    """A (1, 1, 28, 28) uint8 filled parallelogram: `width` px wide on every row, its rows shifted
+    right by `shear` px per px up (an upright box for shear 0)."""
+    rows, cols = torch.meshgrid(
+        torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij"
+    )
+    x, y = cols - (SIZE - 1) / 2, (SIZE - 1) / 2 - rows  # y up
+    ink = ((x - shear * y).abs() <= width / 2) & (y.abs() <= height / 2)
+    return (ink.to(torch.uint8) * 255).view(1, 1, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("width", [2, 4, 8, 12])  # even: the pixel centres sit at half-integers
+def test_width_of_an_upright_box_is_its_width(width):
+    assert float(deslanted_width(parallelogram(width, 0.0))) == pytest.approx(width, rel=0.15)
+
+
+@pytest.mark.parametrize("shear", [-0.4, -0.2, 0.2, 0.4])
+def test_width_ignores_the_slant(shear):
+    """The same box leaned over keeps its width, though its slant and its horizontal extent change."""
+    upright, leaning = parallelogram(8, 0.0), parallelogram(8, shear)
+    assert float(deslanted_width(leaning)) == pytest.approx(float(deslanted_width(upright)), rel=0.1)
+    assert abs(float(slant_degrees(leaning))) > 10  # it does lean
+
+
+def test_width_grows_with_width_whatever_the_slant():
+    for shear in (0.0, 0.3):
+        widths = deslanted_width(torch.cat([parallelogram(w, shear) for w in (4, 6, 8, 10)])).tolist()
+        assert widths == sorted(widths) and widths[-1] > 2 * widths[0]
+
+
 def test_blank_images_measure_zero_not_nan():
     blank = torch.zeros(2, 1, SIZE, SIZE, dtype=torch.uint8)
     assert slant_degrees(blank).tolist() == [0.0, 0.0]
+    assert deslanted_width(blank).tolist() == [0.0, 0.0]
     assert stroke_thickness(blank).tolist() == [0.0, 0.0]
 
 
@@ -74,11 +107,20 @@ def test_per_column_spearman():
 
 
 class SlantByCode(InfoGAN):
-    """A stand-in generator whose first continuous code sets the slant and second the width, exactly."""
+    """A stand-in generator whose first continuous code sets a stroke's slant and second its thickness, exactly."""
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         codes = latent[:, -2:]
         images = [stroke(float(a) * 20, 4 + 3 * float(b)) for a, b in codes]
+        return torch.cat(images).float() / 127.5 - 1
+
+
+class ShearAndWidthByCode(InfoGAN):
+    """A stand-in generator whose first continuous code shears a box and second sets its width, exactly."""
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        codes = latent[:, -2:]
+        images = [parallelogram(8 + 3 * float(b), 0.4 * float(a)) for a, b in codes]
         return torch.cat(images).float() / 127.5 - 1
 
 
@@ -90,6 +132,15 @@ def test_factor_correlations_find_which_code_owns_which_property():
     # the code that does not own a property leaves it (all but) unmoved: no or little correlation
     for key in ("factor/continuous_0/thickness_spearman", "factor/continuous_1/slant_spearman"):
         assert math.isnan(metrics[key]) or abs(metrics[key]) < 0.3, (key, metrics[key])
+
+
+def test_factor_correlations_tell_slant_from_width():
+    metrics = factor_correlations(ShearAndWidthByCode(shipped_model()), n_samples=4)
+    assert metrics["factor/continuous_0/slant_spearman"] > 0.95
+    assert metrics["factor/continuous_1/width_spearman"] > 0.95
+    for key in ("factor/continuous_0/width_spearman", "factor/continuous_1/slant_spearman"):
+        assert math.isnan(metrics[key]) or abs(metrics[key]) < 0.3, (key, metrics[key])
+    assert factor_names(metrics, 2, 0.8, 0.3) == {0: "slant", 1: "width"}
 
 
 def rhos(**values: float) -> dict[str, float]:
@@ -106,18 +157,25 @@ def rhos(**values: float) -> dict[str, float]:
     [
         # each code clearly owns one property, whatever the sign
         (rhos(c0_slant=-0.95, c0_thickness=0.1, c1_slant=0.05, c1_thickness=0.92), {0: "slant", 1: "thickness"}),
+        (rhos(c0_slant=0.9, c0_width=0.2, c1_slant=-0.25, c1_width=-0.85), {0: "slant", 1: "width"}),
         # below the bar: neutral
         (rhos(c0_slant=0.7, c0_thickness=0.1, c1_slant=0.1, c1_thickness=0.95), {1: "thickness"}),
         # both codes move slant most: only the stronger one is named, the other moves thickness less
         (rhos(c0_slant=0.9, c0_thickness=0.85, c1_slant=0.95, c1_thickness=0.2), {1: "slant"}),
+        # c0 leads on slant but turns the width that c1 owns as well: named for neither
+        (rhos(c0_slant=0.92, c0_width=0.35, c1_slant=0.1, c1_width=0.9), {1: "width"}),
+        # ... and when each turns the other's property too, neither is named
+        (rhos(c0_slant=0.92, c0_width=0.5, c1_slant=0.45, c1_width=0.9), {}),
+        # a property no other code is named for does not count against a code
+        (rhos(c0_slant=0.95, c0_thickness=0.6, c1_slant=0.1, c1_thickness=0.7), {0: "slant"}),
         # missing (NaN) correlations count as no evidence
         (rhos(c0_slant=math.nan, c1_thickness=0.99), {1: "thickness"}),
         ({}, {}),
     ],
 )
 def test_factor_names_only_when_the_evidence_is_clear(correlations, expected):
-    assert factor_names(correlations, 2, 0.8) == expected
+    assert factor_names(correlations, 2, 0.8, 0.3) == expected
 
 
 def test_factor_names_never_names_a_code_that_moves_nothing():
-    assert factor_names(rhos(c0_slant=0.0, c0_thickness=0.0, c1_slant=0.3), 2, 0.0) == {1: "slant"}
+    assert factor_names(rhos(c0_slant=0.0, c0_thickness=0.0, c1_slant=0.3), 2, 0.0, 1.0) == {1: "slant"}
