@@ -214,6 +214,9 @@ class ImprovedConfig(Section):
     # iterations over which the categorical information terms in D's step, which teach Q the class of
     # generated images, rise from weight 0 to 1 (G's step has them whole); 0: whole from the start
     fake_class_warmup: Count
+    # weight of the continuous codes' squared mixed second derivative d2G/(dc_i dc_j) in G's step, on
+    # HESSIAN_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
+    continuous_hessian: Weight
 
 
 class RenderConfig(Section):

@@ -115,3 +115,28 @@ def categorical_mutual_information(
         marginal = joint.sum(1)
         total = total + (joint * (joint.log() - marginal.log()[:, None] - marginal.log()[None, :])).sum()
     return total
+
+
+def continuous_mixed_derivatives(
+    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
+) -> torch.Tensor:
+    """The mean over pairs of continuous codes and over pixels of the squared mixed second derivative
+    d2 G / (dc_i dc_j), i != j, of the generated images, by central differences of step `epsilon`.
+
+    The off-diagonal half of the Hessian penalty (Peebles et al., ECCV 2020): it is 0 where each code
+    changes the image in a way that does not depend on the other codes' values, and a code that mixes
+    two of the image's factors with another code makes it large. No factor is named: it asks only that
+    the codes act separately. `vector`: (B, latent_dim) generator inputs whose last n_continuous
+    columns are the continuous codes; 4 generator passes over B inputs per pair.
+    """
+    first = vector.shape[1] - n_continuous
+    pairs = [(i, j) for i in range(n_continuous) for j in range(i + 1, n_continuous)]
+    terms = []
+    for i, j in pairs:
+        steps = vector.new_zeros(4, vector.shape[1])
+        for row, (a, b) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
+            steps[row, first + i], steps[row, first + j] = a * epsilon, b * epsilon
+        images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (4, vector.shape[0]))
+        mixed = (images[0] - images[1] - images[2] + images[3]) / (4 * epsilon**2)
+        terms.append(mixed.float().square().mean())
+    return torch.stack(terms).mean() if terms else vector.new_zeros(())

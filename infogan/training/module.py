@@ -13,7 +13,8 @@ With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance tra
 (infogan/model/augment.py) adds terms that each have a weight, and are not computed at weight 0: the
 categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
 Q's class of real images: its consistency between x and T(x), the mutual information between those
-two classes, and the entropies H(c | x) and H(c) (`real_image_terms`).
+two classes, and the entropies H(c | x) and H(c) (`real_image_terms`); and, in the generator step,
+the continuous codes' mixed second derivatives (`improved.continuous_hessian`).
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from infogan.model.losses import (
     categorical_entropies,
     categorical_mutual_information,
     categorical_nll,
+    continuous_mixed_derivatives,
     discriminator_loss,
     generator_loss,
     information_loss,
 )
 from infogan.model.networks import CodeParams
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
+
+HESSIAN_ROWS = 32  # latents of each batch the continuous codes' mixed derivatives are measured on (4 G passes each)
 
 
 class InfoGANTraining(pl.LightningModule):
@@ -170,10 +174,16 @@ class InfoGANTraining(pl.LightningModule):
         adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
         info = self.information_loss(self.model.q_head(features), latent)
         total = adversarial + self.weighted_information(info)
+        losses = {"loss/g": adversarial}
         improved = self.improved
         if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)
-        return {"total": total, "loss/g": adversarial}
+        if improved is not None and improved.continuous_hessian > 0 and self.model.codes.n_continuous > 1:
+            rows = latent.vector[:HESSIAN_ROWS]
+            mixed = continuous_mixed_derivatives(self.model.generator, rows, self.model.codes.n_continuous)
+            total = total + improved.continuous_hessian * mixed
+            losses["improved/continuous_hessian"] = mixed
+        return {"total": total, **losses}
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":  # NHWC is what cuDNN's convolutions run fastest on

@@ -17,6 +17,7 @@ from infogan.model.losses import (
     categorical_entropies,
     categorical_mutual_information,
     categorical_nll,
+    continuous_mixed_derivatives,
 )
 from infogan.training.module import InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
@@ -354,3 +355,41 @@ def test_the_paper_recipe_has_no_warmup(monkeypatch):
     module = improved_module(shipped_improved(fake_class_warmup=100), recipe="paper")
     monkeypatch.setattr(InfoGANTraining, "iteration", property(lambda self: 1))
     assert module.fake_class_weight() == 1.0
+
+
+class CodeProduct(torch.nn.Module):
+    """A stand-in generator: a fixed pattern scaled by f(c2, c3), the last two latent columns."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+        self.pattern = torch.linspace(-1, 1, 28 * 28).view(1, 1, 28, 28)
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        return self.f(vector[:, -2], vector[:, -1]).view(-1, 1, 1, 1) * self.pattern
+
+
+def test_mixed_derivatives_are_zero_for_codes_that_act_apart_and_exact_for_a_product():
+    vector = torch.rand(8, 74) * 2 - 1
+    apart = CodeProduct(lambda a, b: torch.sin(2 * a) + b**3)  # each code alone: no mixed derivative
+    assert float(continuous_mixed_derivatives(apart, vector, 2)) == pytest.approx(0.0, abs=1e-6)
+    product = CodeProduct(lambda a, b: a * b)  # d2/(da db) = 1 everywhere: the pattern itself
+    expected = float(product.pattern.square().mean())
+    assert float(continuous_mixed_derivatives(product, vector.double(), 2)) == pytest.approx(expected, rel=1e-6)
+    mixed = CodeProduct(lambda a, b: torch.tanh(2 * (a + b)))  # one factor turned by both codes
+    assert float(continuous_mixed_derivatives(mixed, vector, 2)) > 0.1
+
+
+def test_the_generator_step_adds_the_weighted_mixed_derivatives_only_when_asked():
+    off = improved_module(only())
+    latent, fake = latent_and_fake(off)
+    assert "improved/continuous_hessian" not in off.generator_step(fake, latent)
+    on = improved_module(only(continuous_hessian=0.5))
+    latent, fake = latent_and_fake(on)
+    losses = on.generator_step(fake, latent)
+    measured = losses["improved/continuous_hessian"]
+    assert float(measured.detach()) > 0
+    plain = improved_module(only()).generator_step(fake, latent)["total"]
+    assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * float(measured.detach()), rel=1e-5)
+    losses["total"].backward()  # the term reaches G's weights
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
