@@ -178,7 +178,7 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
 def printable(table: pd.DataFrame) -> str:
     """The table for a terminal: short headers, names without their blanks."""
     shown = table.drop(columns=["run_id"]).fillna("")
-    shown.columns = [column.replace("continuous_", "c").replace("abs_rho_", "|rho| ") for column in shown.columns]
+    shown.columns = [column.replace("continuous_", "cont").replace("abs_rho_", "|rho| ") for column in shown.columns]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
