@@ -35,50 +35,26 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def stage_command(stage: str, dataset: str, params: Path, **paths: Path) -> list[str]:
+    """`python -m pipeline.<stage> --dataset <dataset> --params <params> --<name> <path> ...`."""
+    command = [sys.executable, "-m", f"pipeline.{stage}", "--dataset", dataset, "--params", str(params)]
+    for name, path in paths.items():
+        command += [f"--{name}", str(path)]
+    return command
+
+
 def train_command(dataset: str, params: Path, data: Path, folder: Path) -> list[str]:
     """The command that runs the train stage outside DVC (the seed sweep, the benchmarks, the tests):
     on the prepared `data`, with every output under `folder`: model/, history.csv and checkpoints/."""
-    return [
-        sys.executable,
-        "-m",
-        "pipeline.train",
-        "--dataset",
-        dataset,
-        "--params",
-        str(params),
-        "--data",
-        str(data),
-        "--out",
-        str(folder / "model"),
-        "--history",
-        str(folder / "history.csv"),
-        "--checkpoints",
-        str(folder / "checkpoints"),
-    ]
+    outputs = {"out": folder / "model", "history": folder / "history.csv", "checkpoints": folder / "checkpoints"}
+    return stage_command("train", dataset, params, data=data, **outputs)
 
 
 def render_command(dataset: str, params: Path, data: Path, folder: Path) -> list[str]:
     """The command that runs the render stage outside DVC on what `train_command` wrote into `folder`:
     its GIFs and sheets go to folder/media, its metrics to folder/metrics.json."""
-    return [
-        sys.executable,
-        "-m",
-        "pipeline.render",
-        "--dataset",
-        dataset,
-        "--params",
-        str(params),
-        "--model",
-        str(folder / "model"),
-        "--data",
-        str(data),
-        "--media",
-        str(folder / "media"),
-        "--metrics",
-        str(folder / "metrics.json"),
-        "--history",
-        str(folder / "history.csv"),
-    ]
+    inputs = {"model": folder / "model", "data": data, "history": folder / "history.csv"}
+    return stage_command("render", dataset, params, **inputs, media=folder / "media", metrics=folder / "metrics.json")
 
 
 def os_error_line(err: OSError) -> str:

@@ -37,11 +37,10 @@ import pandas as pd
 import yaml
 
 from infogan.atomic import atomic_path
-from infogan.config import RenderConfig
 from infogan.data.images import load_split
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
-from infogan.evaluation.factors import PROPERTIES, correlation_key, factor_names
+from infogan.evaluation.factors import PROPERTIES, correlation_key
 from infogan.evaluation.history import last_iteration, read_history
 from pipeline import tracking
 from pipeline.params import parse_params, read_params, with_overrides
@@ -153,17 +152,18 @@ def run_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Ite
             run.stop()
 
 
-def seed_row(seed: int, metrics: dict[str, float], config: RenderConfig, walls: dict[str, float]) -> dict:
+def seed_row(seed: int, metrics: dict[str, float], tags: dict[str, str], walls: dict[str, float]) -> dict:
     """One seed's row: render's metrics, each continuous code's |rho| with every measured property and
-    the name render gave its GIF (blank: none), and the train and render wall times."""
+    the name render gave its GIF (blank: none; render tags the run `factor/continuous_<j>` with it, or
+    `unclear`), and the train and render wall times."""
     row: dict = {"seed": seed, **{key: metrics[key] for key in METRIC_COLUMNS if key in metrics}}
     n_continuous = sum(1 for key in metrics if key.startswith("info_bound/continuous_"))
     if any(key.startswith("factor/") for key in metrics):  # digits: what each continuous code controls
-        names = factor_names(metrics, n_continuous, config.factor_name_min_rho, config.factor_name_max_other_rho)
+        names = {code: tags.get(f"factor/continuous_{code}", "unclear") for code in range(n_continuous)}
         for code in range(n_continuous):
             for prop in PROPERTIES:
                 row[f"continuous_{code}/abs_rho_{prop}"] = abs(metrics.get(correlation_key(code, prop), math.nan))
-            row[f"continuous_{code}/name"] = names.get(code, "")
+            row[f"continuous_{code}/name"] = "" if names[code] == "unclear" else names[code]
     return {**row, "train_s": walls["train"], "render_s": walls["render"]}
 
 
@@ -222,7 +222,7 @@ def main() -> None:
             client.set_tag(run_id, "seed_sweep_overrides", " ".join(args.set))
         step = last_iteration(read_history(folder / "history.csv"))  # beside render's values
         tracking.log_metrics(client, run_id, {"wall_s": walls["train"], "render_s": walls["render"]}, step=step)
-        row = seed_row(seed, metrics, checked.render, walls)
+        row = seed_row(seed, metrics, client.get_run(run_id).data.tags, walls)
         rows.append({**row, "run_id": run_id})
         names = {key.removesuffix("/name"): name for key, name in row.items() if key.endswith("/name") and name}
         named = ", ".join(f"{code} {name}" for code, name in names.items())

@@ -36,7 +36,7 @@ from infogan.atomic import atomic_path, write_json
 from infogan.config import ModelConfig
 from infogan.data.dataset import Dataset
 from infogan.data.images import load_split
-from infogan.data.neighbours import load_neighbours
+from infogan.data.neighbours import FILE, load_neighbours
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
 from infogan.training.bookkeeping import NonFiniteLoss
@@ -122,7 +122,7 @@ def main() -> None:
     neighbours = module.improved.neighbours if module.improved is not None else 0
     stored = load_neighbours(args.data, neighbours, len(train_images)) if neighbours > 0 else None
     if neighbours > 0 and trainer.is_global_zero:
-        table = args.data / "neighbours.pt"
+        table = args.data / FILE
         short = f"prepare.{dataset.name}.neighbours < {neighbours}"
         where = f"from {table}" if stored is not None else f"not in {table} ({short}): finding them"
         print(f"each training image's {neighbours} nearest training images: {where}", flush=True)
