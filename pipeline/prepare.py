@@ -13,7 +13,6 @@ pixel space (neighbours.pt, infogan/data/neighbours.py), which the improved reci
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from infogan.atomic import write_json
@@ -38,7 +37,7 @@ def main() -> None:
     if source.neighbours > 0:
         images, _ = load_split(args.out_dir / "train.pt")
         print(f"finding each of the {len(images)} training images' {source.neighbours} nearest ...", flush=True)
-        save_neighbours(pixel_neighbours(images, source.neighbours, progress=sys.stderr.isatty()), args.out_dir)
+        save_neighbours(pixel_neighbours(images, source.neighbours), args.out_dir)
         manifest["neighbours"] = source.neighbours
     write_json(manifest, args.out_dir / "manifest.json")
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())

@@ -21,14 +21,9 @@ import torch
 import yaml
 
 from pipeline.stage import train_command
+from tests.mnist_files import MnistMissing, mnist_files
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_MNIST_NAMES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -67,16 +62,13 @@ def loopback_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
 
 @pytest.fixture(scope="session")
 def mnist_fixture_dir() -> Path:
-    """Directory holding the four genuine MNIST .gz files (override with INFOGAN_MNIST_DIR)."""
-    directory = Path(os.environ.get("INFOGAN_MNIST_DIR", _PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
-    missing = [name for name in _MNIST_NAMES if not (directory / name).is_file()]
-    if missing:
-        # Fail loudly: a silent skip would hide that the data tests never ran.
-        pytest.fail(
-            f"MNIST fixture files missing from {directory}: {', '.join(missing)}. "
-            "Put the four MNIST .gz files there or set INFOGAN_MNIST_DIR to a directory holding them."
-        )
-    return directory
+    """The folder holding the four genuine MNIST .gz files: INFOGAN_MNIST_DIR, ../shared/data/mnist or
+    data/raw/mnist, else fetched into data/raw/mnist once (tests/mnist_files.py)."""
+    try:
+        return mnist_files()
+    except MnistMissing as err:
+        # fail loudly: a silent skip would hide that the data tests never ran
+        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture(scope="session")

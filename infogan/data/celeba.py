@@ -26,7 +26,6 @@ from typing import Literal
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from infogan.atomic import atomic_path, write_json
 from infogan.config import Count, PositiveInt, Section, Text
@@ -34,6 +33,7 @@ from infogan.data.dataset import Dataset
 from infogan.data.download import file_md5, looks_like_html
 from infogan.data.images import save_split
 from infogan.errors import InfoGANError
+from infogan.progress import Progress
 
 IMAGE_DIR = "img_align_celeba"
 ZIP_NAME = "img_align_celeba.zip"
@@ -128,8 +128,11 @@ def _extract_zip(celeba_dir: Path, source: CelebaSource, progress: bool) -> str 
     shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
     try:
         with zipfile.ZipFile(archive) as zf:
-            for member in tqdm(zf.infolist(), desc="extract CelebA", unit="file", disable=not progress):
-                zf.extract(member, staging)
+            members = zf.infolist()
+            with Progress(len(members), "extract CelebA", "file", enabled=progress) as bar:
+                for member in members:
+                    zf.extract(member, staging)
+                    bar.update()
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
         shutil.rmtree(staging, ignore_errors=True)
         return f"{archive} cannot be extracted ({err}): it is probably only partly downloaded; download it again."
@@ -185,7 +188,7 @@ def _in_chunks(task: Callable[[int, list], object], items: list, workers: int, d
     results = []
     with (
         ThreadPoolExecutor(workers or os.cpu_count()) as pool,
-        tqdm(total=len(items), desc=desc, unit="img", disable=not progress) as bar,
+        Progress(len(items), desc, "img", enabled=progress) as bar,
     ):
         for start, result in zip(starts, pool.map(lambda s: task(s, items[s : s + _CHUNK]), starts), strict=True):
             results.append(result)

@@ -17,6 +17,7 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,9 +25,9 @@ import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
+from infogan.atomic import atomic_path
 from infogan.errors import InfoGANError
+from infogan.progress import Progress
 
 _CHUNK = 1 << 16
 # Some mirrors answer 403 to Python's default User-Agent.
@@ -135,7 +136,7 @@ def _download(url: str, part: Path, timeout_s: float, progress: bool) -> str:
         total = int(length) if length and length.isdigit() else None
         with (
             open(part, "wb") as out,
-            tqdm(total=total, unit="B", unit_scale=True, desc=part.stem, disable=not progress) as bar,
+            Progress(total, part.stem, "B", unit_scale=True, enabled=progress) as bar,
         ):
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 out.write(chunk)
@@ -173,6 +174,28 @@ def _quarantine_bad_files(raw_dir: Path, files: Mapping[str, str], dataset: str,
         )
 
 
+def _gzip_genuine_plain_copy(raw_dir: Path, name: str, content_md5: str | None) -> str | None:
+    """Where raw_dir holds the gzip file `name` only uncompressed (gunzipped by the user: `name`
+    without .gz), gzip it to `name` when its content is the genuine one (`content_md5`), saying so,
+    and leave the uncompressed file as it was. Return why it was not used when it is not genuine,
+    else None."""
+    plain = raw_dir / name.removesuffix(".gz")
+    if content_md5 is None or plain.name == name or not plain.is_file():
+        return None
+    actual = file_md5(plain)
+    if actual != content_md5:
+        return f"{plain} is there uncompressed, but its MD5 is {actual}, not the genuine content's {content_md5}"
+    with (
+        atomic_path(raw_dir / name) as tmp,
+        open(plain, "rb") as source,
+        open(tmp, "wb") as out,
+        gzip.GzipFile(fileobj=out, mode="wb", filename="", mtime=0) as packed,
+    ):
+        shutil.copyfileobj(source, packed, _CHUNK)
+    print(f"{plain} is {name} uncompressed, with the genuine content (MD5 {content_md5}): gzipped it to {name}")
+    return None
+
+
 def _fetch_one(
     raw_dir: Path,
     name: str,
@@ -182,8 +205,10 @@ def _fetch_one(
     timeout_s: float,
     progress: bool,
     content: Mapping[str, str],
+    found: str | None = None,
 ) -> None:
-    """Try each mirror in turn until a download of name matches its MD5 (or its content digest)."""
+    """Try each mirror in turn until a download of name matches its MD5 (or its content digest).
+    `found`: what is wrong with a copy of the file in the raw folder, said in the error."""
     expected = files[name]
     final, part = raw_dir / name, raw_dir / (name + ".part")
     failures = []
@@ -203,6 +228,7 @@ def _fetch_one(
     tried = "\n".join(f"  - {f}" for f in failures) if failures else "  (no mirrors configured)"
     raise InfoGANError(
         f"Could not download {dataset} file {name} from any mirror. Mirrors tried:\n{tried}\n"
+        + (f"{found}; it was not used.\n" if found else "")
         + _manual_hint(raw_dir, name, files, dataset)
     )
 
@@ -223,7 +249,8 @@ def fetch_verified(
     (never silently replaced). Missing files are downloaded from the mirrors in order (each file at
     `<mirror>/<name>`), each verified before it gets its final name. `content_md5` ({name: md5 of
     the decompressed content}, for gzip files) also accepts a file compressed again from the
-    genuine content. `dataset` names the data in messages.
+    genuine content, and a genuine file that was gunzipped (`name` without .gz): it is gzipped
+    again beside itself. `dataset` names the data in messages.
     """
     check_mirrors(mirrors, dataset)
     _check_files(files, dataset)
@@ -234,6 +261,9 @@ def fetch_verified(
     content = dict(content_md5 or {})
     _quarantine_bad_files(raw_dir, files, dataset, content)
     for name in files:
+        found = None if (raw_dir / name).is_file() else _gzip_genuine_plain_copy(raw_dir, name, content.get(name))
+        if found:
+            print(f"{found}: not used, so {name} is downloaded")
         if not (raw_dir / name).is_file():
-            _fetch_one(raw_dir, name, files, mirrors, dataset, timeout_s, progress, content)
+            _fetch_one(raw_dir, name, files, mirrors, dataset, timeout_s, progress, content, found)
     return dict(files)

@@ -18,10 +18,10 @@ import pickle
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from infogan.atomic import atomic_path
 from infogan.errors import InfoGANError
+from infogan.progress import Progress
 
 FILE = "neighbours.pt"  # in the prepared dataset folder
 
@@ -36,7 +36,7 @@ def pixel_neighbours(images: torch.Tensor, k: int, chunk: int = 2048, progress: 
     flat = images.flatten(1).float().div_(255.0)
     squared = flat.square().sum(1)
     found = torch.empty(n, k, dtype=torch.long, device=images.device)
-    with tqdm(total=n, desc="nearest neighbours", unit="img", disable=not progress) as bar:
+    with Progress(n, "nearest neighbours", "img", enabled=progress) as bar:
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
             # |a - b|^2 = |a|^2 - 2 a.b + |b|^2; an image is not its own neighbour

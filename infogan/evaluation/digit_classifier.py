@@ -20,11 +20,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from infogan.data.images import to_model_range, to_uint8
 from infogan.errors import InfoGANError
 from infogan.model.infogan import InfoGAN
+from infogan.progress import Progress
 
 N_DIGITS = 10
 LEARNING_RATE = 2e-3  # Adam's, decayed linearly to 0 over the training
@@ -82,7 +82,7 @@ def train_digit_classifier(
     steps_per_epoch = math.ceil(len(images) / batch_size)
     # a linear decay to 0: the last steps settle the weights, worth about half a point after one epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / (epochs * steps_per_epoch))
-    with tqdm(total=epochs * steps_per_epoch, desc="digit classifier", unit="batch", disable=not progress) as bar:
+    with Progress(epochs * steps_per_epoch, "digit classifier", "batch", enabled=progress) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(images), generator=order_generator)
             for start in range(0, len(images), batch_size):
@@ -93,8 +93,8 @@ def train_digit_classifier(
                 optimizer.step()
                 schedule.step()
                 bar.update()
-                if bar.n % 100 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                if bar.done % 100 == 0:
+                    bar.note(loss=f"{loss.item():.3f}")
     return classifier.eval()
 
 

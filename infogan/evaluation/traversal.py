@@ -119,8 +119,11 @@ def frame_image(frame: Frame, scale: int = 2) -> Image.Image:
 def render_traversal_gif(frames: list[Frame], path: Path, scale: int = 2, frame_ms: int = 500) -> None:
     """Write an endlessly looping GIF, one captioned frame per traversal step, atomically."""
     pictures = np.stack([np.asarray(frame_image(f, scale)) for f in frames])
+    # encoded in memory, then written as bytes: a writer that fails to open its file stays open
+    # and tries again from its destructor, which prints a traceback after the stage's error line
+    encoded = iio.imwrite("<bytes>", pictures, extension=".gif", duration=frame_ms, loop=0)
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, pictures, extension=".gif", duration=frame_ms, loop=0)
+        tmp.write_bytes(encoded)
 
 
 def render_contact_sheet(frames: list[Frame], path: Path, scale: int = 2) -> None:

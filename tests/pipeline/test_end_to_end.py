@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -137,6 +138,19 @@ def test_prepare_finds_the_neighbours_once_and_training_reads_them(project):
     assert torch.equal(stored.long(), pixel_neighbours(images, 3, progress=False))
     assert "each training image's 5 nearest training images: not in data/prepared/svhn/neighbours.pt" in output
     assert not (dst / "data/prepared/celeba/neighbours.pt").exists()  # prepare.celeba.neighbours: 0
+
+
+def test_a_repro_log_read_through_a_pipe_has_no_carriage_return(project):
+    _, _, output = project  # the repro's standard streams were pipes
+    assert "\r" not in output
+    for step in (
+        r"train-images-idx3-ubyte\.gz: [\d.]+MB/[\d.]+MB \(100%\)",  # the download from the mirror
+        r"nearest neighbours: 60,000/60,000 img \(100%\)",  # prepare's neighbour table
+        r"verify CelebA: 24/24 img \(100%\)",
+        r"prepare CelebA train: 16/16 img \(100%\)",
+        r"digit classifier: [\d,]+/[\d,]+ batch \(100%\)",  # render's classifier
+    ):
+        assert re.search(rf"^{step}, elapsed \d\d:\d\d", output, re.M), step
 
 
 def continuous_names(dst: Path) -> list[str]:

@@ -5,14 +5,17 @@ param once."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
 import random
 import re
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from infogan.config import TrackingConfig
 from infogan.model.load import read_checkpoint
 from infogan.training.module import InfoGANTraining
 from pipeline import render, tracking, train
-from pipeline.stage import entry_point, train_command
+from pipeline.stage import entry_point, render_command, train_command
 from pipeline.training_run import TolerantMLFlowLogger
 from tests.pipeline.project_copy import attempt
 
@@ -352,6 +355,45 @@ def test_a_media_folder_that_cannot_be_written_is_one_error_line_and_its_files_s
     assert err.splitlines(keepends=True)[-1] == expected
     assert gif.read_bytes() == b"the last good one" and [p.name for p in media.iterdir()] == ["categorical_0.gif"]
     assert not (tmp_path / "metrics.json").exists()
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """Make `folder` refuse new files: read-only for a user, immutable (chattr +i) for root, whom modes
+    do not stop."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("running as root on a filesystem without the immutable attribute: nothing can refuse root")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_an_unwritable_media_folder_ends_on_its_error_line_with_no_writer_left_to_complain(
+    tmp_path, tiny_params, run_train, prepared_mnist, stage_env
+):
+    params = tiny_params(tmp_path, max_epochs=1)
+    run_train(tmp_path, params)
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "categorical_0.gif").write_bytes(b"the last good one")
+    with unwritable(media):
+        result = attempt(render_command("mnist", params, prepared_mnist, tmp_path), ROOT, stage_env, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    # the GIF writer that could not open its file is closed, not left for its destructor to retry
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    gif = media / "categorical_0.gif"
+    assert re.fullmatch(
+        rf"error: cannot write {re.escape(str(gif))} \((Operation not permitted|Permission denied)\); "
+        rf"make {re.escape(str(media))} writable and run again",
+        result.stderr.splitlines()[-1],
+    )
+    assert gif.read_bytes() == b"the last good one" and [p.name for p in media.iterdir()] == ["categorical_0.gif"]
 
 
 def test_any_other_os_error_at_a_stages_top_is_one_line_with_exit_2(capsys):

@@ -207,6 +207,45 @@ def test_a_mirror_serving_the_content_gzipped_again_is_used(
     assert (tmp_path / "raw" / TEST_LABELS).read_bytes() == (mirror / TEST_LABELS).read_bytes()
 
 
+def test_a_genuine_file_the_user_gunzipped_is_gzipped_again_and_used(
+    mnist_fixture_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    place_by_hand(mnist_fixture_dir, tmp_path)
+    gz, plain = tmp_path / TRAIN_IMAGES, tmp_path / TRAIN_IMAGES.removesuffix(".gz")
+    plain.write_bytes(gzip.decompress(gz.read_bytes()))  # as `gunzip` leaves it
+    gz.unlink()
+    assert fetch(tmp_path, [DEAD_MIRROR]) == MNIST_FILES  # no download: the file there is used
+    assert capsys.readouterr().out == (
+        f"{plain} is {TRAIN_IMAGES} uncompressed, with the genuine content "
+        f"(MD5 {MNIST_CONTENT_MD5[TRAIN_IMAGES]}): gzipped it to {TRAIN_IMAGES}\n"
+    )
+    assert gunzipped_md5(gz) == MNIST_CONTENT_MD5[TRAIN_IMAGES] and plain.is_file()  # the user's file stays
+    assert torch.equal(load_mnist_split(tmp_path, "train")[0], load_mnist_split(mnist_fixture_dir, "train")[0])
+    # the next run has nothing to do
+    assert fetch(tmp_path, [DEAD_MIRROR]) == MNIST_FILES and capsys.readouterr().out == ""
+
+
+def test_an_uncompressed_file_with_other_content_is_named_when_no_mirror_serves_the_genuine_one(
+    mnist_fixture_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    place_by_hand(mnist_fixture_dir, tmp_path)
+    plain = tmp_path / TEST_LABELS.removesuffix(".gz")
+    content = bytearray(gzip.decompress((tmp_path / TEST_LABELS).read_bytes()))
+    content[-1] = (content[-1] + 1) % 10  # one label changed
+    plain.write_bytes(bytes(content))
+    (tmp_path / TEST_LABELS).unlink()
+    found = (
+        f"{plain} is there uncompressed, but its MD5 is {hashlib.md5(content).hexdigest()}, "
+        f"not the genuine content's {MNIST_CONTENT_MD5[TEST_LABELS]}"
+    )
+    with pytest.raises(InfoGANError) as refused:
+        fetch(tmp_path, [DEAD_MIRROR])
+    assert f"Could not download MNIST file {TEST_LABELS} from any mirror" in str(refused.value)
+    assert f"{found}; it was not used." in str(refused.value)
+    assert capsys.readouterr().out == f"{found}: not used, so {TEST_LABELS} is downloaded\n"
+    assert plain.read_bytes() == content and not (tmp_path / TEST_LABELS).exists()  # nothing lost, nothing half-made
+
+
 def test_a_file_gzipped_again_with_other_content_is_refused(mnist_fixture_dir: Path, tmp_path: Path) -> None:
     place_by_hand(mnist_fixture_dir, tmp_path)
     content = bytearray(gzip.decompress((tmp_path / TEST_LABELS).read_bytes()))
