@@ -87,7 +87,7 @@ class Progress:
         if self.total is None:
             state = f"{self._amount(self.done)}, elapsed {tqdm.format_interval(elapsed)}"
         else:
-            done = tqdm.format_sizeof(self.done) if self.unit_scale else f"{self.done:,}"
+            done = self._amount(self.done) if self.unit_scale else f"{self.done:,}"  # 9.91MB/9.91MB, 3/10 file
             state = f"{done}/{self._amount(self.total)}"
             state += f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
             state += f", elapsed {tqdm.format_interval(elapsed)}"

@@ -58,6 +58,16 @@ def test_an_unknown_total_is_counted_in_scaled_units():
     ]
 
 
+def test_a_known_total_in_scaled_units_names_the_unit_on_both_sides():
+    log = io.StringIO()
+    with Progress(9_912_422, "train-images-idx3-ubyte.gz", "B", unit_scale=True, stream=log, every_s=3600) as bar:
+        bar.update(9_912_422)
+    assert log.getvalue().splitlines() == [
+        "train-images-idx3-ubyte.gz: 9.91MB to go",
+        "train-images-idx3-ubyte.gz: 9.91MB/9.91MB (100%), elapsed 00:00",
+    ]
+
+
 def test_on_a_terminal_it_draws_a_live_tqdm_bar():
     screen = Terminal()
     with Progress(100, "nearest neighbours", "img", stream=screen) as bar:
