@@ -23,45 +23,26 @@ Nothing is written into this repository or its DVC cache; --keep keeps the tempo
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the tests' helpers below are found from the project root
+from tests.loopback import serve_folder  # noqa: E402
+from tests.pipeline.project_copy import copy_project, dvc_env, git  # noqa: E402
+
 STAGES = ("check_params", "verify@{}", "prepare@{}", "train@{}", "render@{}")
 # the larger CelebA model params.yaml notes for prepare.celeba.image_size 64
 H200_PEAK = 989e12  # FLOP/s, dense bf16 (NVIDIA's H200 SXM datasheet: 1,979 TFLOPS with sparsity)
 CELEBA_64 = {"image_size": 64, "g_upconv": [512, 256, 128, 64], "d_conv": [64, 128, 256, 512]}
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def mirror(folder: Path) -> Iterator[str]:
-    """Serve `folder` on 127.0.0.1; yield its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def disk_bytes(folder: Path) -> int:
@@ -74,30 +55,6 @@ def disk_bytes(folder: Path) -> int:
                 seen.add((stat.st_dev, stat.st_ino))
                 total += stat.st_blocks * 512
     return total
-
-
-def git(cwd: Path, *args: str) -> None:
-    identity = {"GIT_AUTHOR_NAME": "rehearsal", "GIT_AUTHOR_EMAIL": "rehearsal@localhost"}
-    identity.update(GIT_COMMITTER_NAME="rehearsal", GIT_COMMITTER_EMAIL="rehearsal@localhost")
-    subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **identity}, check=True, capture_output=True)
-
-
-def project_copy(dst: Path) -> None:
-    """The working tree as git sees it (tracked and new files, nothing ignored), as a fresh repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dst / name)
-    git(dst, "init", "-q")
-    git(dst, "add", "-A")
-    git(dst, "commit", "-q", "-m", "copy")
 
 
 def place(source: Path, destination: Path) -> None:
@@ -140,7 +97,7 @@ def rehearse(
     """Both passes of one dataset in a fresh project copy under `work`; a row per stage and pass."""
     synthetic = yaml.safe_load((copies / "synthetic_params.yaml").read_text())["prepare"][dataset]
     copy = Path(tempfile.mkdtemp(prefix=f"rehearsal-{dataset}-", dir=work))
-    project_copy(copy)
+    copy_project(copy)
     if dataset == "celeba":
         place(copies / "raw" / "celeba", copy / "data" / "raw" / "celeba")
     params = yaml.safe_load((copy / "params.yaml").read_text())
@@ -149,11 +106,9 @@ def rehearse(
     batches = min(iterations, 100)
     params["train"].update(batches_per_epoch=batches, max_epochs=max(1, iterations // batches))
     params["tracking"].update(uri=f"sqlite:///{copy / 'mlflow.db'}", artifact_root=str(copy / "mlartifacts"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = dvc_env()
     rows = []
-    with mirror(copies / "mirror") as url:
+    with serve_folder(copies / "mirror") as url:
         section = {**synthetic, **({"mirrors": [url]} if dataset == "svhn" else {})}
         if dataset == "celeba" and "image_size" in model:
             section["image_size"] = model["image_size"]

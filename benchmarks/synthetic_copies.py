@@ -38,6 +38,7 @@ from infogan.progress import Progress
 CELEBA_COUNT = 202_599
 CELEBA_SPLITS = (162_770, 19_867, 19_962)  # train, valid, test, in file order
 WIDTH, HEIGHT = 178, 218
+ZIP_TIME = (2015, 9, 28, 0, 0, 0)  # every entry's timestamp, so the bytes depend on the seed alone
 JPEG_QUALITY = 85  # with NOISE_STD, about 7 KB per image: the real zip's 1.4 GB over 202,599
 NOISE_STD = 4.5
 CHUNK = 500  # images per worker task
@@ -175,7 +176,10 @@ def celeba_copy(folder: Path, count: int = CELEBA_COUNT, seed: int = 0, workers:
         for images in pool.imap(_faces, _chunks(seed, count)):
             for data in images:
                 number += 1
-                archive.writestr(f"{IMAGE_DIR}/{number:06d}.jpg", data)
+                # a fixed timestamp: writestr(name) would stamp the clock, and the same seed must
+                # give the same bytes whenever it runs
+                entry = zipfile.ZipInfo(f"{IMAGE_DIR}/{number:06d}.jpg", date_time=ZIP_TIME)
+                archive.writestr(entry, data, zipfile.ZIP_STORED)
             bar.update(len(images))
     checksums = {
         "zip_md5": ZIP_NAME,

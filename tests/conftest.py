@@ -6,14 +6,11 @@ Tests never touch the internet; downloads are exercised against a local http.ser
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,43 +18,22 @@ import torch
 import yaml
 
 from pipeline.stage import train_command
+from tests.loopback import serve, serve_folder
 from tests.mnist_files import MnistMissing, mnist_files
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Static file handler that does not print a line per request into test output."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Run an HTTP server with `handler` on a free loopback port; yield the base URL (trailing slash)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    # A short poll interval keeps shutdown (once per test server) fast.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def serve_directory() -> Callable[[Path], contextlib.AbstractContextManager[str]]:
     """`with serve_directory(folder) as url:` serves the files in `folder` on 127.0.0.1, quietly."""
-    return lambda folder: _serve(functools.partial(_QuietHandler, directory=str(folder)))
+    return serve_folder
 
 
 @pytest.fixture(scope="session")
 def loopback_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
     """`with loopback_server(handler) as url:` serves requests with `handler` on 127.0.0.1."""
-    return _serve
+    return serve
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +50,7 @@ def mnist_fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_mirror_url(mnist_fixture_dir: Path) -> Iterator[str]:
     """Base URL (with trailing slash) of a loopback HTTP mirror serving the real MNIST files."""
-    with _serve(functools.partial(_QuietHandler, directory=str(mnist_fixture_dir))) as url:
+    with serve_folder(mnist_fixture_dir) as url:
         yield url
 
 

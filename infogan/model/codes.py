@@ -87,6 +87,25 @@ class LatentCodes:
             self.sample_continuous(n, generator, device),
         )
 
+    @property
+    def n_codes(self) -> int:
+        """The categorical codes and the continuous ones, z not counted."""
+        return len(self.categorical_sizes) + self.n_continuous
+
+    def share_one_code(self, latent: Latent, generator: torch.Generator | None = None) -> tuple[Latent, torch.Tensor]:
+        """InfoGAN-CR's pairs: for each row of `latent`, a new latent that keeps the value of one code,
+        drawn uniformly (index j < number of categorical codes: categorical code j; else continuous code
+        j minus that), and draws z and every other code anew. Returns it and the kept code's index (B,)."""
+        n, device = latent.vector.shape[0], latent.vector.device
+        fresh = self.sample(n, generator, device)
+        kept = (torch.rand(n, generator=generator, device=device) * self.n_codes).long().clamp_max_(self.n_codes - 1)
+        n_categorical = len(self.categorical_sizes)
+        codes = torch.arange(self.n_codes, device=device)
+        same = kept[:, None] == codes[None]  # (B, n_codes): the code this row keeps
+        categorical = torch.where(same[:, :n_categorical], latent.categorical, fresh.categorical)
+        continuous = torch.where(same[:, n_categorical:], latent.continuous, fresh.continuous)
+        return self.assemble(fresh.vector[:, : self.noise_dim], categorical, continuous), kept
+
     def categorical_name(self, code: int) -> str:
         """The paper's name of categorical code `code`: c1, c2, ..."""
         return f"c{code + 1}"

@@ -125,6 +125,23 @@ class QHead(nn.Module):
         return CodeParams(logits, mean, log_scale)
 
 
+class PairHead(nn.Module):
+    """InfoGAN-CR's contrastive discriminator: D's trunk over two images stacked on the channels, then
+    logits over the `n_codes` codes, for which one the two images were generated sharing. It trains
+    with D's optimizer and is not part of the model a training leaves (infogan/model/infogan.py)."""
+
+    def __init__(self, config: ModelConfig, n_codes: int):
+        super().__init__()
+        self.trunk = DiscriminatorTrunk(config.model_copy(update={"image_channels": 2 * config.image_channels}))
+        linear = nn.Linear(self.trunk.out_features, n_codes)
+        self.linear = _spectral_norm(linear) if config.spectral_norm else linear
+        init_weights(self.linear)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Two batches of images (B, C, H, W) -> logits (B, n_codes)."""
+        return self.linear(self.trunk(torch.cat([first, second], dim=1)))
+
+
 def _spectral_norm(layer: nn.Module) -> nn.Module:
     """Initialise, then wrap: the power iteration starts from the weight it will normalise."""
     init_weights(layer)

@@ -14,7 +14,9 @@ With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance tra
 categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
 Q's class of real images: its consistency between x and T(x), the mutual information between those
 two classes, and the entropies H(c | x) and H(c) (`real_image_terms`); and, in the generator step,
-the continuous codes' mixed second derivatives (`improved.continuous_hessian`).
+the continuous codes' mixed second derivatives (`improved.continuous_hessian`). With
+`improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
+the one code two generated images share; it learns to in D's step, and G learns to make it easy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
 from infogan.config import ImprovedConfig, ModelConfig, TrainConfig, TrainingConfig
 from infogan.data.images import to_model_range
@@ -40,10 +43,11 @@ from infogan.model.losses import (
     generator_loss,
     information_loss,
 )
-from infogan.model.networks import CodeParams
+from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
 
 HESSIAN_ROWS = 32  # latents of each batch the continuous codes' mixed derivatives are measured on (4 G passes each)
+CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
 
 
 class InfoGANTraining(pl.LightningModule):
@@ -65,6 +69,9 @@ class InfoGANTraining(pl.LightningModule):
         self.automatic_optimization = False
         self.improved = self.config.improved_terms()  # None: the paper's objective alone
         self.model = InfoGAN(self.config.model)
+        contrastive = self.improved is not None and self.improved.contrastive > 0 and self.model.codes.n_codes > 1
+        # built after the model, so the model's initial weights are the same with the term or without
+        self.pair_head = PairHead(self.config.model, self.model.codes.n_codes) if contrastive else None
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
@@ -76,6 +83,8 @@ class InfoGANTraining(pl.LightningModule):
         train, model = self.config.train, self.model
         betas = (train.beta1, train.beta2)
         d_params = [*model.trunk.parameters(), *model.d_head.parameters(), *model.q_head.parameters()]
+        if self.pair_head is not None:
+            d_params += self.pair_head.parameters()
         # fused: one kernel per step over all tensors, step counters on the device (no host reads);
         # docs/benchmarks.md has its share of the step (`benchmarks/train_throughput.py --ladder`)
         fused = self.device.type in ("cpu", "cuda")
@@ -106,10 +115,12 @@ class InfoGANTraining(pl.LightningModule):
         latent: Latent,
         partners: torch.Tensor | None = None,
         fake_class_weight: float = 1.0,
+        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """`partners`: with `improved.neighbours`, one pixel-space neighbour of each real image.
         `fake_class_weight` scales the categorical information terms here, where they teach Q the
-        class of generated images; G's step always has them whole."""
+        class of generated images; G's step always has them whole. `pairs`: with
+        `improved.contrastive`, `contrastive_pairs`' second images and kept codes."""
         model = self.model
         real_features = model.trunk(real)
         real_logits = model.d_head(real_features)
@@ -136,7 +147,25 @@ class InfoGANTraining(pl.LightningModule):
             if logged:
                 losses["total"] = losses["total"] + real_terms
                 losses.update(logged)
+            if pairs is not None:
+                contrastive = self.contrastive_loss(fake.detach(), pairs[0].detach(), pairs[1])
+                losses["total"] = losses["total"] + improved.contrastive * contrastive
+                losses["improved/contrastive_d"] = contrastive
         return losses
+
+    def contrastive_pairs(self, latent: Latent) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """With `improved.contrastive`: for the first CONTRASTIVE_ROWS latents, a partner sharing one
+        code (LatentCodes.share_one_code), generated; returns the partners' images and the kept codes."""
+        if self.pair_head is None:
+            return None
+        first = Latent(*(part[:CONTRASTIVE_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+        partner, kept = self.model.codes.share_one_code(first)
+        return self.model.generator(partner.vector), kept
+
+    def contrastive_loss(self, fake: torch.Tensor, partners: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """InfoGAN-CR's term: the pair head's cross-entropy, nats, for which code each of the first
+        len(kept) fakes shares with its partner."""
+        return F.cross_entropy(self.pair_head(fake[: len(kept)], partners), kept)
 
     def real_image_terms(
         self, real: torch.Tensor, real_features: torch.Tensor, partners: torch.Tensor | None = None
@@ -169,7 +198,9 @@ class InfoGANTraining(pl.LightningModule):
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
 
-    def generator_step(self, fake: torch.Tensor, latent: Latent) -> dict[str, torch.Tensor]:
+    def generator_step(
+        self, fake: torch.Tensor, latent: Latent, pairs: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         features = self.model.trunk(fake)
         adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
         info = self.information_loss(self.model.q_head(features), latent)
@@ -183,6 +214,10 @@ class InfoGANTraining(pl.LightningModule):
             mixed = continuous_mixed_derivatives(self.model.generator, rows, self.model.codes.n_continuous)
             total = total + improved.continuous_hessian * mixed
             losses["improved/continuous_hessian"] = mixed
+        if pairs is not None:
+            contrastive = self.contrastive_loss(fake, *pairs)
+            total = total + improved.contrastive * contrastive
+            losses["improved/contrastive_g"] = contrastive
         return {"total": total, **losses}
 
     def on_fit_start(self) -> None:
@@ -192,6 +227,8 @@ class InfoGANTraining(pl.LightningModule):
             model = self.model
             for part in (model.generator, model.trunk, model.d_head, model.q_head):
                 part.compile()  # in place: parameter names, and so checkpoints, stay the same
+            if self.pair_head is not None:
+                self.pair_head.compile()
         if self.trainer.world_size > 1:
             # Lightning seeds every rank alike. Each rank must draw its own latents, or all of them would
             # generate the same fakes and the generator would see one rank's batch, not world_size of them
@@ -232,14 +269,15 @@ class InfoGANTraining(pl.LightningModule):
             partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
         latent = self.model.codes.sample(real.shape[0], device=self.device)
-        fake = self.model.generator(latent.vector)  # the one G forward of this iteration
+        fake = self.model.generator(latent.vector)  # the one G forward of this iteration (and the pairs')
+        pairs = self.contrastive_pairs(latent)
 
         with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_step(real, fake, latent, partners, self.fake_class_weight())
+            d_losses = self.discriminator_step(real, fake, latent, partners, self.fake_class_weight(), pairs)
             d_ok = self._optimize(opt_d, d_losses.pop("total"))
 
         with self.toggled_optimizer(opt_g):
-            g_losses = self.generator_step(fake, latent)
+            g_losses = self.generator_step(fake, latent, pairs)
             g_ok = self._optimize(opt_g, g_losses.pop("total"))
 
         last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches

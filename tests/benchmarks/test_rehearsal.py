@@ -7,13 +7,22 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import scipy.io
 import yaml
 
-from benchmarks.synthetic_copies import CELEBA_COUNT, CELEBA_SPLITS, celeba_copy, split_sizes, svhn_copy
+from benchmarks.synthetic_copies import (
+    CELEBA_COUNT,
+    CELEBA_SPLITS,
+    ZIP_NAME,
+    ZIP_TIME,
+    celeba_copy,
+    split_sizes,
+    svhn_copy,
+)
 from infogan.data.celeba import CelebaSource, verify_celeba
 from infogan.data.svhn import SvhnSource, load_svhn_split
 from tests.pipeline.project_copy import attempt
@@ -35,6 +44,8 @@ def test_the_real_verify_accepts_a_small_synthetic_celeba(tmp_path):
     lines = (tmp_path / "celeba/list_attr_celeba.txt").read_text().splitlines()
     assert lines[0] == "40" and len(lines[1].split()) == 40 and lines[2].split()[0] == "000001.jpg"
     assert celeba_copy(tmp_path / "again", count=40, seed=3, workers=2) == values  # the same bytes, any workers
+    with zipfile.ZipFile(tmp_path / "celeba" / ZIP_NAME) as archive:  # not the clock's time, which would
+        assert {entry.date_time for entry in archive.infolist()} == {ZIP_TIME}  # change the bytes
 
 
 def test_a_small_synthetic_svhn_has_the_official_layout(tmp_path):

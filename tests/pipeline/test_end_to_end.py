@@ -137,7 +137,10 @@ def test_prepare_finds_the_neighbours_once_and_training_reads_them(project):
     stored = torch.load(dst / "data/prepared/svhn/neighbours.pt", weights_only=True)["neighbours"]
     assert torch.equal(stored.long(), pixel_neighbours(images, 3, progress=False))
     assert "each training image's 5 nearest training images: not in data/prepared/svhn/neighbours.pt" in output
-    assert not (dst / "data/prepared/celeba/neighbours.pt").exists()  # prepare.celeba.neighbours: 0
+    # CelebA's prepare stored the shipped 10 columns, and its training reads them
+    celeba = torch.load(dst / "data/prepared/celeba/neighbours.pt", weights_only=True)["neighbours"]
+    assert celeba.shape == (16, 10)
+    assert "each training image's 5 nearest training images: from data/prepared/celeba/neighbours.pt" in output
 
 
 def test_a_repro_log_read_through_a_pipe_has_no_carriage_return(project):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from infogan.config import ImprovedConfig
+from infogan.data import neighbours
 from infogan.data.batches import DeviceBatches, ShardedShuffle
 from infogan.data.neighbours import load_neighbours, pixel_neighbours, save_neighbours
 from infogan.errors import InfoGANError
@@ -41,6 +42,67 @@ def test_pixel_neighbours_find_the_images_that_differ_least():
     groups = torch.cat([bases + i for i in range(5)])  # image j belongs to group j % 10
     found = pixel_neighbours(groups, 4, chunk=16, progress=False)
     assert torch.equal(found % 10, (torch.arange(50) % 10)[:, None].expand(50, 4))
+
+
+def nearest_by_brute_force(images: torch.Tensor, k: int) -> torch.Tensor:
+    """Every pair's squared distance as an exact integer; the k smallest, equal ones by index."""
+    flat = images.flatten(1).long()
+    distance = (flat[:, None] - flat[None]).square().sum(2)
+    distance.fill_diagonal_(torch.iinfo(torch.long).max)
+    return distance.sort(dim=1, stable=True).indices[:, :k]
+
+
+def low_rank_images(n: int, seed: int) -> torch.Tensor:
+    """Images of 3x8x8 = 192 pixels (more than the first pass's directions) near an 8-dimensional
+    plane, as real images are near a few principal directions."""
+    generator = torch.Generator().manual_seed(seed)
+    plane = torch.randn(n, 8, generator=generator) @ torch.randn(8, 192, generator=generator)
+    noise = torch.randn(n, 192, generator=generator)
+    return (128 + 30 * plane + 4 * noise).clamp(0, 255).to(torch.uint8).reshape(n, 3, 8, 8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_projected_pass_finds_the_exact_neighbours_of_images_near_a_plane(seed, monkeypatch):
+    """The projection proposes, the pixels decide, and the proof holds for every row: no row needs the
+    comparison with every image."""
+    compared = []
+    monkeypatch.setattr(neighbours, "_compared_with_all", lambda *args: compared.append(args) or None)
+    data = low_rank_images(300, seed)
+    assert data[0].numel() > neighbours.PROJECTION
+    assert torch.equal(pixel_neighbours(data, 5, chunk=64, progress=False), nearest_by_brute_force(data, 5))
+    assert compared == []
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rows_the_projection_cannot_prove_are_compared_with_every_image(seed, monkeypatch):
+    """Pixel noise has no main directions: the projection's distances fall far short, no row's
+    candidates are proven, and each is compared with every image; the answer is still exact."""
+    compared = []
+    original = neighbours._compared_with_all
+
+    def counted(images, rows, count):
+        compared.append(len(rows))
+        return original(images, rows, count)
+
+    monkeypatch.setattr(neighbours, "_compared_with_all", counted)
+    data = random_images(300, seed=seed, size=24)  # 576 pixels of noise
+    assert torch.equal(pixel_neighbours(data, 4, chunk=64, progress=False), nearest_by_brute_force(data, 4))
+    assert sum(compared) > 0
+
+
+def test_equal_distances_are_ordered_by_index_and_near_ties_by_the_exact_distance():
+    """Copies of one image are its nearest, lowest index first; two images one unit of squared
+    distance apart in 400 pixels of 0-255 (which fp32's |a|^2 - 2ab + |b|^2 can swap) keep their order."""
+    data = low_rank_images(300, seed=2)
+    data[[40, 7, 200]] = data[100].clone()  # three copies of image 100
+    found = pixel_neighbours(data, 3, progress=False)
+    assert found[100].tolist() == [7, 40, 200]
+    base = torch.full((3, 1, 20, 20), 200, dtype=torch.uint8)
+    base[1, 0, 0, :2] = 201  # squared distance 2 from image 0
+    base[2, 0, 0, 0] = 199  # 1 from image 0, 5 from image 1
+    far = random_images(20, seed=4, size=20) // 4  # dark images, far from all three
+    found = pixel_neighbours(torch.cat([base, far]), 2, progress=False)
+    assert found[0].tolist() == [2, 1] and found[1].tolist() == [0, 2]
 
 
 @pytest.mark.parametrize("k", [0, -1, 40])

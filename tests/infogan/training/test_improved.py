@@ -393,3 +393,80 @@ def test_the_generator_step_adds_the_weighted_mixed_derivatives_only_when_asked(
     assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * float(measured.detach()), rel=1e-5)
     losses["total"].backward()  # the term reaches G's weights
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
+
+
+def test_a_partner_keeps_exactly_one_code_and_draws_z_and_the_others_anew():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(3)
+    latent = codes.sample(400)
+    partner, kept = codes.share_one_code(latent)
+    assert codes.n_codes == 3 and set(kept.tolist()) == {0, 1, 2}  # c1 (categorical), c2, c3
+    same_class = partner.categorical[:, 0] == latent.categorical[:, 0]
+    same_values = partner.continuous == latent.continuous  # (B, 2)
+    assert same_class[kept == 0].all() and same_values[kept == 1, 0].all() and same_values[kept == 2, 1].all()
+    assert (
+        not same_values[kept == 0].any() and not same_values[kept == 1, 1].any() and not same_values[kept == 2, 0].any()
+    )
+    assert same_class[kept != 0].float().mean() < 0.2  # a new class, which is the old one a tenth of the time
+    assert not (partner.vector[:, : codes.noise_dim] == latent.vector[:, : codes.noise_dim]).any()
+    rebuilt = codes.assemble(partner.vector[:, : codes.noise_dim], partner.categorical, partner.continuous)
+    assert torch.equal(rebuilt.vector, partner.vector)
+
+
+def test_the_contrastive_term_is_built_only_when_asked_and_leaves_the_model_as_it_was():
+    off, on = improved_module(only()), improved_module(only(contrastive=0.5))
+    for (name, a), b in zip(off.model.state_dict().items(), on.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name  # the same initial weights: the pair head is built after the model
+    assert not any(key.startswith("pair_head") for key in off.state_dict())
+    assert on.pair_head is not None and any(key.startswith("pair_head") for key in on.state_dict())
+    assert off.pair_head is None and off.contrastive_pairs(latent_and_fake(off)[0]) is None
+
+
+def test_both_steps_add_the_weighted_pair_heads_cross_entropy():
+    module = improved_module(only(contrastive=0.5))
+    latent, fake = latent_and_fake(module, batch=80)
+    torch.manual_seed(4)
+    pairs = module.contrastive_pairs(latent)
+    partners, kept = pairs
+    assert partners.shape == (64, 1, 28, 28) and kept.shape == (64,)  # CONTRASTIVE_ROWS of the 80
+    logits = module.pair_head(fake[:64], partners)
+    expected = F.cross_entropy(logits, kept)
+    d_plain = module.discriminator_step(digits(80), fake, latent)
+    d_losses = module.discriminator_step(digits(80), fake, latent, pairs=pairs)
+    assert float(d_losses["improved/contrastive_d"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    d_total = float(d_plain["total"].detach()) + 0.5 * float(expected.detach())
+    assert float(d_losses["total"].detach()) == pytest.approx(d_total, rel=1e-5)
+    g_plain = module.generator_step(fake, latent)
+    g_losses = module.generator_step(fake, latent, pairs)
+    assert float(g_losses["improved/contrastive_g"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    g_total = float(g_plain["total"].detach()) + 0.5 * float(expected.detach())
+    assert float(g_losses["total"].detach()) == pytest.approx(g_total, rel=1e-5)
+    module.zero_grad()
+    g_losses["improved/contrastive_g"].backward()  # in G's step the term reaches G through both images
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.generator.parameters())
+
+
+def test_the_pair_head_learns_with_ds_optimizer_and_a_fit_with_the_term_stays_finite(tmp_path):
+    import pytorch_lightning as pl
+
+    from infogan.training.datamodule import DeviceImages
+
+    module = improved_module(only(contrastive=1.0, augmented_information=1.0, real_consistency=1.0))
+    opt_d, _ = module.configure_optimizers()
+    in_d = {id(p) for group in opt_d.param_groups for p in group["params"]}
+    assert all(id(p) in in_d for p in module.pair_head.parameters())
+    before = [p.detach().clone() for p in module.pair_head.parameters()]
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    images = torch.randint(0, 256, (256, 1, 28, 28), dtype=torch.uint8)
+    trainer.fit(module, datamodule=DeviceImages(images, 64, batches_per_epoch=2, seed=0))
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.pair_head.parameters(), strict=True))
+    for key in ("improved/contrastive_d_epoch", "improved/contrastive_g_epoch"):
+        assert torch.isfinite(trainer.callback_metrics[key]), key
