@@ -69,7 +69,10 @@ def test_improved_arm_reports_its_step_time_relative_to_ours(tmp_path, mnist_fix
     medians = dict(re.findall(r"^(baseline|ours|improved)\s+median\s+([\d.]+) images/s", out, re.M))
     assert set(medians) == {"baseline", "ours", "improved"}
     ratio = float(re.search(r"ratio improved / ours \(step time\): ([\d.]+)x", out).group(1))
-    assert ratio == pytest.approx(float(medians["ours"]) / float(medians["improved"]), abs=0.02)
+    # the ratio of the medians, as printed: rates to 0.1 (at a few images/s that alone moves the
+    # ratio by more than 0.02), the ratio to 0.01
+    ours, improved = float(medians["ours"]), float(medians["improved"])
+    assert (ours - 0.05) / (improved + 0.05) - 0.005 <= ratio <= (ours + 0.05) / (improved - 0.05) + 0.005
 
 
 def load_benchmark():
