@@ -39,8 +39,10 @@ def _directions(images: torch.Tensor) -> torch.Tensor:
         return torch.eye(pixels, device=images.device)
     sample = images[:: max(1, len(images) // SAMPLE)].flatten(1)
     mean = sum(block.double().sum(0) for block in sample.split(2048)) / len(sample)
-    # the scatter matrix block by block: only 2,048 images are ever held as fp64
-    scatter = sum((block.double() - mean).T @ (block.double() - mean) for block in sample.split(2048))
+    scatter = torch.zeros(pixels, pixels, dtype=torch.float64, device=images.device)
+    for block in sample.split(2048):  # block by block: only 2,048 images are ever held as fp64
+        centred = block.double() - mean
+        scatter.addmm_(centred.T, centred)
     _, vectors = torch.linalg.eigh(scatter)  # ascending eigenvalues
     return vectors[:, -PROJECTION:].float().contiguous()
 
@@ -91,8 +93,8 @@ def pixel_neighbours(images: torch.Tensor, k: int, chunk: int = 1024, progress: 
     The second measures the candidates in pixels, as exact integers, and keeps the k nearest. Those
     are the true k nearest when the k-th is nearer, in pixels, than the last candidate is in the
     projection: every image left out is at least that far. A row where that does not hold is compared
-    with every image in pixels. Chunks of `chunk` rows; MNIST's 60,000 images take seconds, CelebA's
-    162,770 a few minutes on a 2-core CPU (docs/benchmarks.md)."""
+    with every image in pixels. Chunks of `chunk` rows; MNIST's 60,000 images take about a minute,
+    CelebA's 162,770 about four on a 2-core CPU (docs/benchmarks.md)."""
     n = images.shape[0]
     if not 0 < k < n:
         raise InfoGANError(f"need 0 < neighbours < the number of training images ({n}); got {k}")

@@ -97,14 +97,16 @@ class LatentCodes:
         drawn uniformly (index j < number of categorical codes: categorical code j; else continuous code
         j minus that), and draws z and every other code anew. Returns it and the kept code's index (B,)."""
         n, device = latent.vector.shape[0], latent.vector.device
-        fresh = self.sample(n, generator, device)
+        noise = self.sample_noise(n, generator, device)  # drawn in `sample`'s order
+        categorical = self.sample_categorical(n, generator, device)
+        continuous = self.sample_continuous(n, generator, device)
         kept = (torch.rand(n, generator=generator, device=device) * self.n_codes).long().clamp_max_(self.n_codes - 1)
         n_categorical = len(self.categorical_sizes)
         codes = torch.arange(self.n_codes, device=device)
         same = kept[:, None] == codes[None]  # (B, n_codes): the code this row keeps
-        categorical = torch.where(same[:, :n_categorical], latent.categorical, fresh.categorical)
-        continuous = torch.where(same[:, n_categorical:], latent.continuous, fresh.continuous)
-        return self.assemble(fresh.vector[:, : self.noise_dim], categorical, continuous), kept
+        categorical = torch.where(same[:, :n_categorical], latent.categorical, categorical)
+        continuous = torch.where(same[:, n_categorical:], latent.continuous, continuous)
+        return self.assemble(noise, categorical, continuous), kept
 
     def categorical_name(self, code: int) -> str:
         """The paper's name of categorical code `code`: c1, c2, ..."""

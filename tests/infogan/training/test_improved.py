@@ -19,8 +19,10 @@ from infogan.model.losses import (
     categorical_nll,
     continuous_mixed_derivatives,
 )
+from infogan.training.datamodule import DeviceImages
 from infogan.training.module import InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
+from tests.infogan.training.test_module import random_images, trainer
 
 
 def digits(n: int = 8) -> torch.Tensor:
@@ -446,27 +448,14 @@ def test_both_steps_add_the_weighted_pair_heads_cross_entropy():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.generator.parameters())
 
 
-def test_the_pair_head_learns_with_ds_optimizer_and_a_fit_with_the_term_stays_finite(tmp_path):
-    import pytorch_lightning as pl
-
-    from infogan.training.datamodule import DeviceImages
-
+def test_the_pair_head_learns_with_ds_optimizer_and_a_fit_with_the_term_stays_finite():
     module = improved_module(only(contrastive=1.0, augmented_information=1.0, real_consistency=1.0))
     opt_d, _ = module.configure_optimizers()
     in_d = {id(p) for group in opt_d.param_groups for p in group["params"]}
     assert all(id(p) in in_d for p in module.pair_head.parameters())
     before = [p.detach().clone() for p in module.pair_head.parameters()]
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    images = torch.randint(0, 256, (256, 1, 28, 28), dtype=torch.uint8)
-    trainer.fit(module, datamodule=DeviceImages(images, 64, batches_per_epoch=2, seed=0))
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 64, batches_per_epoch=2, seed=0))
     assert any(not torch.equal(a, b) for a, b in zip(before, module.pair_head.parameters(), strict=True))
     for key in ("improved/contrastive_d_epoch", "improved/contrastive_g_epoch"):
-        assert torch.isfinite(trainer.callback_metrics[key]), key
+        assert torch.isfinite(fit.callback_metrics[key]), key
