@@ -221,6 +221,9 @@ class ImprovedConfig(Section):
     # code's value (the others and z drawn anew) must name that code, and G must make it easy; in both
     # steps, on CONTRASTIVE_ROWS pairs (infogan/model/codes.py, share_one_code); 0: not computed
     contrastive: Weight
+    # the codes a pair may share: "all" (c1, c2 and c3) or "continuous" (c2 and c3; pairs never share
+    # the categorical code, so the term asks nothing of the digits)
+    contrastive_codes: Literal["all", "continuous"]
 
 
 class RenderConfig(Section):

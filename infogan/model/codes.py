@@ -92,18 +92,24 @@ class LatentCodes:
         """The categorical codes and the continuous ones, z not counted."""
         return len(self.categorical_sizes) + self.n_continuous
 
-    def share_one_code(self, latent: Latent, generator: torch.Generator | None = None) -> tuple[Latent, torch.Tensor]:
+    def share_one_code(
+        self, latent: Latent, generator: torch.Generator | None = None, continuous_only: bool = False
+    ) -> tuple[Latent, torch.Tensor]:
         """InfoGAN-CR's pairs: for each row of `latent`, a new latent that keeps the value of one code,
-        drawn uniformly (index j < number of categorical codes: categorical code j; else continuous code
-        j minus that), and draws z and every other code anew. Returns it and the kept code's index (B,)."""
+        drawn uniformly among the candidates, and draws z and every other code anew. The candidates are
+        every code (index j < number of categorical codes: categorical code j; else continuous code j
+        minus that), or with `continuous_only` the continuous codes alone (index j: continuous code j).
+        Returns the new latent and the kept code's index among the candidates (B,)."""
         n, device = latent.vector.shape[0], latent.vector.device
         noise = self.sample_noise(n, generator, device)  # drawn in `sample`'s order
         categorical = self.sample_categorical(n, generator, device)
         continuous = self.sample_continuous(n, generator, device)
-        kept = (torch.rand(n, generator=generator, device=device) * self.n_codes).long().clamp_max_(self.n_codes - 1)
+        first = len(self.categorical_sizes) if continuous_only else 0  # the first candidate's code index
+        n_candidates = self.n_codes - first
+        kept = (torch.rand(n, generator=generator, device=device) * n_candidates).long().clamp_max_(n_candidates - 1)
         n_categorical = len(self.categorical_sizes)
         codes = torch.arange(self.n_codes, device=device)
-        same = kept[:, None] == codes[None]  # (B, n_codes): the code this row keeps
+        same = (kept[:, None] + first) == codes[None]  # (B, n_codes): the code this row keeps
         categorical = torch.where(same[:, :n_categorical], latent.categorical, categorical)
         continuous = torch.where(same[:, n_categorical:], latent.continuous, continuous)
         return self.assemble(noise, categorical, continuous), kept

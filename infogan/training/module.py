@@ -69,15 +69,22 @@ class InfoGANTraining(pl.LightningModule):
         self.automatic_optimization = False
         self.improved = self.config.improved_terms()  # None: the paper's objective alone
         self.model = InfoGAN(self.config.model)
-        contrastive = self.improved is not None and self.improved.contrastive > 0 and self.model.codes.n_codes > 1
-        # built after the model, so the model's initial weights are the same with the term or without
-        self.pair_head = PairHead(self.config.model, self.model.codes.n_codes) if contrastive else None
+        self.pair_head = self._pair_head()  # after the model: its initial weights are the same either way
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
         self._restored_means: list[dict[str, Any]] | None = None  # per rank, from a checkpoint, taken up in fit
         self.nonfinite = NonFiniteWatch()
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss (on_nonfinite: skip)
+
+    def _pair_head(self) -> PairHead | None:
+        """With `improved.contrastive` and at least two codes a pair may share: the pair head, one logit
+        per such code (`improved.contrastive_codes`); else None."""
+        if self.improved is None or self.improved.contrastive == 0:
+            return None
+        codes = self.model.codes
+        shared = codes.n_continuous if self.improved.contrastive_codes == "continuous" else codes.n_codes
+        return PairHead(self.config.model, shared) if shared > 1 else None
 
     def configure_optimizers(self):
         train, model = self.config.train, self.model
@@ -159,7 +166,9 @@ class InfoGANTraining(pl.LightningModule):
         if self.pair_head is None:
             return None
         first = Latent(*(part[:CONTRASTIVE_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
-        partner, kept = self.model.codes.share_one_code(first)
+        partner, kept = self.model.codes.share_one_code(
+            first, continuous_only=self.improved.contrastive_codes == "continuous"
+        )
         return self.model.generator(partner.vector), kept
 
     def contrastive_loss(self, fake: torch.Tensor, partners: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:

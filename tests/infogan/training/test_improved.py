@@ -415,6 +415,28 @@ def test_a_partner_keeps_exactly_one_code_and_draws_z_and_the_others_anew():
     assert torch.equal(rebuilt.vector, partner.vector)
 
 
+def test_a_continuous_only_partner_keeps_one_continuous_code_and_never_the_class():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(3)
+    latent = codes.sample(400)
+    partner, kept = codes.share_one_code(latent, continuous_only=True)
+    assert set(kept.tolist()) == {0, 1}  # c2, c3: indices among the continuous codes
+    same_values = partner.continuous == latent.continuous  # (B, 2)
+    assert same_values[kept == 0, 0].all() and same_values[kept == 1, 1].all()
+    assert not same_values[kept == 0, 1].any() and not same_values[kept == 1, 0].any()
+    same_class = partner.categorical[:, 0] == latent.categorical[:, 0]
+    assert 0.05 < same_class.float().mean() < 0.2  # the class drawn anew: the old one about a tenth of the time
+
+
+def test_the_pair_head_has_one_logit_per_code_a_pair_may_share():
+    every = improved_module(only(contrastive=0.5))
+    continuous = improved_module(only(contrastive=0.5, contrastive_codes="continuous"))
+    assert every.pair_head.linear.out_features == 3 and continuous.pair_head.linear.out_features == 2
+    latent, fake = latent_and_fake(continuous, batch=80)
+    partners, kept = continuous.contrastive_pairs(latent)
+    assert set(kept.tolist()) == {0, 1} and torch.isfinite(continuous.contrastive_loss(fake, partners, kept))
+
+
 def test_the_contrastive_term_is_built_only_when_asked_and_leaves_the_model_as_it_was():
     off, on = improved_module(only()), improved_module(only(contrastive=0.5))
     for (name, a), b in zip(off.model.state_dict().items(), on.model.state_dict().values(), strict=True):
