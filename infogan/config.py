@@ -204,6 +204,12 @@ class ImprovedConfig(Section):
     # - real_marginal_entropy * H(c) (classes used equally often); IMSAT's weights are 0.1 and 0.4
     real_entropy: Weight
     real_marginal_entropy: Weight
+    # weight of SCAN's self-labelling on real images: the cross-entropy of Q's class of T(x) (or of
+    # T(x') with neighbours) against Q's class of x, on the rows where that class's probability is at
+    # least self_label_threshold, each class weighing the same (infogan/model/losses.py,
+    # categorical_self_label); 0: not computed
+    self_label: Weight
+    self_label_threshold: Annotated[Float, Field(gt=0, le=1)]
     rotation_deg: Weight  # T rotates by up to this many degrees either way
     scale: Weight  # stretches each axis by a factor in 1 ± this
     shift_px: Weight  # and shifts by up to this many pixels on each axis

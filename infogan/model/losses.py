@@ -84,6 +84,28 @@ def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, s
     return total
 
 
+def categorical_self_label(
+    target_logits: torch.Tensor, logits: torch.Tensor, sizes: tuple[int, ...], threshold: float
+) -> torch.Tensor:
+    """SCAN's self-labelling (Van Gansbeke et al., ECCV 2020), per categorical code, summed over
+    codes: the cross-entropy of `logits` (Q on the transformed images) against the class Q gives the
+    untransformed image (`target_logits`, held fixed), over the rows where that class's probability
+    is at least `threshold`. Each class present among them weighs the same (a row weighs one over its
+    class's count), so the frequent classes do not grow at the rare ones' cost. 0 where no row is
+    confident. No host synchronisation: the rows are masked, not selected."""
+    total = logits.new_zeros((), dtype=torch.float32)
+    for target, chunk in zip(
+        target_logits.detach().split(list(sizes), dim=1), logits.split(list(sizes), dim=1), strict=True
+    ):
+        confidence, label = target.float().softmax(1).max(1)  # (B,) each
+        confident = (confidence >= threshold).float()
+        counts = torch.zeros(chunk.shape[1], device=chunk.device).index_add_(0, label, confident)
+        weight = confident / counts.clamp_min(1.0)[label]  # (B,): 0 for a row that is not confident
+        entropy = F.cross_entropy(chunk.float(), label, reduction="none")
+        total = total + (weight * entropy).sum() / weight.sum().clamp_min(1e-12)
+    return total
+
+
 def categorical_entropies(logits: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(H(c | x), H(c)) in nats, each summed over the categorical codes: the batch mean of each
     image's entropy, and the entropy of the batch-mean prediction. IMSAT (Hu et al., ICML 2017)

@@ -13,7 +13,8 @@ With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance tra
 (infogan/model/augment.py) adds terms that each have a weight, and are not computed at weight 0: the
 categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
 Q's class of real images: its consistency between x and T(x), the mutual information between those
-two classes, and the entropies H(c | x) and H(c) (`real_image_terms`); and, in the generator step,
+two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), and the entropies
+H(c | x) and H(c) (`real_image_terms`); and, in the generator step,
 the continuous codes' mixed second derivatives (`improved.continuous_hessian`). With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
@@ -38,6 +39,7 @@ from infogan.model.losses import (
     categorical_entropies,
     categorical_mutual_information,
     categorical_nll,
+    categorical_self_label,
     continuous_mixed_derivatives,
     discriminator_loss,
     generator_loss,
@@ -185,7 +187,7 @@ class InfoGANTraining(pl.LightningModule):
         for `partners` x' (one neighbour of each x) when given."""
         improved, sizes = self.improved, self.model.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
-        compared = improved.real_consistency > 0 or improved.real_information > 0
+        compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         if not (entropies or compared):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
@@ -204,6 +206,9 @@ class InfoGANTraining(pl.LightningModule):
             if improved.real_information > 0:
                 information = categorical_mutual_information(logits, moved, sizes)
                 weighted.append((-improved.real_information, "improved/real_information", information))
+            if improved.self_label > 0:
+                self_label = categorical_self_label(logits, moved, sizes, improved.self_label_threshold)
+                weighted.append((improved.self_label, "improved/self_label", self_label))
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
 

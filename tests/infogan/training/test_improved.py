@@ -14,6 +14,7 @@ from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
 from infogan.model.losses import (
     categorical_consistency,
+    categorical_self_label,
     categorical_entropies,
     categorical_mutual_information,
     categorical_nll,
@@ -139,6 +140,25 @@ def test_consistency_is_the_kl_divergence_and_leaves_the_target_alone():
     assert categorical_consistency(logits, logits.detach(), sizes).abs() < 1e-6
     loss.backward()
     assert target.grad is None and logits.grad.abs().sum() > 0
+
+
+def test_self_labelling_is_the_class_balanced_cross_entropy_on_the_confident_rows():
+    torch.manual_seed(0)
+    target = torch.randn(8, 13)
+    target[[0, 1, 2], 4] = 20.0  # three confident rows of class 4
+    target[5, 7] = 20.0  # one of class 7
+    target[6, 12] = 20.0  # the second code (3 classes): one confident row of its class 2
+    target.requires_grad_(True)
+    logits = torch.randn(8, 13, requires_grad=True)
+    loss = categorical_self_label(target, logits, (10, 3), threshold=0.99)
+    entropy = F.cross_entropy(logits[:, :10], torch.full((8,), 4), reduction="none")
+    first = (entropy[[0, 1, 2]].mean() + F.cross_entropy(logits[5:6, :10], torch.tensor([7]))) / 2  # classes weigh alike
+    second = F.cross_entropy(logits[6:7, 10:], torch.tensor([2]))
+    assert torch.allclose(loss, first + second, rtol=1e-5)
+    loss.backward()
+    assert target.grad is None  # the target is held fixed
+    assert logits.grad[[3, 4, 7]].abs().sum() == 0 and logits.grad[[0, 5, 6]].abs().sum() > 0  # unconfident rows: none
+    assert categorical_self_label(torch.zeros(8, 13), logits, (10, 3), threshold=0.99) == 0  # none confident
 
 
 def test_mutual_information_is_high_for_agreeing_balanced_classes_and_zero_for_one_class():
@@ -269,6 +289,17 @@ def test_real_entropy_terms_enter_with_imsats_signs():
     conditional, marginal = categorical_entropies(module.model.encode(real).categorical_logits, (10,))
     assert torch.allclose(losses["improved/real_entropy"], conditional, rtol=1e-4)
     assert torch.allclose(losses["improved/real_marginal_entropy"], marginal, rtol=1e-4)
+
+
+def test_self_labelling_enters_with_its_weight_against_q_on_the_transformed_batch():
+    config = only(self_label=0.5, self_label_threshold=0.1, scale=0.1)  # at 0.1 every row of 10 classes is confident
+    module, real, _, _, losses = discriminator_step(config)
+    assert torch.allclose(losses["total"], losses["paper"] + 0.5 * losses["improved/self_label"], rtol=1e-5)
+    assert not {"improved/real_consistency", "improved/real_information"} & set(losses)
+    torch.manual_seed(2)  # replay T's random draws
+    moved = module.model.encode(nuisance(real, config)).categorical_logits
+    direct = categorical_self_label(module.model.encode(real).categorical_logits, moved, (10,), 0.1)
+    assert torch.allclose(losses["improved/self_label"], direct, rtol=1e-4) and direct > 0
 
 
 def test_without_real_terms_q_never_sees_the_real_batch():
