@@ -14,10 +14,10 @@ from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
 from infogan.model.losses import (
     categorical_consistency,
-    categorical_self_label,
     categorical_entropies,
     categorical_mutual_information,
     categorical_nll,
+    categorical_self_label,
     continuous_mixed_derivatives,
 )
 from infogan.training.datamodule import DeviceImages
@@ -152,7 +152,8 @@ def test_self_labelling_is_the_class_balanced_cross_entropy_on_the_confident_row
     logits = torch.randn(8, 13, requires_grad=True)
     loss = categorical_self_label(target, logits, (10, 3), threshold=0.99)
     entropy = F.cross_entropy(logits[:, :10], torch.full((8,), 4), reduction="none")
-    first = (entropy[[0, 1, 2]].mean() + F.cross_entropy(logits[5:6, :10], torch.tensor([7]))) / 2  # classes weigh alike
+    # the first code's two classes weigh alike: class 4's three rows count as much as class 7's one
+    first = (entropy[[0, 1, 2]].mean() + F.cross_entropy(logits[5:6, :10], torch.tensor([7]))) / 2
     second = F.cross_entropy(logits[6:7, 10:], torch.tensor([2]))
     assert torch.allclose(loss, first + second, rtol=1e-5)
     loss.backward()
