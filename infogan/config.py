@@ -230,6 +230,11 @@ class ImprovedConfig(Section):
     # the codes a pair may share: "all" (c1, c2 and c3) or "continuous" (c2 and c3; pairs never share
     # the categorical code, so the term asks nothing of the digits)
     contrastive_codes: Literal["all", "continuous"]
+    # the networks the run evaluates, samples and saves are an exponential moving average of the
+    # trained ones, moved this far toward them after every iteration: average = decay * average +
+    # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;
+    # StyleGAN's G_ema, here over G, D and Q); 0: the trained networks themselves
+    ema_decay: Annotated[Float, Field(ge=0, lt=1)]
 
 
 class RenderConfig(Section):

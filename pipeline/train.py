@@ -40,7 +40,7 @@ from infogan.data.neighbours import FILE, load_neighbours
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
 from infogan.training.bookkeeping import NonFiniteLoss
-from infogan.training.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots
+from infogan.training.callbacks import EpochEvaluation, PeakMemory, ProgressLines, SampleSnapshots, WeightAverage
 from infogan.training.checkpoint import (
     ResumableCheckpoint,
     fingerprint,
@@ -103,7 +103,9 @@ def main() -> None:
 
     # the trainer, with the callbacks that evaluate, sample, measure memory and save the resumable state
     checkpoint_path = args.checkpoints / "last.ckpt"
-    evaluation = EpochEvaluation(test_images, test_labels, train.eval_batch_size)
+    decay = module.improved.ema_decay if module.improved is not None else 0.0
+    average = WeightAverage(decay) if decay > 0 else None  # what is evaluated, sampled and saved
+    evaluation = EpochEvaluation(test_images, test_labels, train.eval_batch_size, average)
     record = {"fingerprint": fingerprint(identity), "identity": identity}
     checkpointing = ResumableCheckpoint(checkpoint_path, train.checkpoint_every_n_steps, record)
     # rank 0 only, once the run below is open
@@ -111,8 +113,9 @@ def main() -> None:
         lambda epoch, image: run.log_image(image, f"samples/epoch_{epoch:04d}.png"),
         train.sample_every_n_epochs,
         train.seed,
+        average,
     )
-    callbacks = [evaluation, snapshots, PeakMemory(), checkpointing]
+    callbacks = [*([average] if average else []), evaluation, snapshots, PeakMemory(), checkpointing]
     terminal = sys.stdout.isatty()  # a live bar on a terminal; in a file, a pipe or CI, a line per epoch
     if not terminal:
         callbacks.append(ProgressLines(evaluation, train.batch_size))

@@ -1,4 +1,5 @@
-"""Training callbacks: per-epoch evaluation and history, progress lines for logs, sample snapshots, peak memory.
+"""Training callbacks: the weights' moving average, per-epoch evaluation and history, progress lines
+for logs, sample snapshots, peak memory.
 
 They call the same metric and rendering functions as the render stage, so numbers logged during
 training and numbers computed later from the checkpoint mean the same thing.
@@ -15,23 +16,56 @@ from typing import Any, TextIO
 import pytorch_lightning as pl
 import torch
 from PIL import Image
+from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from infogan.evaluation.history import HISTORY_KEYS
 from infogan.evaluation.metrics import categorical_code_matching
 from infogan.evaluation.traversal import sample_grid
+from infogan.model.infogan import InfoGAN
 from infogan.training.bookkeeping import iterations_done
+
+
+class WeightAverage(EMAWeightAveraging):
+    """An exponential moving average of the training module's weights (G, D, Q and their buffers),
+    after every iteration: average = decay * average + (1 - decay) * trained (`improved.ema_decay`).
+
+    Lightning's callback: checkpoints hold the average as their weights and the trained weights
+    beside them, so a resumed run goes on with both; when training ends the module takes the
+    average, so the model the train stage saves and registers is the average. The evaluation and
+    the snapshots read `networks(module)`, the average once it exists."""
+
+    def __init__(self, decay: float):
+        super().__init__(decay=decay)
+
+    def networks(self, pl_module: pl.LightningModule) -> InfoGAN:
+        """The averaged networks, or the module's own before the first update."""
+        average = self._average_model  # Lightning's AveragedModel of the whole module, built at fit's setup
+        if average is None or int(average.n_averaged) == 0:
+            return pl_module.model
+        return average.module.model
+
+
+def evaluated_networks(pl_module: pl.LightningModule, average: WeightAverage | None) -> InfoGAN:
+    return average.networks(pl_module) if average is not None else pl_module.model
 
 
 class EpochEvaluation(pl.Callback):
     """At each epoch end: categorical accuracy on held-out labelled images, then a history row.
 
     `history` holds one dict per epoch: the epoch, the training iterations so far, the epoch mean
-    of each of HISTORY_KEYS, and the evaluation metrics. Under DDP only global rank 0 evaluates
-    (every rank holds the same weights) and has the metrics in its history.
+    of each of HISTORY_KEYS, and the evaluation metrics, of the weights' moving average when there is
+    one (`average`). Under DDP only global rank 0 evaluates (every rank holds the same weights) and
+    has the metrics in its history.
     """
 
-    def __init__(self, images: torch.Tensor | None, labels: torch.Tensor | None, batch_size: int = 1000):
-        self.images, self.labels, self.batch_size = images, labels, batch_size
+    def __init__(
+        self,
+        images: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        batch_size: int = 1000,
+        average: WeightAverage | None = None,
+    ):
+        self.images, self.labels, self.batch_size, self.average = images, labels, batch_size, average
         self.history: list[dict[str, float]] = []
 
     def state_dict(self) -> dict[str, Any]:  # saved in checkpoints, so a resumed run's history is whole
@@ -48,7 +82,8 @@ class EpochEvaluation(pl.Callback):
             if value is not None:
                 row[key] = float(value)
         if self.images is not None and pl_module.model.codes.categorical_sizes and trainer.is_global_zero:
-            metrics, _ = categorical_code_matching(pl_module.model, self.images, self.labels, self.batch_size)
+            networks = evaluated_networks(pl_module, self.average)
+            metrics, _ = categorical_code_matching(networks, self.images, self.labels, self.batch_size)
             pl_module.log_dict(metrics, on_step=False, on_epoch=True, rank_zero_only=True)
             row.update(metrics)
         self.history.append(row)
@@ -94,15 +129,21 @@ class ProgressLines(pl.Callback):
 
 class SampleSnapshots(pl.Callback):
     """Every `every_n_epochs` epochs (and after the last), hand a grid of fixed-latent samples to
-    `save`; under DDP on global rank 0 only."""
+    `save` (of the weights' moving average when there is one); under DDP on global rank 0 only."""
 
-    def __init__(self, save: Callable[[int, Image.Image], None], every_n_epochs: int, seed: int = 0):
-        self.save, self.every_n_epochs, self.seed = save, every_n_epochs, seed
+    def __init__(
+        self,
+        save: Callable[[int, Image.Image], None],
+        every_n_epochs: int,
+        seed: int = 0,
+        average: WeightAverage | None = None,
+    ):
+        self.save, self.every_n_epochs, self.seed, self.average = save, every_n_epochs, seed, average
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if trainer.is_global_zero and (epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs):
-            self.save(epoch, sample_grid(pl_module.model, seed=self.seed))
+            self.save(epoch, sample_grid(evaluated_networks(pl_module, self.average), seed=self.seed))
 
 
 def peak_rss_mib() -> float:
