@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pytest
 import pytorch_lightning as pl
@@ -17,7 +18,7 @@ from pipeline.params import shipped_model, shipped_train
 BATCH = 32
 
 
-def trainer(max_steps: int = -1) -> pl.Trainer:
+def trainer(max_steps: int = -1, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         logger=False,
@@ -26,6 +27,7 @@ def trainer(max_steps: int = -1) -> pl.Trainer:
         enable_model_summary=False,
         max_epochs=1,
         max_steps=max_steps,
+        callbacks=list(callbacks),
     )
 
 
