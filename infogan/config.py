@@ -223,6 +223,10 @@ class ImprovedConfig(Section):
     # weight of the continuous codes' squared mixed second derivative d2G/(dc_i dc_j) in G's step, on
     # HESSIAN_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
     continuous_hessian: Weight
+    # weight of the squared cosine between the continuous codes' effects on the image, dG/dc_i and
+    # dG/dc_j, in G's step, on HESSIAN_ROWS latents (infogan/model/losses.py,
+    # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
+    continuous_orthogonal: Weight
     # weight of InfoGAN-CR's contrastive term: a pair head told two generated images that share one
     # code's value (the others and z drawn anew) must name that code, and G must make it easy; in both
     # steps, on CONTRASTIVE_ROWS pairs (infogan/model/codes.py, share_one_code); 0: not computed

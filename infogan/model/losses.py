@@ -162,3 +162,28 @@ def continuous_mixed_derivatives(
         mixed = (images[0] - images[1] - images[2] + images[3]) / (4 * epsilon**2)
         terms.append(mixed.float().square().mean())
     return torch.stack(terms).mean() if terms else vector.new_zeros(())
+
+
+def continuous_effect_overlap(
+    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
+) -> torch.Tensor:
+    """The mean over latents and over pairs of continuous codes of cos^2 between the two codes' effects
+    on the image, dG/dc_i and dG/dc_j, each by central differences of step `epsilon`.
+
+    The orthogonal-Jacobian idea (Wei et al., OroJaR, ICCV 2021), normalised so that it asks nothing of
+    how much a code changes the image: it is 0 where two codes move different pixels or move them in
+    unrelated ways, and 1 where two codes turn the same change. A code that mixes in another code's
+    change raises it; no factor is named. `vector`: (B, latent_dim) generator inputs whose last
+    n_continuous columns are the continuous codes; 2 generator passes over B inputs per code.
+    """
+    if n_continuous < 2:
+        return vector.new_zeros(())
+    first = vector.shape[1] - n_continuous
+    steps = vector.new_zeros(2 * n_continuous, vector.shape[1])
+    for code in range(n_continuous):
+        steps[2 * code, first + code], steps[2 * code + 1, first + code] = epsilon, -epsilon
+    images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (2 * n_continuous, vector.shape[0]))
+    effects = F.normalize((images[0::2] - images[1::2]).float().flatten(2), dim=2, eps=1e-8)  # (codes, B, pixels)
+    cosines = torch.einsum("ibp,jbp->ijb", effects, effects)  # (codes, codes, B)
+    i, j = torch.triu_indices(n_continuous, n_continuous, offset=1)
+    return cosines[i, j].square().mean()

@@ -15,7 +15,8 @@ categorical information term on T(fake) in both steps; and, in the discriminator
 Q's class of real images: its consistency between x and T(x), the mutual information between those
 two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), and the entropies
 H(c | x) and H(c) (`real_image_terms`); and, in the generator step,
-the continuous codes' mixed second derivatives (`improved.continuous_hessian`). With
+the continuous codes' mixed second derivatives (`improved.continuous_hessian`) and the overlap of
+their effects on the image (`improved.continuous_orthogonal`). With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
 """
@@ -40,6 +41,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_effect_overlap,
     continuous_mixed_derivatives,
     discriminator_loss,
     generator_loss,
@@ -48,7 +50,8 @@ from infogan.model.losses import (
 from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
 
-HESSIAN_ROWS = 32  # latents of each batch the continuous codes' mixed derivatives are measured on (4 G passes each)
+# latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
+HESSIAN_ROWS = 32
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
 
 
@@ -228,6 +231,11 @@ class InfoGANTraining(pl.LightningModule):
             mixed = continuous_mixed_derivatives(self.model.generator, rows, self.model.codes.n_continuous)
             total = total + improved.continuous_hessian * mixed
             losses["improved/continuous_hessian"] = mixed
+        if improved is not None and improved.continuous_orthogonal > 0 and self.model.codes.n_continuous > 1:
+            rows = latent.vector[:HESSIAN_ROWS]
+            overlap = continuous_effect_overlap(self.model.generator, rows, self.model.codes.n_continuous)
+            total = total + improved.continuous_orthogonal * overlap
+            losses["improved/continuous_orthogonal"] = overlap
         if pairs is not None:
             contrastive = self.contrastive_loss(fake, *pairs)
             total = total + improved.contrastive * contrastive

@@ -18,6 +18,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_effect_overlap,
     continuous_mixed_derivatives,
 )
 from infogan.training.datamodule import DeviceImages
@@ -425,6 +426,59 @@ def test_the_generator_step_adds_the_weighted_mixed_derivatives_only_when_asked(
     assert float(measured.detach()) > 0
     plain = improved_module(only()).generator_step(fake, latent)["total"]
     assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * float(measured.detach()), rel=1e-5)
+    losses["total"].backward()  # the term reaches G's weights
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
+
+
+class TwoPatterns(torch.nn.Module):
+    """A stand-in generator: c2 scales one pattern and c3 another, the last two latent columns."""
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor):
+        super().__init__()
+        self.first, self.second = first.view(1, 1, 28, 28), second.view(1, 1, 28, 28)
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        c2, c3 = vector[:, -2].view(-1, 1, 1, 1), vector[:, -1].view(-1, 1, 1, 1)
+        return torch.tanh(c2) * self.first + c3**3 * self.second
+
+
+def test_effect_overlap_is_zero_for_codes_that_move_different_pixels_and_one_for_the_same_change():
+    vector = torch.rand(8, 74, dtype=torch.float64) * 2 - 1
+    left, right = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
+    left[:, :14], right[:, 14:] = 1.0, 1.0
+    assert float(continuous_effect_overlap(TwoPatterns(left, right), vector, 2)) == pytest.approx(0.0, abs=1e-12)
+    # the same change, in opposite directions and by different amounts: cos^2 is 1 whatever the sign or size
+    assert float(continuous_effect_overlap(TwoPatterns(left, -3 * left), vector, 2)) == pytest.approx(1.0, rel=1e-5)
+    # half shared: 18 columns each, 9 of them the same, meet at cos 1/2
+    first, second = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
+    first[:, :18], second[:, 9:27] = 1.0, 1.0
+    assert float(continuous_effect_overlap(TwoPatterns(first, second), vector, 2)) == pytest.approx(0.25, rel=1e-5)
+
+
+def test_effect_overlap_averages_over_every_pair_of_three_codes():
+    class Three(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            images = torch.zeros(vector.shape[0], 1, 28, 28, dtype=vector.dtype)
+            images[:, 0, :, :14] = (vector[:, -3] + vector[:, -2]).view(-1, 1, 1)  # c2 and c3: the same change
+            images[:, 0, :, 14:] = vector[:, -1].view(-1, 1, 1)  # c4 alone
+            return images
+
+    vector = torch.rand(4, 75, dtype=torch.float64) * 2 - 1
+    # pairs (c2, c3), (c2, c4), (c3, c4): cos^2 1, 0, 0
+    assert float(continuous_effect_overlap(Three(), vector, 3)) == pytest.approx(1 / 3, rel=1e-5)
+
+
+def test_the_generator_step_adds_the_weighted_effect_overlap_only_when_asked():
+    off = improved_module(only())
+    latent, fake = latent_and_fake(off)
+    assert "improved/continuous_orthogonal" not in off.generator_step(fake, latent)
+    on = improved_module(only(continuous_orthogonal=0.5))
+    latent, fake = latent_and_fake(on)
+    losses = on.generator_step(fake, latent)
+    measured = float(losses["improved/continuous_orthogonal"].detach())
+    assert 0 < measured <= 1
+    plain = improved_module(only()).generator_step(fake, latent)["total"]
+    assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * measured, rel=1e-5)
     losses["total"].backward()  # the term reaches G's weights
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
 
