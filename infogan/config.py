@@ -221,10 +221,10 @@ class ImprovedConfig(Section):
     # generated images, rise from weight 0 to 1 (G's step has them whole); 0: whole from the start
     fake_class_warmup: Count
     # weight of the continuous codes' squared mixed second derivative d2G/(dc_i dc_j) in G's step, on
-    # HESSIAN_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
+    # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
     continuous_hessian: Weight
     # weight of the squared cosine between the continuous codes' effects on the image, dG/dc_i and
-    # dG/dc_j, in G's step, on HESSIAN_ROWS latents (infogan/model/losses.py,
+    # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
     # weight of InfoGAN-CR's contrastive term: a pair head told two generated images that share one

@@ -51,7 +51,7 @@ from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
 
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
-HESSIAN_ROWS = 32
+CONTINUOUS_ROWS = 32
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
 
 
@@ -226,16 +226,16 @@ class InfoGANTraining(pl.LightningModule):
         improved = self.improved
         if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)
-        if improved is not None and improved.continuous_hessian > 0 and self.model.codes.n_continuous > 1:
-            rows = latent.vector[:HESSIAN_ROWS]
-            mixed = continuous_mixed_derivatives(self.model.generator, rows, self.model.codes.n_continuous)
-            total = total + improved.continuous_hessian * mixed
-            losses["improved/continuous_hessian"] = mixed
-        if improved is not None and improved.continuous_orthogonal > 0 and self.model.codes.n_continuous > 1:
-            rows = latent.vector[:HESSIAN_ROWS]
-            overlap = continuous_effect_overlap(self.model.generator, rows, self.model.codes.n_continuous)
-            total = total + improved.continuous_orthogonal * overlap
-            losses["improved/continuous_orthogonal"] = overlap
+        if improved is not None and self.model.codes.n_continuous > 1:  # the terms between continuous codes
+            rows, n_continuous = latent.vector[:CONTINUOUS_ROWS], self.model.codes.n_continuous
+            for key, weight, term in (
+                ("continuous_hessian", improved.continuous_hessian, continuous_mixed_derivatives),
+                ("continuous_orthogonal", improved.continuous_orthogonal, continuous_effect_overlap),
+            ):
+                if weight > 0:
+                    value = term(self.model.generator, rows, n_continuous)
+                    total = total + weight * value
+                    losses[f"improved/{key}"] = value
         if pairs is not None:
             contrastive = self.contrastive_loss(fake, *pairs)
             total = total + improved.contrastive * contrastive

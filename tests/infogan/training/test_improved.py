@@ -415,21 +415,6 @@ def test_mixed_derivatives_are_zero_for_codes_that_act_apart_and_exact_for_a_pro
     assert float(continuous_mixed_derivatives(mixed, vector, 2)) > 0.1
 
 
-def test_the_generator_step_adds_the_weighted_mixed_derivatives_only_when_asked():
-    off = improved_module(only())
-    latent, fake = latent_and_fake(off)
-    assert "improved/continuous_hessian" not in off.generator_step(fake, latent)
-    on = improved_module(only(continuous_hessian=0.5))
-    latent, fake = latent_and_fake(on)
-    losses = on.generator_step(fake, latent)
-    measured = losses["improved/continuous_hessian"]
-    assert float(measured.detach()) > 0
-    plain = improved_module(only()).generator_step(fake, latent)["total"]
-    assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * float(measured.detach()), rel=1e-5)
-    losses["total"].backward()  # the term reaches G's weights
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
-
-
 class TwoPatterns(torch.nn.Module):
     """A stand-in generator: c2 scales one pattern and c3 another, the last two latent columns."""
 
@@ -468,15 +453,19 @@ def test_effect_overlap_averages_over_every_pair_of_three_codes():
     assert float(continuous_effect_overlap(Three(), vector, 3)) == pytest.approx(1 / 3, rel=1e-5)
 
 
-def test_the_generator_step_adds_the_weighted_effect_overlap_only_when_asked():
+@pytest.mark.parametrize(
+    ("key", "largest"),
+    [("continuous_hessian", math.inf), ("continuous_orthogonal", 1.0)],  # a cos^2 is at most 1
+)
+def test_the_generator_step_adds_a_weighted_term_between_continuous_codes_only_when_asked(key, largest):
     off = improved_module(only())
     latent, fake = latent_and_fake(off)
-    assert "improved/continuous_orthogonal" not in off.generator_step(fake, latent)
-    on = improved_module(only(continuous_orthogonal=0.5))
+    assert f"improved/{key}" not in off.generator_step(fake, latent)
+    on = improved_module(only(**{key: 0.5}))
     latent, fake = latent_and_fake(on)
     losses = on.generator_step(fake, latent)
-    measured = float(losses["improved/continuous_orthogonal"].detach())
-    assert 0 < measured <= 1
+    measured = float(losses[f"improved/{key}"].detach())
+    assert 0 < measured <= largest
     plain = improved_module(only()).generator_step(fake, latent)["total"]
     assert float(losses["total"].detach()) == pytest.approx(float(plain) + 0.5 * measured, rel=1e-5)
     losses["total"].backward()  # the term reaches G's weights
