@@ -234,6 +234,9 @@ class ImprovedConfig(Section):
     # the codes a pair may share: "all" (c1, c2 and c3) or "continuous" (c2 and c3; pairs never share
     # the categorical code, so the term asks nothing of the digits)
     contrastive_codes: Literal["all", "continuous"]
+    # iterations before G's step is paid the contrastive term (InfoGAN-CR switches it on after
+    # InfoGAN has trained a while); the pair head learns from the first iteration; 0: from the first
+    contrastive_start: Count
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;

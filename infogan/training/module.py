@@ -216,8 +216,14 @@ class InfoGANTraining(pl.LightningModule):
         return total, {key: value for _, key, value in weighted}
 
     def generator_step(
-        self, fake: torch.Tensor, latent: Latent, pairs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        fake: torch.Tensor,
+        latent: Latent,
+        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        contrastive_paid: bool = True,
     ) -> dict[str, torch.Tensor]:
+        """`contrastive_paid`: whether G is paid the contrastive term on `pairs` this iteration (see
+        `improved.contrastive_start`); it is logged either way."""
         features = self.model.trunk(fake)
         adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
         info = self.information_loss(self.model.q_head(features), latent)
@@ -237,8 +243,10 @@ class InfoGANTraining(pl.LightningModule):
                     total = total + weight * value
                     losses[f"improved/{key}"] = value
         if pairs is not None:
-            contrastive = self.contrastive_loss(fake, *pairs)
-            total = total + improved.contrastive * contrastive
+            with torch.set_grad_enabled(contrastive_paid and torch.is_grad_enabled()):  # logged only: no graph
+                contrastive = self.contrastive_loss(fake, *pairs)
+            if contrastive_paid:
+                total = total + improved.contrastive * contrastive
             losses["improved/contrastive_g"] = contrastive
         return {"total": total, **losses}
 
@@ -299,7 +307,7 @@ class InfoGANTraining(pl.LightningModule):
             d_ok = self._optimize(opt_d, d_losses.pop("total"))
 
         with self.toggled_optimizer(opt_g):
-            g_losses = self.generator_step(fake, latent, pairs)
+            g_losses = self.generator_step(fake, latent, pairs, contrastive_paid=self.pays_contrastive(self.iteration))
             g_ok = self._optimize(opt_g, g_losses.pop("total"))
 
         last_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
@@ -309,6 +317,11 @@ class InfoGANTraining(pl.LightningModule):
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
             self._log_losses(None, last_of_epoch)
+
+    def pays_contrastive(self, iteration: int) -> bool:
+        """Whether G's step at `iteration` (counted from 1) is paid the contrastive term: from the
+        iteration after `improved.contrastive_start` on, when the term is on."""
+        return self.pair_head is not None and iteration > self.improved.contrastive_start
 
     def fake_class_weight(self) -> float:
         """This iteration's weight of the categorical information terms in D's step: with

@@ -545,6 +545,23 @@ def test_both_steps_add_the_weighted_pair_heads_cross_entropy():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.generator.parameters())
 
 
+def test_before_contrastive_start_g_is_not_paid_the_term_but_it_is_logged():
+    module = improved_module(only(contrastive=0.5, contrastive_start=300))
+    assert [module.pays_contrastive(i) for i in (1, 300, 301)] == [False, False, True]
+    assert not improved_module(only(contrastive=0.0, contrastive_start=300)).pays_contrastive(301)  # no term
+    latent, fake = latent_and_fake(module, batch=80)
+    pairs = module.contrastive_pairs(latent)
+    unpaid = module.generator_step(fake, latent, pairs, contrastive_paid=False)
+    paid = module.generator_step(fake, latent, pairs)
+    plain = module.generator_step(fake, latent)
+    expected = F.cross_entropy(module.pair_head(fake[:64], pairs[0]), pairs[1])
+    assert float(unpaid["improved/contrastive_g"]) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert not unpaid["improved/contrastive_g"].requires_grad
+    assert float(unpaid["total"].detach()) == pytest.approx(float(plain["total"].detach()), rel=1e-6)
+    paid_total = float(plain["total"].detach()) + 0.5 * float(expected.detach())
+    assert float(paid["total"].detach()) == pytest.approx(paid_total, rel=1e-5)
+
+
 def test_the_pair_head_learns_with_ds_optimizer_and_a_fit_with_the_term_stays_finite():
     module = improved_module(only(contrastive=1.0, augmented_information=1.0, real_consistency=1.0))
     opt_d, _ = module.configure_optimizers()
