@@ -1,0 +1,152 @@
+"""Where an improved-recipe iteration's time goes: each piece of the step timed alone, then whole
+iterations in the memory layouts and compile settings asked for.
+
+    python benchmarks/step_pieces.py --threads 2
+
+Builds the training module from params.yaml's MNIST model and improved recipe (random weights and
+random images: the time of the arithmetic does not depend on them) and times, under bf16 autocast
+where the CPU has it: G's forward, G's forward and backward, a pass of D's trunk and Q's head
+forward (and back), the nuisance transformation, D's whole step and G's whole step, each after G's
+forward. Then whole iterations (both steps, backward included, no optimizer) per `--layouts`
+entry. Each is timed `--repeats` times, in turn with the others, and its best mean is printed
+(with images/s for whole iterations): on a shared machine the slowest runs are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from infogan.model.augment import nuisance
+from infogan.training.hardware import resolve_precision
+from infogan.training.module import InfoGANTraining
+from pipeline.params import parse_params, shipped_params
+
+LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def module_and_batch(layout: torch.memory_format, compiled: bool, batch: int) -> tuple[InfoGANTraining, ...]:
+    torch.manual_seed(0)
+    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    module = InfoGANTraining(config.model, config.train, config.improved).to(memory_format=layout)
+    if compiled:
+        for part in (module.model.generator, module.model.trunk, module.model.d_head, module.model.q_head):
+            part.compile()
+    real, partners = ((torch.rand(batch, 1, 28, 28) * 2 - 1).contiguous(memory_format=layout) for _ in range(2))
+    return module, real, partners
+
+
+def timed(step: Callable[[], object], repeats: int = 10, warmup: int = 3) -> float:
+    """Mean seconds of `step` over `repeats` calls, after `warmup` calls."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
+
+
+def whole_iteration(
+    module: InfoGANTraining, real: torch.Tensor, partners: torch.Tensor, autocast: Callable
+) -> Callable[[], None]:
+    """One training iteration's arithmetic: G's forward, D's step and G's step, each backward (no optimizer)."""
+
+    def iteration() -> None:
+        with autocast():
+            latent = module.model.codes.sample(real.shape[0])
+            fake = module.model.generator(latent.vector)
+            d_losses = module.discriminator_step(real, fake, latent, partners)
+        d_losses["total"].backward()
+        with autocast():
+            g_losses = module.generator_step(fake, latent)
+        g_losses["total"].backward()
+
+    return iteration
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3, help="alternated runs of each whole-iteration setting")
+    p.add_argument(
+        "--layouts",
+        nargs="*",
+        default=["contiguous", "channels_last", "contiguous+compile"],
+        help="whole-iteration settings: contiguous or channels_last, with +compile for torch.compile",
+    )
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    bf16 = resolve_precision("auto", "cpu") == "bf16-mixed"
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    print(f"{args.threads} threads, batch {args.batch_size}, {'bf16 autocast' if bf16 else 'fp32'}")
+
+    module, real, partners = module_and_batch(torch.contiguous_format, False, args.batch_size)
+    model, improved = module.model, module.improved
+
+    def generate():
+        with autocast():
+            latent = model.codes.sample(args.batch_size)
+            return model.generator(latent.vector), latent
+
+    def backward(loss: torch.Tensor) -> None:
+        loss.float().sum().backward()
+
+    def trunk_pass(back: bool) -> None:
+        images = real.clone().requires_grad_(back)
+        with autocast():
+            logits = model.q_head(model.trunk(images)).categorical_logits
+        if back:
+            backward(logits)
+
+    def nuisance_pass() -> None:
+        images = real.clone().requires_grad_()
+        with autocast():
+            moved = nuisance(images, improved)
+        backward(moved)
+
+    def d_step() -> None:
+        fake, latent = generate()
+        with autocast():
+            losses = module.discriminator_step(real, fake, latent, partners)
+        losses["total"].backward()
+
+    def g_step() -> None:
+        fake, latent = generate()
+        with autocast():
+            losses = module.generator_step(fake, latent)
+        losses["total"].backward()
+
+    pieces = {
+        "G forward": generate,
+        "G forward and backward": lambda: backward(generate()[0]),
+        "trunk + Q head forward": lambda: trunk_pass(False),
+        "trunk + Q head forward and backward": lambda: trunk_pass(True),
+        "nuisance forward and backward": nuisance_pass,
+        "G forward + D's step": d_step,
+        "G forward + G's step": g_step,
+    }
+    fastest: dict[str, float] = {}
+    for _ in range(args.repeats):  # the pieces in turn, each repeat; the best mean of each is printed
+        for name, piece in pieces.items():
+            seconds = timed(piece, warmup=5)
+            fastest[name] = min(fastest.get(name, seconds), seconds)
+    for name, seconds in fastest.items():
+        print(f"{name:40s} {1000 * seconds:7.1f} ms")
+
+    best: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for setting in args.layouts:
+            layout, _, compiled = setting.partition("+")
+            built = module_and_batch(LAYOUTS[layout], compiled == "compile", args.batch_size)
+            seconds = timed(whole_iteration(*built, autocast), warmup=5)
+            best[setting] = min(best.get(setting, seconds), seconds)
+    for setting, seconds in best.items():
+        print(f"whole iteration, {setting:28s} {1000 * seconds:7.1f} ms  {args.batch_size / seconds:6.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

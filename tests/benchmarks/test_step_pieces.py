@@ -1,0 +1,20 @@
+"""benchmarks/step_pieces.py runs end to end on a small batch and prints every figure it promises."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_step_pieces_prints_each_piece_and_each_whole_iteration():
+    command = [sys.executable, "benchmarks/step_pieces.py", "--threads", "1", "--batch-size", "8", "--repeats", "1"]
+    command += ["--layouts", "contiguous", "channels_last"]
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    for piece in ("G forward ", "trunk + Q head forward and backward", "G forward + D's step", "G forward + G's step"):
+        assert re.search(rf"^{re.escape(piece)}.*\d+\.\d ms$", out, re.M), (piece, out)
+    for layout in ("contiguous", "channels_last"):
+        assert re.search(rf"^whole iteration, {layout} .* ms +\d+ images/s$", out, re.M), (layout, out)
