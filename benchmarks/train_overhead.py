@@ -1,0 +1,96 @@
+"""What the train stage's parts around the step cost: the improved recipe trained in Lightning with
+the neighbour pairs, the weights' moving average and the per-epoch evaluation added one at a time.
+
+    python benchmarks/train_overhead.py --data data/prepared/mnist --threads 2
+
+Each setting trains `--epochs` epochs of `--batches-per-epoch` iterations from the same seed on the
+prepared MNIST folder (its neighbour table included), with no logger, checkpoint or snapshot, and
+prints images/s from iteration `--skip` to the end (epoch ends, and so the evaluations, included).
+The settings are alternated `--repeats` times. Set beside the train stage's own images/s (its log
+lines), the last row leaves what MLflow logging, checkpoints and snapshots cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from infogan.data.neighbours import load_neighbours
+from infogan.training.callbacks import EpochEvaluation, WeightAverage
+from infogan.training.datamodule import DeviceImages
+from infogan.training.hardware import resolve_precision
+from infogan.training.module import InfoGANTraining
+from pipeline.params import parse_params, shipped_params
+
+SETTINGS = {  # name: (neighbour pairs, moving average, per-epoch evaluation)
+    "step alone": (False, False, False),
+    "+ neighbour pairs": (True, False, False),
+    "+ moving average": (True, True, False),
+    "+ per-epoch evaluation": (True, True, True),
+}
+
+
+class BatchTimes(pl.Callback):
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def images_per_second(data: Path, setting: tuple[bool, bool, bool], args: argparse.Namespace) -> float:
+    pairs, averaged, evaluated = setting
+    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    improved, batch = config.improved, args.batch_size
+    train, test = (torch.load(data / f"{split}.pt", weights_only=True) for split in ("train", "test"))
+    neighbours = improved.neighbours if pairs else 0
+    table = load_neighbours(data, neighbours, len(train["images"])) if neighbours else None
+    pl.seed_everything(0, verbose=False)
+    module = InfoGANTraining(config.model, config.train, improved)
+    times = BatchTimes()
+    average = WeightAverage(improved.ema_decay or 0.995) if averaged else None
+    callbacks: list[pl.Callback] = [times, *([average] if average else [])]
+    if evaluated:
+        callbacks.append(EpochEvaluation(test["images"], test["labels"], config.train.eval_batch_size, average))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=resolve_precision("auto", "cpu"),
+        max_epochs=args.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(module, datamodule=DeviceImages(train["images"], batch, args.batches_per_epoch, 0, neighbours, table))
+    ends = times.ends[args.skip - 1 :]
+    return batch * (len(ends) - 1) / (ends[-1] - ends[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path("data/prepared/mnist"), help="prepare's MNIST folder")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batches-per-epoch", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--skip", type=int, default=20, help="iterations of warm-up left out of the rate")
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    for _ in range(args.repeats):
+        for name, setting in SETTINGS.items():
+            rates[name].append(images_per_second(args.data, setting, args))
+    print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
+    for name, found in rates.items():
+        print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
+
+
+if __name__ == "__main__":
+    main()
