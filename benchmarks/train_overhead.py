@@ -1,5 +1,7 @@
 """What the train stage's parts around the step cost: the improved recipe trained in Lightning with
-the neighbour pairs, the weights' moving average and the per-epoch evaluation added one at a time.
+the neighbour pairs, the weights' moving average and the per-epoch evaluation added one at a time,
+and the moving average as Lightning's EMAWeightAveraging updates it by itself (two temporary copies
+of each tensor) beside WeightAverage's one in-place lerp.
 
     python benchmarks/train_overhead.py --data data/prepared/mnist --threads 2
 
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EMAWeightAveraging
+from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
 
 from infogan.data.neighbours import load_neighbours
 from infogan.training.callbacks import EpochEvaluation, WeightAverage
@@ -26,11 +30,12 @@ from infogan.training.hardware import resolve_precision
 from infogan.training.module import InfoGANTraining
 from pipeline.params import parse_params, shipped_params
 
-SETTINGS = {  # name: (neighbour pairs, moving average, per-epoch evaluation)
-    "step alone": (False, False, False),
-    "+ neighbour pairs": (True, False, False),
-    "+ moving average": (True, True, False),
-    "+ per-epoch evaluation": (True, True, True),
+SETTINGS = {  # name: (neighbour pairs, moving average: None, "lerp" or "lightning", per-epoch evaluation)
+    "step alone": (False, None, False),
+    "+ neighbour pairs": (True, None, False),
+    "+ moving average": (True, "lerp", False),
+    "  (Lightning's update)": (True, "lightning", False),
+    "+ per-epoch evaluation": (True, "lerp", True),
 }
 
 
@@ -42,7 +47,7 @@ class BatchTimes(pl.Callback):
         self.ends.append(time.perf_counter())
 
 
-def images_per_second(data: Path, setting: tuple[bool, bool, bool], args: argparse.Namespace) -> float:
+def images_per_second(data: Path, setting: tuple[bool, str | None, bool], args: argparse.Namespace) -> float:
     pairs, averaged, evaluated = setting
     config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
     improved, batch = config.improved, args.batch_size
@@ -52,8 +57,10 @@ def images_per_second(data: Path, setting: tuple[bool, bool, bool], args: argpar
     pl.seed_everything(0, verbose=False)
     module = InfoGANTraining(config.model, config.train, improved)
     times = BatchTimes()
-    average = WeightAverage(improved.ema_decay or 0.995) if averaged else None
-    callbacks: list[pl.Callback] = [times, *([average] if average else [])]
+    decay = improved.ema_decay or 0.995
+    average = WeightAverage(decay) if averaged == "lerp" else None
+    averages = [average] if average else [EMAWeightAveraging(decay=decay)] if averaged == "lightning" else []
+    callbacks: list[pl.Callback] = [times, *averages]
     if evaluated:
         callbacks.append(EpochEvaluation(test["images"], test["labels"], config.train.eval_batch_size, average))
     trainer = pl.Trainer(
@@ -72,6 +79,25 @@ def images_per_second(data: Path, setting: tuple[bool, bool, bool], args: argpar
     return batch * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
+def update_milliseconds(decay: float, updates: int) -> tuple[float, float, int]:
+    """One update of the moving average of the improved recipe's training module, alternated:
+    milliseconds for WeightAverage's lerp and for Lightning's own update, and the weights averaged."""
+    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    module = InfoGANTraining(config.model, config.train, config.improved)
+    lerp = AveragedModel(module, use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    lightning = AveragedModel(module, use_buffers=True, avg_fn=get_ema_avg_fn(decay))
+    seconds = {lerp: 0.0, lightning: 0.0}
+    for average in seconds:
+        average.update_parameters(module)  # the first update copies
+    for _ in range(updates):
+        for average in seconds:
+            start = time.perf_counter()
+            average.update_parameters(module)
+            seconds[average] += time.perf_counter() - start
+    weights = sum(weight.numel() for weight in module.parameters())
+    return 1000 * seconds[lerp] / updates, 1000 * seconds[lightning] / updates, weights
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("data/prepared/mnist"), help="prepare's MNIST folder")
@@ -81,6 +107,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--skip", type=int, default=20, help="iterations of warm-up left out of the rate")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--updates", type=int, default=50, help="updates of the average timed on their own")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
@@ -90,6 +117,11 @@ def main() -> None:
     print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
     for name, found in rates.items():
         print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
+    lerp, lightning, weights = update_milliseconds(0.995, args.updates)
+    print(
+        f"one update of the average of {weights / 1e6:.1f} M weights: lerp {lerp:.1f} ms, "
+        f"Lightning's {lightning:.1f} ms ({lightning / lerp:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from pytorch_lightning.callbacks import EMAWeightAveraging
+from pytorch_lightning.callbacks import WeightAveraging
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from infogan.evaluation.history import HISTORY_KEYS
 from infogan.evaluation.metrics import categorical_code_matching
@@ -25,17 +26,21 @@ from infogan.model.infogan import InfoGAN
 from infogan.training.bookkeeping import iterations_done
 
 
-class WeightAverage(EMAWeightAveraging):
+class WeightAverage(WeightAveraging):
     """An exponential moving average of the training module's weights (G, D, Q and their buffers),
     after every iteration: average = decay * average + (1 - decay) * trained (`improved.ema_decay`).
 
-    Lightning's callback: checkpoints hold the average as their weights and the trained weights
+    Lightning's weight-averaging callback: checkpoints hold the average as their weights and the trained weights
     beside them, so a resumed run goes on with both; when training ends the module takes the
     average, so the model the train stage saves and registers is the average. The evaluation and
-    the snapshots read `networks(module)`, the average once it exists."""
+    the snapshots read `networks(module)`, the average once it exists.
+
+    Each update is one in-place lerp over all the weights (`multi_avg_fn`). Lightning's
+    EMAWeightAveraging computes the same average tensor by tensor with two temporary copies of each
+    (its `avg_fn`), several times slower (benchmarks/train_overhead.py)."""
 
     def __init__(self, decay: float):
-        super().__init__(decay=decay)
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))  # updated after every iteration
 
     def networks(self, pl_module: pl.LightningModule) -> InfoGAN:
         """The averaged networks, or the module's own before the first update."""
