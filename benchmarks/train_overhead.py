@@ -21,8 +21,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EMAWeightAveraging
-from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
 
+from infogan.config import TrainingConfig
 from infogan.data.neighbours import load_neighbours
 from infogan.training.callbacks import EpochEvaluation, WeightAverage
 from infogan.training.datamodule import DeviceImages
@@ -30,7 +30,12 @@ from infogan.training.hardware import resolve_precision
 from infogan.training.module import InfoGANTraining
 from pipeline.params import parse_params, shipped_params
 
-SETTINGS = {  # name: (neighbour pairs, moving average: None, "lerp" or "lightning", per-epoch evaluation)
+DECAY = 0.995  # the moving average's decay in round 11's recipe (improved.ema_decay; the shipped default is 0, off)
+AVERAGES = {  # the moving average's update: WeightAverage's one lerp, or Lightning's own EMA callback's
+    "lerp": WeightAverage,
+    "lightning": lambda decay: EMAWeightAveraging(decay=decay),
+}
+SETTINGS = {  # name: (neighbour pairs, moving average: None or an AVERAGES key, per-epoch evaluation)
     "step alone": (False, None, False),
     "+ neighbour pairs": (True, None, False),
     "+ moving average": (True, "lerp", False),
@@ -47,21 +52,22 @@ class BatchTimes(pl.Callback):
         self.ends.append(time.perf_counter())
 
 
-def images_per_second(data: Path, setting: tuple[bool, str | None, bool], args: argparse.Namespace) -> float:
+def images_per_second(
+    config: TrainingConfig,
+    splits: dict,
+    table: torch.Tensor,
+    setting: tuple[bool, str | None, bool],
+    args: argparse.Namespace,
+) -> float:
     pairs, averaged, evaluated = setting
-    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
-    improved, batch = config.improved, args.batch_size
-    train, test = (torch.load(data / f"{split}.pt", weights_only=True) for split in ("train", "test"))
-    neighbours = improved.neighbours if pairs else 0
-    table = load_neighbours(data, neighbours, len(train["images"])) if neighbours else None
+    train, test, batch = splits["train"], splits["test"], args.batch_size
+    neighbours = config.improved.neighbours if pairs else 0
     pl.seed_everything(0, verbose=False)
-    module = InfoGANTraining(config.model, config.train, improved)
+    module = InfoGANTraining(config.model, config.train, config.improved)
     times = BatchTimes()
-    decay = improved.ema_decay or 0.995
-    average = WeightAverage(decay) if averaged == "lerp" else None
-    averages = [average] if average else [EMAWeightAveraging(decay=decay)] if averaged == "lightning" else []
-    callbacks: list[pl.Callback] = [times, *averages]
-    if evaluated:
+    average = AVERAGES[averaged](DECAY) if averaged else None
+    callbacks: list[pl.Callback] = [times, *([average] if average else [])]
+    if evaluated:  # reads the average's networks: a WeightAverage (the "lerp" settings)
         callbacks.append(EpochEvaluation(test["images"], test["labels"], config.train.eval_batch_size, average))
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -74,28 +80,34 @@ def images_per_second(data: Path, setting: tuple[bool, str | None, bool], args: 
         enable_model_summary=False,
         callbacks=callbacks,
     )
-    trainer.fit(module, datamodule=DeviceImages(train["images"], batch, args.batches_per_epoch, 0, neighbours, table))
+    pairs_table = table if neighbours else None
+    trainer.fit(
+        module, datamodule=DeviceImages(train["images"], batch, args.batches_per_epoch, 0, neighbours, pairs_table)
+    )
     ends = times.ends[args.skip - 1 :]
     return batch * (len(ends) - 1) / (ends[-1] - ends[0])
 
 
-def update_milliseconds(decay: float, updates: int) -> tuple[float, float, int]:
-    """One update of the moving average of the improved recipe's training module, alternated:
-    milliseconds for WeightAverage's lerp and for Lightning's own update, and the weights averaged."""
-    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+def update_milliseconds(config: TrainingConfig, updates: int) -> tuple[dict[str, float], int]:
+    """One update of the moving average of the improved recipe's training module, each of AVERAGES's
+    callbacks in turn: milliseconds per update for each, and the weights averaged. Each callback
+    builds its average as at the start of a fit (Lightning's `setup`) and is timed on its own update."""
     module = InfoGANTraining(config.model, config.train, config.improved)
-    lerp = AveragedModel(module, use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
-    lightning = AveragedModel(module, use_buffers=True, avg_fn=get_ema_avg_fn(decay))
-    seconds = {lerp: 0.0, lightning: 0.0}
-    for average in seconds:
+    averages = {}
+    for kind, make in AVERAGES.items():
+        callback = make(DECAY)
+        callback.setup(None, module, "fit")  # builds the AveragedModel; the trainer is not read
+        averages[kind] = callback._average_model  # Lightning's AveragedModel, as WeightAverage.networks reads it
+    seconds = dict.fromkeys(averages, 0.0)
+    for average in averages.values():
         average.update_parameters(module)  # the first update copies
     for _ in range(updates):
-        for average in seconds:
+        for kind, average in averages.items():
             start = time.perf_counter()
             average.update_parameters(module)
-            seconds[average] += time.perf_counter() - start
+            seconds[kind] += time.perf_counter() - start
     weights = sum(weight.numel() for weight in module.parameters())
-    return 1000 * seconds[lerp] / updates, 1000 * seconds[lightning] / updates, weights
+    return {kind: 1000 * total / updates for kind, total in seconds.items()}, weights
 
 
 def main() -> None:
@@ -110,17 +122,20 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=50, help="updates of the average timed on their own")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    splits = {split: torch.load(args.data / f"{split}.pt", weights_only=True) for split in ("train", "test")}
+    table = load_neighbours(args.data, config.improved.neighbours, len(splits["train"]["images"]))
     rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for _ in range(args.repeats):
         for name, setting in SETTINGS.items():
-            rates[name].append(images_per_second(args.data, setting, args))
+            rates[name].append(images_per_second(config, splits, table, setting, args))
     print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
     for name, found in rates.items():
         print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
-    lerp, lightning, weights = update_milliseconds(0.995, args.updates)
+    update, weights = update_milliseconds(config, args.updates)
     print(
-        f"one update of the average of {weights / 1e6:.1f} M weights: lerp {lerp:.1f} ms, "
-        f"Lightning's {lightning:.1f} ms ({lightning / lerp:.2f}x)"
+        f"one update of the average of {weights / 1e6:.1f} M weights: lerp {update['lerp']:.1f} ms, "
+        f"Lightning's {update['lightning']:.1f} ms ({update['lightning'] / update['lerp']:.2f}x)"
     )
 
 

@@ -30,9 +30,9 @@ class WeightAverage(WeightAveraging):
     """An exponential moving average of the training module's weights (G, D, Q and their buffers),
     after every iteration: average = decay * average + (1 - decay) * trained (`improved.ema_decay`).
 
-    Lightning's weight-averaging callback: checkpoints hold the average as their weights and the trained weights
-    beside them, so a resumed run goes on with both; when training ends the module takes the
-    average, so the model the train stage saves and registers is the average. The evaluation and
+    Lightning's weight-averaging callback: checkpoints hold the average as their weights and the
+    trained weights beside them, so a resumed run goes on with both; when training ends the module
+    takes the average, so the model the train stage saves and registers is the average. The evaluation and
     the snapshots read `networks(module)`, the average once it exists.
 
     Each update is one in-place lerp over all the weights (`multi_avg_fn`). Lightning's
