@@ -237,6 +237,10 @@ class ImprovedConfig(Section):
     # iterations before G's step is paid the contrastive term (InfoGAN-CR switches it on after
     # InfoGAN has trained a while); the pair head learns from the first iteration; 0: from the first
     contrastive_start: Count
+    # each continuous code's information term weighs this times the one before: lambda_cont for c2,
+    # lambda_cont * ratio for c3, * ratio^2 for c4, in D's step and G's. With equal weights (1) the
+    # objective stays the same when two codes swap or mix what they control; unequal ones break that tie
+    continuous_weight_ratio: PositiveFloat
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;

@@ -41,6 +41,7 @@ def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
 class InfoLoss(NamedTuple):
     categorical: torch.Tensor  # cross-entropy summed over the categorical codes, batch mean, nats
     continuous: torch.Tensor  # Gaussian NLL summed over the continuous codes, batch mean, nats
+    continuous_each: torch.Tensor  # (n_continuous,): each continuous code's Gaussian NLL, batch mean, nats
 
 
 def categorical_nll(logits: torch.Tensor, classes: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -67,8 +68,10 @@ def information_loss(
     zero for a code type the model lacks."""
     zero = q.categorical_logits.new_zeros(())
     cat = categorical_nll(q.categorical_logits, categorical, categorical_sizes).sum() if categorical_sizes else zero
-    cont = gaussian_nll(q.continuous_mean, q.continuous_log_scale, continuous).sum() if continuous.shape[1] else zero
-    return InfoLoss(cat, cont)
+    each = zero.new_zeros(0)  # one NLL per continuous code: none here
+    if continuous.shape[1]:
+        each = gaussian_nll(q.continuous_mean, q.continuous_log_scale, continuous)
+    return InfoLoss(cat, each.sum(), each)
 
 
 def categorical_consistency(target_logits: torch.Tensor, logits: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:

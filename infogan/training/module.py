@@ -75,6 +75,10 @@ class InfoGANTraining(pl.LightningModule):
         self.improved = self.config.improved_terms()  # None: the paper's objective alone
         self.model = InfoGAN(self.config.model)
         self.pair_head = self._pair_head()  # after the model: its initial weights are the same either way
+        # each continuous code's factor on lambda_cont (improved.continuous_weight_ratio); None: 1 each
+        ratio = self.improved.continuous_weight_ratio if self.improved is not None else 1.0
+        weights = ratio ** torch.arange(self.model.codes.n_continuous, dtype=torch.float32) if ratio != 1 else None
+        self.register_buffer("continuous_weights", weights, persistent=False)  # a hyperparameter, not a state
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
@@ -113,7 +117,9 @@ class InfoGANTraining(pl.LightningModule):
 
     def weighted_information(self, info: InfoLoss) -> torch.Tensor:
         train = self.config.train
-        return train.lambda_cat * info.categorical + train.lambda_cont * info.continuous
+        weights = self.continuous_weights
+        continuous = info.continuous if weights is None else (info.continuous_each * weights).sum()
+        return train.lambda_cat * info.categorical + train.lambda_cont * continuous
 
     def augmented_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """Improved recipe: the categorical information loss on T(fake), nats."""

@@ -573,3 +573,23 @@ def test_the_pair_head_learns_with_ds_optimizer_and_a_fit_with_the_term_stays_fi
     assert any(not torch.equal(a, b) for a, b in zip(before, module.pair_head.parameters(), strict=True))
     for key in ("improved/contrastive_d_epoch", "improved/contrastive_g_epoch"):
         assert torch.isfinite(fit.callback_metrics[key]), key
+
+
+def test_a_weight_ratio_weighs_each_continuous_codes_information_by_its_power_in_both_steps():
+    """c2's term weighs lambda_cont, c3's lambda_cont * ratio; ratio 1 is the plain sum."""
+    plain = improved_module(only())
+    latent, fake = latent_and_fake(plain)
+    lambda_cont = plain.config.train.lambda_cont
+    ratio = improved_module(only(continuous_weight_ratio=0.25))
+    assert plain.continuous_weights is None and ratio.continuous_weights.tolist() == [1.0, 0.25]
+    with torch.no_grad():
+        info = plain.information_loss(plain.model.q_head(plain.model.trunk(fake)), latent)
+    c2, c3 = info.continuous_each.tolist()
+    assert float(info.continuous) == pytest.approx(c2 + c3, rel=1e-6)
+    assert c3 != pytest.approx(c2, rel=1e-3)  # so that a weight on the wrong code would show
+    shift = lambda_cont * (0.25 - 1) * c3  # what the ratio takes off c3's term
+    for step in ("generator_step", "discriminator_step"):
+        args = (fake, latent) if step == "generator_step" else (digits(16), fake, latent)
+        expected = float(getattr(plain, step)(*args)["total"].detach()) + shift
+        assert float(getattr(ratio, step)(*args)["total"].detach()) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert "continuous_weights" not in ratio.state_dict()  # a hyperparameter: checkpoints stay as they were
