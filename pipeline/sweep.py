@@ -40,7 +40,7 @@ from infogan.atomic import atomic_path
 from infogan.data.images import load_split
 from infogan.data.registry import find_dataset
 from infogan.errors import InfoGANError
-from infogan.evaluation.factors import PROPERTIES, correlation_key
+from infogan.evaluation.factors import PROPERTIES, change_key, correlation_key
 from infogan.evaluation.history import last_iteration, read_history
 from pipeline import tracking
 from pipeline.params import parse_params, read_params, with_overrides
@@ -153,9 +153,10 @@ def run_seeds(params: dict, seeds: list[int], args, out: Path, jobs: int) -> Ite
 
 
 def seed_row(seed: int, metrics: dict[str, float], tags: dict[str, str], walls: dict[str, float]) -> dict:
-    """One seed's row: render's metrics, each continuous code's |rho| with every measured property and
-    the name render gave its GIF (blank: none; render tags the run `factor/continuous_<j>` with it, or
-    `unclear`), and the train and render wall times."""
+    """One seed's row: render's metrics, each continuous code's |rho| with every measured property, how
+    far it moves each (degrees or pixels over its prior's range), and the name render gave its GIF
+    (blank: none; render tags the run `factor/continuous_<j>` with it, or `unclear`), and the train
+    and render wall times."""
     row: dict = {"seed": seed, **{key: metrics[key] for key in METRIC_COLUMNS if key in metrics}}
     n_continuous = sum(1 for key in metrics if key.startswith("info_bound/continuous_"))
     if any(key.startswith("factor/") for key in metrics):  # digits: what each continuous code controls
@@ -163,6 +164,8 @@ def seed_row(seed: int, metrics: dict[str, float], tags: dict[str, str], walls: 
         for code in range(n_continuous):
             for prop in PROPERTIES:
                 row[f"continuous_{code}/abs_rho_{prop}"] = abs(metrics.get(correlation_key(code, prop), math.nan))
+            for prop in PROPERTIES:
+                row[f"continuous_{code}/change_{prop}"] = metrics.get(change_key(code, prop), math.nan)
             row[f"continuous_{code}/name"] = "" if names[code] == "unclear" else names[code]
     return {**row, "train_s": walls["train"], "render_s": walls["render"]}
 
@@ -178,7 +181,10 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
 def printable(table: pd.DataFrame) -> str:
     """The table for a terminal: short headers, names without their blanks."""
     shown = table.drop(columns=["run_id"]).fillna("")
-    shown.columns = [column.replace("continuous_", "cont").replace("abs_rho_", "|rho| ") for column in shown.columns]
+    shown.columns = [
+        column.replace("continuous_", "cont").replace("abs_rho_", "|rho| ").replace("change_", "change ")
+        for column in shown.columns
+    ]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 

@@ -13,12 +13,14 @@ ink's intensity-weighted central moments mu_pq (x to the right, y up):
   (ink above half intensity; the boundary counted in pixel edges). A stroke of width w and length
   L >> w has area w*L and boundary about 2*L.
 
-`factor_correlations` sweeps each continuous code over its prior's range on a fixed batch of
-latents (the other codes held fixed, the columns spread over the first categorical code's
-classes), measures every image, and reports for each (code, property) the Spearman correlation
-between the code value and the property, computed per latent and averaged over the batch. Per
-latent, so that the differences between digits (a 1 is thinner than an 8) do not dilute it.
-`factor_names` names a code after a property only when the evidence is clear (docs/model.md).
+`factor_effects` sweeps each continuous code over its prior's range on a fixed batch of latents
+(the other codes held fixed, the columns spread over the first categorical code's classes),
+measures every image, and reports for each (code, property) two things: the Spearman correlation
+between the code value and the property, computed per latent and averaged over the batch (how
+steadily the code moves it; per latent, so that the differences between digits, a 1 thinner than an
+8, do not dilute it), and the median over latents of the property's change from the bottom of the
+range to the top, in degrees or pixels (how far the code moves it). `factor_names` names a code
+after a property only when the evidence is clear (docs/model.md).
 """
 
 from __future__ import annotations
@@ -98,8 +100,14 @@ def correlation_key(code: int, prop: str) -> str:
     return f"factor/continuous_{code}/{prop}_spearman"
 
 
-def factor_correlations(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> dict[str, float]:
-    """{'factor/continuous_<j>/<property>_spearman': mean rho} for every continuous code and property."""
+def change_key(code: int, prop: str) -> str:
+    """The metric name of how far continuous code `code` moves property `prop` over its prior's range."""
+    return f"factor/continuous_{code}/{prop}_change"
+
+
+def factor_effects(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> dict[str, float]:
+    """For every continuous code and property: {correlation_key: mean per-latent rho, change_key: the
+    median over latents of the property at the top of the prior's range minus at the bottom}."""
     values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
     metrics = {}
     for code in range(model.codes.n_continuous):
@@ -110,31 +118,36 @@ def factor_correlations(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> 
             rho = per_column_spearman(measured)
             mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
             metrics[correlation_key(code, name)] = mean
+            metrics[change_key(code, name)] = float(np.median(measured[-1] - measured[0]))
     return metrics
 
 
 def factor_names(
-    correlations: dict[str, float], n_continuous: int, min_abs_rho: float, max_other_rho: float
+    effects: dict[str, float], n_continuous: int, min_abs_rho: float, max_other_rho: float
 ) -> dict[int, str]:
     """{code: property} for the continuous codes that clearly control one property, and only it.
 
-    Code j is a candidate for property P when P is the property j moves most, |rho(j, P)| >=
-    min_abs_rho, and no other code moves P more. A candidate is named P when, besides, it moves
+    Code j is a candidate for property P when P is the property j moves most steadily (|rho|),
+    |rho(j, P)| >= min_abs_rho, and no other code moves P farther (|change|; between codes whose
+    changes are equal or not given, the steadier). A candidate is named P when, besides, it moves
     every property another candidate was found for at most max_other_rho: a code that turns slant
     and width together names neither. Codes without such evidence are left out (neutral names).
-    Missing or NaN correlations count as 0.
+    Missing or NaN values count as 0.
     """
 
-    def strength(code: int, prop: str) -> float:
-        value = correlations.get(correlation_key(code, prop), math.nan)
+    def size(key: str) -> float:
+        value = effects.get(key, math.nan)
         return abs(value) if math.isfinite(value) else 0.0
+
+    def strength(code: int, prop: str) -> float:
+        return size(correlation_key(code, prop))
 
     candidates = {}
     for code in range(n_continuous):
         prop = max(PROPERTIES, key=lambda name: strength(code, name))
-        strongest_code = max(range(n_continuous), key=lambda other: strength(other, prop))
+        farthest = max(range(n_continuous), key=lambda other: (size(change_key(other, prop)), strength(other, prop)))
         rho = strength(code, prop)
-        if rho >= min_abs_rho and rho > 0 and strongest_code == code:
+        if rho >= min_abs_rho and rho > 0 and farthest == code:
             candidates[code] = prop
     return {
         code: prop

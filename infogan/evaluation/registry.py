@@ -24,7 +24,7 @@ from infogan.data.celeba import load_attributes
 from infogan.data.images import load_split
 from infogan.evaluation import history
 from infogan.evaluation.digit_classifier import classifier_accuracy, generated_digit_purity, train_digit_classifier
-from infogan.evaluation.factors import factor_correlations, factor_names
+from infogan.evaluation.factors import factor_effects, factor_names
 from infogan.evaluation.metrics import attribute_information, categorical_code_matching, information_lower_bounds
 from infogan.model.infogan import InfoGAN
 
@@ -130,12 +130,13 @@ def attributes(ev: Evaluation) -> dict[str, float]:
 
 @register_metric
 def factors(ev: Evaluation) -> dict[str, float]:
-    """The Spearman correlation of each continuous code with the slant, width and stroke thickness of
-    grey digits (infogan/evaluation/factors.py); names each code that clearly controls one alone."""
+    """How steadily (Spearman) and how far each continuous code moves the slant, width and stroke
+    thickness of grey digits (infogan/evaluation/factors.py); names each code that clearly controls
+    one alone."""
     config = ev.config
-    correlations = factor_correlations(ev.model, config.factor_samples, config.seed)
+    effects = factor_effects(ev.model, config.factor_samples, config.seed)
     ev.factor_names = factor_names(
-        correlations, ev.model.codes.n_continuous, config.factor_name_min_rho, config.factor_name_max_other_rho
+        effects, ev.model.codes.n_continuous, config.factor_name_min_rho, config.factor_name_max_other_rho
     )
     # a property no sweep moves at all has no rank correlation (NaN): left out, not reported as 0
-    return {key: value for key, value in correlations.items() if math.isfinite(value)}
+    return {key: value for key, value in effects.items() if math.isfinite(value)}

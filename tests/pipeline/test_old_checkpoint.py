@@ -87,7 +87,10 @@ def test_a_model_trained_by_2984f4a_renders_the_same_files(tmp_path, prepared_mn
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     before = json.loads((FIXTURE / "rendered_metrics.json").read_text())
     added = {key for key in metrics if key not in before}
-    assert added == {"factor/continuous_0/width_spearman", "factor/continuous_1/width_spearman"}
+    measured_since = {f"factor/continuous_{code}/width_spearman" for code in (0, 1)} | {
+        f"factor/continuous_{code}/{prop}_change" for code in (0, 1) for prop in ("slant", "width", "thickness")
+    }
+    assert added == measured_since
     for key, value in before.items():
         tolerance = 0.01 if key.startswith("generated/") else 1e-4  # a trained classifier's, or the model's own
         assert metrics[key] == pytest.approx(value, abs=tolerance), key

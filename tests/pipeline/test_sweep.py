@@ -77,6 +77,7 @@ def test_sweep_table_has_each_seed_then_mean_and_min(sweep):
         "generated/purity_mean",
         "generated/distinct_digits",
         *(f"continuous_{code}/abs_rho_{prop}" for code in (0, 1) for prop in ("slant", "width", "thickness")),
+        *(f"continuous_{code}/change_{prop}" for code in (0, 1) for prop in ("slant", "width", "thickness")),
         "train_s",
         "render_s",
     ]
@@ -101,6 +102,7 @@ def test_each_seed_is_rendered_and_its_row_is_its_render(sweep):
         assert float(row["eval/categorical_accuracy"]) == pytest.approx(metrics["eval/categorical_accuracy"])
         rho = metrics["factor/continuous_1/width_spearman"]
         assert float(row["continuous_1/abs_rho_width"]) == pytest.approx(abs(rho))
+        assert float(row["continuous_0/change_slant"]) == pytest.approx(metrics["factor/continuous_0/slant_change"])
         gifs = {path.stem for path in (folder / "media").glob("*.gif")}
         names = [row[f"continuous_{code}/name"] for code in (0, 1)]
         expected = {name if isinstance(name, str) else f"continuous_{code}" for code, name in enumerate(names)}

@@ -11,7 +11,7 @@ import torch
 
 from infogan.evaluation.factors import (
     deslanted_width,
-    factor_correlations,
+    factor_effects,
     factor_names,
     per_column_spearman,
     slant_degrees,
@@ -124,9 +124,9 @@ class ShearAndWidthByCode(InfoGAN):
         return torch.cat(images).float() / 127.5 - 1
 
 
-def test_factor_correlations_find_which_code_owns_which_property():
+def test_factor_effects_find_which_code_owns_which_property():
     module = SlantByCode(shipped_model())
-    metrics = factor_correlations(module, n_samples=4)
+    metrics = factor_effects(module, n_samples=4)
     assert metrics["factor/continuous_0/slant_spearman"] > 0.95
     assert metrics["factor/continuous_1/thickness_spearman"] >= 0.9  # pixel widths tie between close values
     # the code that does not own a property leaves it (all but) unmoved: no or little correlation
@@ -134,13 +134,19 @@ def test_factor_correlations_find_which_code_owns_which_property():
         assert math.isnan(metrics[key]) or abs(metrics[key]) < 0.3, (key, metrics[key])
 
 
-def test_factor_correlations_tell_slant_from_width():
-    metrics = factor_correlations(ShearAndWidthByCode(shipped_model()), n_samples=4)
+def test_factor_effects_tell_slant_from_width():
+    metrics = factor_effects(ShearAndWidthByCode(shipped_model()), n_samples=4)
     assert metrics["factor/continuous_0/slant_spearman"] > 0.95
     assert metrics["factor/continuous_1/width_spearman"] > 0.95
     for key in ("factor/continuous_0/width_spearman", "factor/continuous_1/slant_spearman"):
         assert math.isnan(metrics[key]) or abs(metrics[key]) < 0.3, (key, metrics[key])
     assert factor_names(metrics, 2, 0.8, 0.3) == {0: "slant", 1: "width"}
+    # how far: the box widens from 5 to 11 pixels over c1's range, and its shear of -0.4 to 0.4 leans it
+    # atan(0.4) either way; each code leaves the other's property (all but) where it was
+    assert metrics["factor/continuous_1/width_change"] == pytest.approx(6.0, abs=0.5)
+    assert metrics["factor/continuous_0/slant_change"] == pytest.approx(2 * math.degrees(math.atan(0.4)), abs=3.0)
+    assert abs(metrics["factor/continuous_0/width_change"]) < 0.5
+    assert abs(metrics["factor/continuous_1/slant_change"]) < 1
 
 
 def rhos(**values: float) -> dict[str, float]:
@@ -175,6 +181,27 @@ def rhos(**values: float) -> dict[str, float]:
 )
 def test_factor_names_only_when_the_evidence_is_clear(correlations, expected):
     assert factor_names(correlations, 2, 0.8, 0.3) == expected
+
+
+def changes(**values: float) -> dict[str, float]:
+    """changes(c0_slant=30) -> {'factor/continuous_0/slant_change': 30}."""
+    return {key.replace("_spearman", "_change"): value for key, value in rhos(**values).items()}
+
+
+@pytest.mark.parametrize(
+    "effects, expected",
+    [
+        # c1 moves slant more steadily but 4 degrees where c0 moves it 30: c1 is not the slant code
+        (rhos(c0_slant=0.85, c1_slant=0.9) | changes(c0_slant=30.0, c1_slant=-4.0), {0: "slant"}),
+        # ... nor when c0 is too unsteady to be named itself
+        (rhos(c0_slant=0.73, c1_slant=0.87) | changes(c0_slant=29.6, c1_slant=-4.0), {}),
+        # the change's sign does not count, and equal changes fall back on the steadier code
+        (rhos(c0_slant=0.85, c1_slant=0.9) | changes(c0_slant=-5.0, c1_slant=30.0), {1: "slant"}),
+        (rhos(c0_slant=0.85, c1_slant=0.9) | changes(c0_slant=5.0, c1_slant=5.0), {1: "slant"}),
+    ],
+)
+def test_the_code_named_for_a_property_is_the_one_that_moves_it_farthest(effects, expected):
+    assert factor_names(effects, 2, 0.8, 0.3) == expected
 
 
 def test_factor_names_never_names_a_code_that_moves_nothing():
