@@ -210,6 +210,10 @@ class ImprovedConfig(Section):
     # categorical_self_label); 0: not computed
     self_label: Weight
     self_label_threshold: Annotated[Float, Field(gt=0, le=1)]
+    # weight of the dependence between the continuous codes Q reads from real images, which the
+    # prior draws independently: their squared correlations and those of their squares
+    # (infogan/model/losses.py, continuous_dependence); 0: not computed
+    real_continuous_dependence: Weight
     rotation_deg: Weight  # T rotates by up to this many degrees either way
     scale: Weight  # stretches each axis by a factor in 1 ± this
     shift_px: Weight  # and shifts by up to this many pixels on each axis

@@ -142,6 +142,29 @@ def categorical_mutual_information(
     return total
 
 
+def continuous_dependence(mean: torch.Tensor) -> torch.Tensor:
+    """How far the continuous codes Q reads from a batch of images are from independent, as the
+    prior's are: the mean over pairs of codes of the squared correlation between their values, plus
+    that between their squared deviations from the batch mean. `mean`: (B, n_continuous), Q's means.
+
+    The first part is 0 for any rotation of independent, equally scaled codes, but not where one
+    code's factor leaks into another's (a shear); the second, a fourth-moment one, is also not 0 for a
+    rotation of independent codes that are not Gaussian (a uniform prior's are not). No factor is
+    named: it asks only that the codes of real images be independent of one another.
+    """
+    n_continuous = mean.shape[1]
+    if n_continuous < 2:
+        return mean.new_zeros((), dtype=torch.float32)
+    centred = mean.float() - mean.float().mean(0)
+    i, j = torch.triu_indices(n_continuous, n_continuous, offset=1)
+    total = centred.new_zeros(())
+    for moment in (centred, centred.square()):
+        # unit columns, so that moment.T @ moment is a correlation matrix
+        moment = F.normalize(moment - moment.mean(0), dim=0, eps=1e-8)
+        total = total + (moment.t() @ moment)[i, j].square().mean()
+    return total
+
+
 def continuous_mixed_derivatives(
     generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
 ) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from infogan.config import ImprovedConfig
+from infogan.data.images import to_model_range
 from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
 from infogan.model.losses import (
@@ -18,6 +19,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_dependence,
     continuous_effect_overlap,
     continuous_mixed_derivatives,
 )
@@ -302,6 +304,50 @@ def test_self_labelling_enters_with_its_weight_against_q_on_the_transformed_batc
     moved = module.model.encode(nuisance(real, config)).categorical_logits
     direct = categorical_self_label(module.model.encode(real).categorical_logits, moved, (10,), 0.1)
     assert torch.allclose(losses["improved/self_label"], direct, rtol=1e-4) and direct > 0
+
+
+def test_continuous_dependence_is_zero_for_independent_codes_and_not_for_a_shear_or_a_rotation():
+    torch.manual_seed(0)
+    codes = torch.rand(100_000, 2) * 2 - 1  # the uniform prior's codes: independent
+    assert float(continuous_dependence(codes)) == pytest.approx(0.0, abs=1e-3)
+    # one code's factor leaks into the other's: their values correlate
+    sheared = torch.stack([codes[:, 0] + 0.5 * codes[:, 1], codes[:, 1]], 1)
+    assert float(continuous_dependence(sheared)) > 0.15
+    # a 45-degree rotation of two uniform codes: uncorrelated, and a correlation alone would score it 0, but
+    # not independent: the squares correlate (cor(a^2, b^2) = -3/7 for the rotated square, squared 9/49)
+    angle = math.pi / 4
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    rotated = codes @ rotation
+    centred = rotated - rotated.mean(0)
+    assert float(torch.corrcoef(centred.t())[0, 1]) == pytest.approx(0.0, abs=0.01)
+    assert float(continuous_dependence(rotated)) == pytest.approx(9 / 49, abs=0.01)
+    # three codes: the mean over the three pairs, one of them (c2, c3) the same code twice (1 each moment)
+    three = torch.cat([codes[:, :1], codes[:, :1], codes[:, 1:]], 1)
+    assert float(continuous_dependence(three)) == pytest.approx(2 / 3, abs=0.01)
+    assert float(continuous_dependence(codes[:, :1])) == 0.0  # one code: nothing to be dependent on
+
+
+def test_continuous_dependence_enters_ds_step_with_its_weight_on_q_of_the_real_batch():
+    with_term, without = improved_module(only(real_continuous_dependence=0.5)), improved_module(only())
+    real = to_model_range(random_images(16))  # unlike the bar digits, images Q reads differently
+    latent, fake = latent_and_fake(with_term)
+    losses, paper = (module.discriminator_step(real, fake, latent) for module in (with_term, without))
+    term = losses["improved/real_continuous_dependence"]
+    assert torch.allclose(losses["total"], paper["total"] + 0.5 * term, rtol=1e-5)
+    assert not {"improved/real_consistency", "improved/real_entropy"} & set(losses)
+    direct = continuous_dependence(with_term.model.encode(real).continuous_mean)
+    assert torch.allclose(term, direct, rtol=1e-4) and direct > 0
+    # it is a term of D's step only: G's has none of it
+    assert "improved/real_continuous_dependence" not in with_term.generator_step(fake, latent)
+
+
+def test_continuous_dependence_is_not_computed_with_one_continuous_code():
+    torch.manual_seed(0)
+    module = InfoGANTraining(
+        shipped_model(continuous=1), shipped_train(recipe="improved"), only(real_continuous_dependence=1.0)
+    ).train()
+    latent, fake = latent_and_fake(module)
+    assert "improved/real_continuous_dependence" not in module.discriminator_step(digits(16), fake, latent)
 
 
 def test_without_real_terms_q_never_sees_the_real_batch():
