@@ -214,6 +214,10 @@ class ImprovedConfig(Section):
     # prior draws independently: their squared correlations and those of their squares
     # (infogan/model/losses.py, continuous_dependence); 0: not computed
     real_continuous_dependence: Weight
+    # weight of how far each continuous code Q reads from real images is from spread as its prior:
+    # the squared 1-D Wasserstein distance (infogan/model/losses.py, continuous_marginal_distance);
+    # 0: not computed
+    real_continuous_marginal: Weight
     rotation_deg: Weight  # T rotates by up to this many degrees either way
     scale: Weight  # stretches each axis by a factor in 1 ± this
     shift_px: Weight  # and shifts by up to this many pixels on each axis

@@ -165,6 +165,24 @@ def continuous_dependence(mean: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor:
+    """How far each continuous code Q reads from a batch of images is from spread as the prior
+    spreads it: the mean over codes of the squared 1-D Wasserstein-2 distance between the batch's
+    values and the prior, the mean squared gap between the sorted values and the prior's quantiles
+    at (i + 1/2) / B. `mean`: (B, n_continuous), Q's means; `prior`: 'uniform' (on [-1, 1]) or
+    'gaussian' (N(0, 1)).
+
+    0 where the values fall as a draw from the prior would; 1/3 for a uniform code read as 0 on every
+    image (a code the images do not carry). No factor is named: it asks only that each code's
+    readings of real images cover its prior, as a generator that draws the data from the prior gives.
+    """
+    batch = mean.shape[0]
+    levels = (torch.arange(batch, device=mean.device, dtype=torch.float32) + 0.5) / batch
+    quantiles = levels * 2 - 1 if prior == "uniform" else torch.special.ndtri(levels)
+    values, _ = mean.float().sort(dim=0)
+    return (values - quantiles[:, None]).square().mean()
+
+
 def continuous_mixed_derivatives(
     generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
 ) -> torch.Tensor:

@@ -14,8 +14,8 @@ With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance tra
 categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
 Q's class of real images: its consistency between x and T(x), the mutual information between those
 two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), and the entropies
-H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images
-(`real_image_terms`); and, in the generator step,
+H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images and
+each one's distance from its prior (`real_image_terms`); and, in the generator step,
 the continuous codes' mixed second derivatives (`improved.continuous_hessian`) and the overlap of
 their effects on the image (`improved.continuous_orthogonal`). With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
@@ -44,6 +44,7 @@ from infogan.model.losses import (
     categorical_self_label,
     continuous_dependence,
     continuous_effect_overlap,
+    continuous_marginal_distance,
     continuous_mixed_derivatives,
     discriminator_loss,
     generator_loss,
@@ -192,16 +193,18 @@ class InfoGANTraining(pl.LightningModule):
     def real_image_terms(
         self, real: torch.Tensor, real_features: torch.Tensor, partners: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict]:
-        """Improved recipe: the terms on Q's class of real images, and on the dependence between the
-        continuous codes it reads from them (`improved.real_continuous_dependence`, with two codes or
-        more). Returns their weighted sum (to add to D's loss) and each term's unweighted value by
-        name (to log). Only terms with a weight above 0 are computed; T is drawn once for the terms
-        that compare x with T(x), or with T(x') for `partners` x' (one neighbour of each x) when given."""
+        """Improved recipe: the terms on Q's class of real images, and on the continuous codes it reads
+        from them: their dependence (`improved.real_continuous_dependence`, with two codes or more) and
+        each one's distance from its prior (`improved.real_continuous_marginal`). Returns their
+        weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
+        with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
+        with T(x') for `partners` x' (one neighbour of each x) when given."""
         improved, sizes = self.improved, self.model.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         dependence = improved.real_continuous_dependence > 0 and self.model.codes.n_continuous > 1
-        if not (entropies or compared or dependence):
+        marginal_codes = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
+        if not (entropies or compared or dependence or marginal_codes):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
@@ -209,6 +212,9 @@ class InfoGANTraining(pl.LightningModule):
         if dependence:
             value = continuous_dependence(q.continuous_mean)
             weighted.append((improved.real_continuous_dependence, "improved/real_continuous_dependence", value))
+        if marginal_codes:
+            value = continuous_marginal_distance(q.continuous_mean, self.model.codes.continuous_prior)
+            weighted.append((improved.real_continuous_marginal, "improved/real_continuous_marginal", value))
         if entropies:
             conditional, marginal = categorical_entropies(logits, sizes)
             if improved.real_entropy > 0:

@@ -21,6 +21,7 @@ from infogan.model.losses import (
     categorical_self_label,
     continuous_dependence,
     continuous_effect_overlap,
+    continuous_marginal_distance,
     continuous_mixed_derivatives,
 )
 from infogan.training.datamodule import DeviceImages
@@ -339,6 +340,36 @@ def test_continuous_dependence_enters_ds_step_with_its_weight_on_q_of_the_real_b
     assert torch.allclose(term, direct, rtol=1e-4) and direct > 0
     # it is a term of D's step only: G's has none of it
     assert "improved/real_continuous_dependence" not in with_term.generator_step(fake, latent)
+
+
+def test_continuous_marginal_distance_is_zero_for_the_prior_and_a_third_for_an_idle_uniform_code():
+    torch.manual_seed(0)
+    uniform, gaussian = torch.rand(100_000, 2) * 2 - 1, torch.randn(100_000, 2)
+    assert float(continuous_marginal_distance(uniform, "uniform")) == pytest.approx(0.0, abs=1e-3)
+    assert float(continuous_marginal_distance(gaussian, "gaussian")) == pytest.approx(0.0, abs=1e-3)
+    # a code read as 0 on every image: E[c^2] of the prior, 1/3 for U(-1, 1) and 1 for N(0, 1)
+    assert float(continuous_marginal_distance(torch.zeros(1000, 2), "uniform")) == pytest.approx(1 / 3, abs=1e-3)
+    assert float(continuous_marginal_distance(torch.zeros(1000, 2), "gaussian")) == pytest.approx(1.0, abs=0.01)
+    # one code of two at half its range: E[(c/2)^2] / 2 codes = (1/12) / 2
+    halved = torch.stack([uniform[:, 0] / 2, uniform[:, 1]], 1)
+    assert float(continuous_marginal_distance(halved, "uniform")) == pytest.approx(1 / 24, abs=1e-3)
+    # the order of the images does not matter, only how the values spread
+    shuffled = uniform[torch.randperm(len(uniform))]
+    assert float(continuous_marginal_distance(shuffled, "uniform")) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_continuous_marginal_enters_ds_step_with_its_weight_on_q_of_the_real_batch():
+    with_term, without = improved_module(only(real_continuous_marginal=0.5)), improved_module(only())
+    real = to_model_range(random_images(16))
+    latent, fake = latent_and_fake(with_term)
+    losses, paper = (module.discriminator_step(real, fake, latent) for module in (with_term, without))
+    term = losses["improved/real_continuous_marginal"]
+    assert torch.allclose(losses["total"], paper["total"] + 0.5 * term, rtol=1e-5)
+    assert "improved/real_continuous_dependence" not in losses
+    direct = continuous_marginal_distance(with_term.model.encode(real).continuous_mean, "uniform")
+    assert torch.allclose(term, direct, rtol=1e-4) and direct > 0
+    # Q, not G, is asked: G's step has none of it
+    assert "improved/real_continuous_marginal" not in with_term.generator_step(fake, latent)
 
 
 def test_continuous_dependence_is_not_computed_with_one_continuous_code():
