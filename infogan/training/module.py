@@ -203,8 +203,8 @@ class InfoGANTraining(pl.LightningModule):
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         dependence = improved.real_continuous_dependence > 0 and self.model.codes.n_continuous > 1
-        marginal_codes = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
-        if not (entropies or compared or dependence or marginal_codes):
+        continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
+        if not (entropies or compared or dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
@@ -212,7 +212,7 @@ class InfoGANTraining(pl.LightningModule):
         if dependence:
             value = continuous_dependence(q.continuous_mean)
             weighted.append((improved.real_continuous_dependence, "improved/real_continuous_dependence", value))
-        if marginal_codes:
+        if continuous_marginal:
             value = continuous_marginal_distance(q.continuous_mean, self.model.codes.continuous_prior)
             weighted.append((improved.real_continuous_marginal, "improved/real_continuous_marginal", value))
         if entropies:
