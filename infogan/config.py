@@ -235,6 +235,11 @@ class ImprovedConfig(Section):
     # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
+    # standard deviation of Gaussian noise added to every pixel (images in [-1, 1]) of the generated
+    # images Q reads the continuous codes from for G's information term, in place of the clean ones;
+    # Q learns from both in D's step. A code earns only as much as its effect stands out of the
+    # noise, so a faint effect Q could read exactly earns little; 0: off
+    continuous_read_noise: Weight
     # weight of InfoGAN-CR's contrastive term: a pair head told two generated images that share one
     # code's value (the others and z drawn anew) must name that code, and G must make it easy; in both
     # steps, on CONTRASTIVE_ROWS pairs (infogan/model/codes.py, share_one_code); 0: not computed

@@ -17,7 +17,8 @@ two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), 
 H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images and
 each one's distance from its prior (`real_image_terms`); and, in the generator step,
 the continuous codes' mixed second derivatives (`improved.continuous_hessian`) and the overlap of
-their effects on the image (`improved.continuous_orthogonal`). With
+their effects on the image (`improved.continuous_orthogonal`). With `improved.continuous_read_noise`,
+G's continuous information term is read by Q from noisy fakes, which Q learns to read in D's step. With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
 """
@@ -118,11 +119,30 @@ class InfoGANTraining(pl.LightningModule):
     def information_loss(self, q: CodeParams, latent: Latent) -> InfoLoss:
         return information_loss(q, latent.categorical, latent.continuous, self.model.codes.categorical_sizes)
 
-    def weighted_information(self, info: InfoLoss) -> torch.Tensor:
+    def weighted_information(self, info: InfoLoss, continuous_each: torch.Tensor | None = None) -> torch.Tensor:
+        """lambda_cat times the categorical term plus lambda_cont times the continuous codes' terms
+        (`continuous_each` in place of `info`'s when given), each code weighted as
+        `improved.continuous_weight_ratio` says."""
         train = self.config.train
-        weights = self.continuous_weights
-        continuous = info.continuous if weights is None else (info.continuous_each * weights).sum()
-        return train.lambda_cat * info.categorical + train.lambda_cont * continuous
+        return train.lambda_cat * info.categorical + train.lambda_cont * self.continuous_sum(
+            info.continuous_each if continuous_each is None else continuous_each
+        )
+
+    def continuous_sum(self, each: torch.Tensor) -> torch.Tensor:
+        """The continuous codes' information terms (n_continuous,) summed, with their weights if unequal."""
+        return each.sum() if self.continuous_weights is None else (each * self.continuous_weights).sum()
+
+    def noisy_continuous_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
+        """With `improved.continuous_read_noise` s: each continuous code's information loss, nats
+        (n_continuous,), as Q reads it from fake + N(0, s^2) noise on every pixel. A code whose effect
+        on the image is small beside that noise can hardly be read back, so it earns little."""
+        noisy = fake + self.improved.continuous_read_noise * torch.randn_like(fake)
+        return self.information_loss(self.model.encode(noisy), latent).continuous_each
+
+    def reads_through_noise(self) -> bool:
+        """Whether G's continuous information term is read through noise (`improved.continuous_read_noise`)."""
+        improved = self.improved
+        return improved is not None and improved.continuous_read_noise > 0 and self.model.codes.n_continuous > 0
 
     def augmented_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """Improved recipe: the categorical information loss on T(fake), nats."""
@@ -168,6 +188,10 @@ class InfoGANTraining(pl.LightningModule):
             if logged:
                 losses["total"] = losses["total"] + real_terms
                 losses.update(logged)
+            if self.reads_through_noise():  # Q also learns to read the codes through the noise
+                noisy = self.noisy_continuous_information(fake.detach(), latent)
+                losses["total"] = losses["total"] + self.config.train.lambda_cont * self.continuous_sum(noisy)
+                losses["improved/continuous_read_noise_d"] = noisy.sum()
             if pairs is not None:
                 contrastive = self.contrastive_loss(fake.detach(), pairs[0].detach(), pairs[1])
                 losses["total"] = losses["total"] + improved.contrastive * contrastive
@@ -247,8 +271,13 @@ class InfoGANTraining(pl.LightningModule):
         features = self.model.trunk(fake)
         adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
         info = self.information_loss(self.model.q_head(features), latent)
-        total = adversarial + self.weighted_information(info)
         losses = {"loss/g": adversarial}
+        if self.reads_through_noise():  # G is paid only what Q reads through the noise
+            noisy = self.noisy_continuous_information(fake, latent)
+            total = adversarial + self.weighted_information(info, continuous_each=noisy)
+            losses["improved/continuous_read_noise_g"] = noisy.sum()
+        else:
+            total = adversarial + self.weighted_information(info)
         improved = self.improved
         if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)

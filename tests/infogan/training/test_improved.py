@@ -552,6 +552,50 @@ def test_the_generator_step_adds_a_weighted_term_between_continuous_codes_only_w
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
 
 
+def test_read_noise_replaces_the_continuous_information_g_is_paid_with_q_reading_noisy_fakes():
+    lambda_cont = shipped_train().lambda_cont
+    off, on = improved_module(only()), improved_module(only(continuous_read_noise=0.5))
+    latent, fake = latent_and_fake(on)
+    assert "improved/continuous_read_noise_g" not in off.generator_step(fake, latent)
+    clean = on.information_loss(on.model.encode(fake), latent).continuous
+    torch.manual_seed(5)
+    losses = on.generator_step(fake, latent)
+    torch.manual_seed(5)  # the same noise, drawn here by hand
+    noisy_fake = fake + 0.5 * torch.randn_like(fake)
+    by_hand = on.information_loss(on.model.encode(noisy_fake), latent).continuous
+    noisy = losses["improved/continuous_read_noise_g"]
+    assert torch.allclose(noisy, by_hand, rtol=1e-5) and not torch.allclose(noisy, clean, rtol=1e-3)
+    # the clean reading is gone from G's total, the noisy one in its place
+    plain = off.generator_step(fake, latent)["total"]
+    expected = float(plain) + lambda_cont * float(noisy - clean)
+    assert float(losses["total"].detach()) == pytest.approx(expected, rel=1e-5)
+    losses["total"].backward()  # the noisy reading reaches G's weights
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
+
+
+def test_read_noise_near_zero_reads_the_clean_fakes():
+    on = improved_module(only(continuous_read_noise=1e-6))
+    latent, fake = latent_and_fake(on)
+    clean = on.information_loss(on.model.encode(fake), latent).continuous
+    assert torch.allclose(on.generator_step(fake, latent)["improved/continuous_read_noise_g"], clean, rtol=1e-4)
+
+
+def test_read_noise_adds_q_reading_noisy_fakes_to_ds_step_beside_the_clean_one():
+    lambda_cont = shipped_train().lambda_cont
+    off, on = improved_module(only()), improved_module(only(continuous_read_noise=0.5))
+    real = to_model_range(random_images(16))
+    latent, fake = latent_and_fake(on)
+    losses, paper = on.discriminator_step(real, fake, latent), off.discriminator_step(real, fake, latent)
+    noisy = losses["improved/continuous_read_noise_d"]
+    assert "improved/continuous_read_noise_d" not in paper
+    # the clean term stays (Q still learns to read clean fakes) and the noisy one is added
+    assert torch.allclose(losses["info/continuous"], paper["info/continuous"])
+    assert torch.allclose(losses["total"], paper["total"] + lambda_cont * noisy, rtol=1e-5)
+    losses["total"].backward()  # it teaches Q, through the trunk and Q's head, and never G (its fakes are detached)
+    assert on.model.q_head.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in on.model.generator.parameters())
+
+
 def test_a_partner_keeps_exactly_one_code_and_draws_z_and_the_others_anew():
     codes = improved_module(only()).model.codes
     torch.manual_seed(3)
