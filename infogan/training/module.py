@@ -271,13 +271,12 @@ class InfoGANTraining(pl.LightningModule):
         features = self.model.trunk(fake)
         adversarial = generator_loss(self.model.d_head(features), self.config.train.adversarial_loss)
         info = self.information_loss(self.model.q_head(features), latent)
+        # with the read noise, G is paid only what Q reads through it
+        noisy = self.noisy_continuous_information(fake, latent) if self.reads_through_noise() else None
+        total = adversarial + self.weighted_information(info, continuous_each=noisy)
         losses = {"loss/g": adversarial}
-        if self.reads_through_noise():  # G is paid only what Q reads through the noise
-            noisy = self.noisy_continuous_information(fake, latent)
-            total = adversarial + self.weighted_information(info, continuous_each=noisy)
+        if noisy is not None:
             losses["improved/continuous_read_noise_g"] = noisy.sum()
-        else:
-            total = adversarial + self.weighted_information(info)
         improved = self.improved
         if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)
