@@ -567,7 +567,7 @@ def test_read_noise_replaces_the_continuous_information_g_is_paid_with_q_reading
     assert torch.allclose(noisy, by_hand, rtol=1e-5) and not torch.allclose(noisy, clean, rtol=1e-3)
     # the clean reading is gone from G's total, the noisy one in its place
     plain = off.generator_step(fake, latent)["total"]
-    expected = float(plain) + lambda_cont * float(noisy - clean)
+    expected = float(plain.detach()) + lambda_cont * float((noisy - clean).detach())
     assert float(losses["total"].detach()) == pytest.approx(expected, rel=1e-5)
     losses["total"].backward()  # the noisy reading reaches G's weights
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
@@ -585,12 +585,12 @@ def test_read_noise_adds_q_reading_noisy_fakes_to_ds_step_beside_the_clean_one()
     off, on = improved_module(only()), improved_module(only(continuous_read_noise=0.5))
     real = to_model_range(random_images(16))
     latent, fake = latent_and_fake(on)
-    losses, paper = on.discriminator_step(real, fake, latent), off.discriminator_step(real, fake, latent)
+    losses, plain = on.discriminator_step(real, fake, latent), off.discriminator_step(real, fake, latent)
     noisy = losses["improved/continuous_read_noise_d"]
-    assert "improved/continuous_read_noise_d" not in paper
+    assert "improved/continuous_read_noise_d" not in plain
     # the clean term stays (Q still learns to read clean fakes) and the noisy one is added
-    assert torch.allclose(losses["info/continuous"], paper["info/continuous"])
-    assert torch.allclose(losses["total"], paper["total"] + lambda_cont * noisy, rtol=1e-5)
+    assert torch.allclose(losses["info/continuous"], plain["info/continuous"])
+    assert torch.allclose(losses["total"], plain["total"] + lambda_cont * noisy, rtol=1e-5)
     losses["total"].backward()  # it teaches Q, through the trunk and Q's head, and never G (its fakes are detached)
     assert on.model.q_head.out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in on.model.generator.parameters())
