@@ -254,6 +254,11 @@ class ImprovedConfig(Section):
     # lambda_cont * ratio for c3, * ratio^2 for c4, in D's step and G's. With equal weights (1) the
     # objective stays the same when two codes swap or mix what they control; unequal ones break that tie
     continuous_weight_ratio: PositiveFloat
+    # iterations between the starts of successive continuous codes: code k (c2 is 0) is held at 0, and
+    # its information term unpaid, for its first k * this iterations, then drawn from its prior. The
+    # first code learns the largest factor it can alone; each later one starts beside codes that
+    # already control theirs, which fixes the rotation equal weights leave free; 0: all from the first
+    continuous_stagger: Count
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;

@@ -87,6 +87,17 @@ class LatentCodes:
             self.sample_continuous(n, generator, device),
         )
 
+    def hold_continuous(self, latent: Latent, started: int) -> Latent:
+        """`latent` with every continuous code from index `started` on held at 0 (those not yet
+        started, `improved.continuous_stagger`); `latent` itself when all have started."""
+        if started >= self.n_continuous:
+            return latent
+        continuous = latent.continuous.clone()
+        continuous[:, started:] = 0
+        vector = latent.vector.clone()
+        vector[:, self.dim - self.n_continuous + started :] = 0
+        return Latent(vector, latent.categorical, continuous)
+
     @property
     def n_codes(self) -> int:
         """The categorical codes and the continuous ones, z not counted."""

@@ -83,6 +83,8 @@ class InfoGANTraining(pl.LightningModule):
         ratio = self.improved.continuous_weight_ratio if self.improved is not None else 1.0
         weights = ratio ** torch.arange(self.model.codes.n_continuous, dtype=torch.float32) if ratio != 1 else None
         self.register_buffer("continuous_weights", weights, persistent=False)  # a hyperparameter, not a state
+        # continuous codes drawn and paid this iteration (improved.continuous_stagger); the rest are held at 0
+        self.continuous_started = self.model.codes.n_continuous
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
@@ -129,8 +131,18 @@ class InfoGANTraining(pl.LightningModule):
         )
 
     def continuous_sum(self, each: torch.Tensor) -> torch.Tensor:
-        """The continuous codes' information terms (n_continuous,) summed, with their weights if unequal."""
-        return each.sum() if self.continuous_weights is None else (each * self.continuous_weights).sum()
+        """The continuous codes' information terms (n_continuous,) summed, with their weights if unequal;
+        the codes not started yet (`continuous_started`) are left out."""
+        started = self.continuous_started
+        weights = self.continuous_weights
+        return each[:started].sum() if weights is None else (each[:started] * weights[:started]).sum()
+
+    def started_continuous(self, iteration: int) -> int:
+        """How many continuous codes are drawn and paid at `iteration` (counted from 1): with
+        `improved.continuous_stagger` N > 0, code k starts after k * N iterations; otherwise all."""
+        n_continuous = self.model.codes.n_continuous
+        stagger = self.improved.continuous_stagger if self.improved is not None else 0
+        return n_continuous if stagger == 0 else min(n_continuous, (iteration - 1) // stagger + 1)
 
     def noisy_continuous_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """With `improved.continuous_read_noise` s: each continuous code's information loss, nats
@@ -226,18 +238,19 @@ class InfoGANTraining(pl.LightningModule):
         improved, sizes = self.improved, self.model.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
-        dependence = improved.real_continuous_dependence > 0 and self.model.codes.n_continuous > 1
-        continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
+        started = self.continuous_started  # the codes held at 0 so far are not read
+        dependence = improved.real_continuous_dependence > 0 and started > 1
+        continuous_marginal = improved.real_continuous_marginal > 0 and started > 0
         if not (entropies or compared or dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
         logits = q.categorical_logits
         if dependence:
-            value = continuous_dependence(q.continuous_mean)
+            value = continuous_dependence(q.continuous_mean[:, :started])
             weighted.append((improved.real_continuous_dependence, "improved/real_continuous_dependence", value))
         if continuous_marginal:
-            value = continuous_marginal_distance(q.continuous_mean, self.model.codes.continuous_prior)
+            value = continuous_marginal_distance(q.continuous_mean[:, :started], self.model.codes.continuous_prior)
             weighted.append((improved.real_continuous_marginal, "improved/real_continuous_marginal", value))
         if entropies:
             conditional, marginal = categorical_entropies(logits, sizes)
@@ -346,7 +359,10 @@ class InfoGANTraining(pl.LightningModule):
         if partners is not None:
             partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
-        latent = self.model.codes.sample(real.shape[0], device=self.device)
+        self.continuous_started = self.started_continuous(self.iteration)
+        latent = self.model.codes.hold_continuous(
+            self.model.codes.sample(real.shape[0], device=self.device), self.continuous_started
+        )
         fake = self.model.generator(latent.vector)  # the one G forward of this iteration (and the pairs')
         pairs = self.contrastive_pairs(latent)
 

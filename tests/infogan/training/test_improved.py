@@ -717,3 +717,71 @@ def test_a_weight_ratio_weighs_each_continuous_codes_information_by_its_power_in
         expected = float(getattr(plain, step)(*args)["total"].detach()) + shift
         assert float(getattr(ratio, step)(*args)["total"].detach()) == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert "continuous_weights" not in ratio.state_dict()  # a hyperparameter: checkpoints stay as they were
+
+
+@pytest.mark.parametrize(
+    ("stagger", "iteration", "started"), [(0, 1, 2), (300, 1, 1), (300, 300, 1), (300, 301, 2), (300, 10_000, 2)]
+)
+def test_a_stagger_starts_each_continuous_code_after_its_share_of_iterations(stagger, iteration, started):
+    assert improved_module(only(continuous_stagger=stagger)).started_continuous(iteration) == started
+
+
+def test_holding_a_code_zeroes_its_value_and_its_generator_input_and_nothing_else():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(3)
+    latent = codes.sample(8)
+    held = codes.hold_continuous(latent, 1)
+    assert torch.equal(held.continuous[:, 1], torch.zeros(8)) and torch.equal(
+        held.continuous[:, 0], latent.continuous[:, 0]
+    )
+    assert torch.equal(held.vector[:, -1], torch.zeros(8)) and torch.equal(held.vector[:, :-1], latent.vector[:, :-1])
+    assert torch.equal(held.categorical, latent.categorical)
+    assert latent.continuous[:, 1].abs().min() > 0  # the original is left as it was
+    assert codes.hold_continuous(latent, 2) is latent  # every code started: nothing held
+
+
+def test_a_code_not_started_is_unpaid_in_both_steps_and_not_read_from_real_digits():
+    """With one code of two started, the steps' totals are the plain ones less c3's information term,
+    and the independence term over the codes read from real digits (one code: none) is not computed."""
+    module = improved_module(only(continuous_stagger=500, real_continuous_dependence=1.0))
+    latent, fake = latent_and_fake(module)
+    real = to_model_range(random_images(16))
+    lambda_cont = module.config.train.lambda_cont
+    with torch.no_grad():
+        info = module.information_loss(module.model.q_head(module.model.trunk(fake)), latent)
+    c3 = float(info.continuous_each[1])
+    both = {
+        "generator_step": float(module.generator_step(fake, latent)["total"].detach()),
+        "discriminator_step": float(module.discriminator_step(real, fake, latent)["total"].detach()),
+    }
+    module.continuous_started = 1
+    d_losses = module.discriminator_step(real, fake, latent)
+    assert "improved/real_continuous_dependence" not in d_losses
+    dependence = float(
+        improved_module(only(real_continuous_dependence=1.0))
+        .discriminator_step(real, fake, latent)["improved/real_continuous_dependence"]
+        .detach()
+    )
+    expected_d = both["discriminator_step"] - lambda_cont * c3 - dependence
+    assert float(d_losses["total"].detach()) == pytest.approx(expected_d, rel=1e-5, abs=1e-6)
+    g_total = float(module.generator_step(fake, latent)["total"].detach())
+    assert g_total == pytest.approx(both["generator_step"] - lambda_cont * c3, rel=1e-5, abs=1e-6)
+
+
+def test_a_fit_holds_the_second_code_at_zero_until_its_start_and_draws_it_after(monkeypatch):
+    module = improved_module(only(continuous_stagger=2))
+    drawn: list[torch.Tensor] = []
+    generate = module.model.generator.forward
+
+    def recording(vector: torch.Tensor) -> torch.Tensor:
+        drawn.append(vector[:, -2:].detach().clone())  # the two continuous codes' generator inputs
+        return generate(vector)
+
+    monkeypatch.setattr(module.model.generator, "forward", recording)
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
+    assert len(drawn) == 4 and module.continuous_started == 2
+    for first in drawn[:2]:  # iterations 1 and 2: c3 held, c2 drawn
+        assert torch.all(first[:, 1] == 0) and first[:, 0].abs().min() > 0
+    for later in drawn[2:]:
+        assert later.abs().min() > 0
