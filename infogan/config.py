@@ -259,11 +259,25 @@ class ImprovedConfig(Section):
     # first code learns the largest factor it can alone; each later one starts beside codes that
     # already control theirs, which fixes the rotation equal weights leave free; 0: all from the first
     continuous_stagger: Count
+    # with continuous_stagger: weight (times lambda_cont) of the information of the codes started
+    # before the newest one, as read by a frozen copy of D's trunk and Q's head taken when the newest
+    # started, in G's step. The copy reads each earlier code from what it controlled alone, so a later
+    # code that also moves that makes the copy misread it, and costs G; 0: off
+    continuous_anchor: Weight
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;
     # StyleGAN's G_ema, here over G, D and Q); 0: the trained networks themselves
     ema_decay: Annotated[Float, Field(ge=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _anchored_codes_start_apart(self) -> ImprovedConfig:
+        if self.continuous_anchor > 0 and self.continuous_stagger == 0:
+            raise ValueError(
+                "continuous_anchor needs continuous_stagger > 0: the anchor is the reader taken when a later code "
+                "starts, and with no stagger every code starts at once"
+            )
+        return self
 
 
 class RenderConfig(Section):

@@ -25,6 +25,7 @@ the one code two generated images share; it learns to in D's step, and G learns 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytorch_lightning as pl
@@ -48,6 +49,7 @@ from infogan.model.losses import (
     continuous_marginal_distance,
     continuous_mixed_derivatives,
     discriminator_loss,
+    gaussian_nll,
     generator_loss,
     information_loss,
 )
@@ -85,6 +87,7 @@ class InfoGANTraining(pl.LightningModule):
         self.register_buffer("continuous_weights", weights, persistent=False)  # a hyperparameter, not a state
         # continuous codes drawn and paid this iteration (improved.continuous_stagger); the rest are held at 0
         self.continuous_started = self.model.codes.n_continuous
+        self.anchor = self._anchor()  # after the model and the pair head: their initial weights stay the same
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
@@ -100,6 +103,34 @@ class InfoGANTraining(pl.LightningModule):
         codes = self.model.codes
         shared = codes.n_continuous if self.improved.contrastive_codes == "continuous" else codes.n_codes
         return PairHead(self.config.model, shared) if shared > 1 else None
+
+    def _anchor(self) -> torch.nn.ModuleDict | None:
+        """With `improved.continuous_anchor` and two continuous codes or more: a frozen copy of D's
+        trunk and Q's head (`trunk`, `q_head`), filled when each later code starts
+        (`take_anchor`); else None. Built here, so that a checkpoint holds it and a resumed run reads it."""
+        if self.improved is None or self.improved.continuous_anchor == 0 or self.model.codes.n_continuous < 2:
+            return None
+        anchor = torch.nn.ModuleDict(
+            {"trunk": copy.deepcopy(self.model.trunk), "q_head": copy.deepcopy(self.model.q_head)}
+        )
+        return anchor.requires_grad_(False)
+
+    def take_anchor(self) -> None:
+        """Copy D's trunk and Q's head, weights and batch-norm statistics, into the anchor."""
+        self.anchor["trunk"].load_state_dict(self.model.trunk.state_dict())
+        self.anchor["q_head"].load_state_dict(self.model.q_head.state_dict())
+
+    def anchored_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
+        """With the anchor: the information loss, nats, of the codes started before the newest one
+        (all but the last of `continuous_started`), as the anchor reads them from `fake`; 0 while only
+        one code has started."""
+        anchored = self.continuous_started - 1
+        if anchored < 1:
+            return fake.new_zeros((), dtype=torch.float32)
+        q = self.anchor["q_head"](self.anchor["trunk"](fake))
+        return gaussian_nll(
+            q.continuous_mean[:, :anchored], q.continuous_log_scale[:, :anchored], latent.continuous[:, :anchored]
+        ).sum()
 
     def configure_optimizers(self):
         train, model = self.config.train, self.model
@@ -294,6 +325,10 @@ class InfoGANTraining(pl.LightningModule):
         improved = self.improved
         if improved is not None and improved.augmented_information > 0:
             total = total + improved.augmented_information * self.augmented_information(fake, latent)
+        if self.anchor is not None:  # logged from the first iteration (0 before), so every iteration has its keys
+            anchored = self.anchored_information(fake, latent)
+            total = total + improved.continuous_anchor * self.config.train.lambda_cont * anchored
+            losses["improved/continuous_anchor"] = anchored
         if improved is not None and self.model.codes.n_continuous > 1:  # the terms between continuous codes
             rows, n_continuous = latent.vector[:CONTINUOUS_ROWS], self.model.codes.n_continuous
             for key, weight, term in (
@@ -360,7 +395,10 @@ class InfoGANTraining(pl.LightningModule):
         if partners is not None:
             partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
-        self.continuous_started = self.started_continuous(self.iteration)
+        started = self.started_continuous(self.iteration)
+        if self.anchor is not None and started > self.continuous_started:  # a code starts: the reader so far is kept
+            self.take_anchor()
+        self.continuous_started = started
         latent = self.model.codes.hold_continuous(
             self.model.codes.sample(real.shape[0], device=self.device), self.continuous_started
         )

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from infogan.config import ImprovedConfig
 from infogan.data.images import to_model_range
+from infogan.errors import InfoGANError
 from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
 from infogan.model.losses import (
@@ -23,6 +24,7 @@ from infogan.model.losses import (
     continuous_effect_overlap,
     continuous_marginal_distance,
     continuous_mixed_derivatives,
+    gaussian_nll,
 )
 from infogan.training.datamodule import DeviceImages
 from infogan.training.module import InfoGANTraining
@@ -785,3 +787,59 @@ def test_a_fit_holds_the_second_code_at_zero_until_its_start_and_draws_it_after(
         assert torch.all(first[:, 1] == 0) and first[:, 0].abs().min() > 0
     for later in drawn[2:]:
         assert later.abs().min() > 0
+
+
+def test_an_anchor_without_a_stagger_is_refused_with_the_reason():
+    with pytest.raises(InfoGANError, match="continuous_anchor needs continuous_stagger > 0"):
+        only(continuous_anchor=1.0)
+
+
+def test_the_anchor_pays_g_for_the_earlier_code_as_the_frozen_copy_reads_it_and_nothing_else():
+    module = improved_module(only(continuous_stagger=500, continuous_anchor=2.0))
+    plain = improved_module(only(continuous_stagger=500))
+    assert all(not p.requires_grad for p in module.anchor.parameters()) and plain.anchor is None
+    latent, fake = latent_and_fake(module)
+    module.continuous_started = plain.continuous_started = 1  # only c2 started: nothing anchored yet
+    before = module.generator_step(fake, latent)
+    assert float(before["improved/continuous_anchor"]) == 0.0
+    assert float(before["total"].detach()) == pytest.approx(float(plain.generator_step(fake, latent)["total"].detach()))
+    # c3 starts: the copy is taken, and then Q moves on while the copy stays
+    module.continuous_started = plain.continuous_started = 2
+    module.take_anchor()
+    with torch.no_grad():
+        for p in module.model.q_head.parameters():
+            p.add_(0.1)
+    q = module.anchor["q_head"](module.anchor["trunk"](fake))
+    nll = gaussian_nll(q.continuous_mean[:, :1], q.continuous_log_scale[:, :1], latent.continuous[:, :1])
+    direct = float(nll.sum().detach())
+    losses = module.generator_step(fake, latent)
+    assert float(losses["improved/continuous_anchor"]) == pytest.approx(direct, rel=1e-5)
+    with torch.no_grad():
+        for p in plain.model.q_head.parameters():
+            p.add_(0.1)
+    lambda_cont = module.config.train.lambda_cont
+    expected = float(plain.generator_step(fake, latent)["total"].detach()) + 2.0 * lambda_cont * direct
+    assert float(losses["total"].detach()) == pytest.approx(expected, rel=1e-5)
+    module.zero_grad()
+    losses["improved/continuous_anchor"].backward()
+    assert all(p.grad is None for p in module.anchor.parameters())  # frozen: it only reads
+    assert all(p.grad is None for p in module.model.q_head.parameters())  # nor Q: it is G's term
+
+
+def test_a_fit_takes_the_anchor_when_the_second_code_starts_and_a_checkpoint_keeps_it(tmp_path):
+    module = improved_module(only(continuous_stagger=2, continuous_anchor=1.0))
+    taken: list[int] = []
+    take = module.take_anchor
+    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
+    assert taken == [3]  # iteration 3 is c3's first
+    assert torch.isfinite(fit.callback_metrics["improved/continuous_anchor_epoch"])
+    trunk = dict(module.model.trunk.state_dict())
+    anchor = module.anchor["trunk"].state_dict()
+    assert any(not torch.equal(anchor[key], trunk[key]) for key in trunk)  # the copy stayed where it was taken
+    path = tmp_path / "anchored.ckpt"
+    fit.save_checkpoint(path)
+    again = InfoGANTraining.load_from_checkpoint(path)
+    for key, value in anchor.items():
+        assert torch.equal(again.anchor["trunk"].state_dict()[key], value), key
