@@ -21,6 +21,9 @@ their effects on the image (`improved.continuous_orthogonal`). With `improved.co
 G's continuous information term is read by Q from noisy fakes, which Q learns to read in D's step. With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
+With `improved.continuous_stagger`, the continuous codes start one after another (held at 0 and
+unpaid before), and with `improved.continuous_anchor` G's step also pays the earlier codes'
+information as a frozen copy of Q, taken when the newest code started, reads it.
 """
 
 from __future__ import annotations
@@ -250,6 +253,7 @@ class InfoGANTraining(pl.LightningModule):
         partner, kept = self.model.codes.share_one_code(
             first, continuous_only=self.improved.contrastive_codes == "continuous"
         )
+        partner = self.model.codes.hold_continuous(partner, self.continuous_started)  # as its first: none drawn early
         return self.model.generator(partner.vector), kept
 
     def contrastive_loss(self, fake: torch.Tensor, partners: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:

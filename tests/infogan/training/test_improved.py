@@ -843,3 +843,18 @@ def test_a_fit_takes_the_anchor_when_the_second_code_starts_and_a_checkpoint_kee
     again = InfoGANTraining.load_from_checkpoint(path)
     for key, value in anchor.items():
         assert torch.equal(again.anchor["trunk"].state_dict()[key], value), key
+
+
+def test_a_contrastive_partner_holds_the_codes_not_started_as_its_first_does():
+    module = improved_module(only(contrastive=1.0, contrastive_codes="continuous", continuous_stagger=100))
+    module.continuous_started = 1
+    torch.manual_seed(4)
+    latent = module.model.codes.hold_continuous(module.model.codes.sample(64), 1)
+    torch.manual_seed(5)
+    partners, _ = module.contrastive_pairs(latent)
+    torch.manual_seed(5)
+    first = Latent(*(part[:64] for part in (latent.vector, latent.categorical, latent.continuous)))
+    drawn, _ = module.model.codes.share_one_code(first, continuous_only=True)
+    assert drawn.continuous[:, 1].abs().max() > 0  # drawn anew, as a started code would be
+    held = module.model.codes.hold_continuous(drawn, 1)
+    assert torch.allclose(partners, module.model.generator(held.vector))
