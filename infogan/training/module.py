@@ -274,9 +274,9 @@ class InfoGANTraining(pl.LightningModule):
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         started = self.continuous_started  # the codes held at 0 so far are not read
-        # the keys stay the same on every iteration (a term over one code is 0)
+        # from the number of codes, not of those started, so the keys stay the same on every iteration
         dependence = improved.real_continuous_dependence > 0 and self.model.codes.n_continuous > 1
-        continuous_marginal = improved.real_continuous_marginal > 0 and started > 0
+        continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
         if not (entropies or compared or dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
