@@ -184,7 +184,7 @@ def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor
 
 
 def continuous_mixed_derivatives(
-    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
+    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1, started: int | None = None
 ) -> torch.Tensor:
     """The mean over pairs of continuous codes and over pixels of the squared mixed second derivative
     d2 G / (dc_i dc_j), i != j, of the generated images, by central differences of step `epsilon`.
@@ -193,10 +193,12 @@ def continuous_mixed_derivatives(
     changes the image in a way that does not depend on the other codes' values, and a code that mixes
     two of the image's factors with another code makes it large. No factor is named: it asks only that
     the codes act separately. `vector`: (B, latent_dim) generator inputs whose last n_continuous
-    columns are the continuous codes; 4 generator passes over B inputs per pair.
+    columns are the continuous codes; 4 generator passes over B inputs per pair. `started`: only the
+    first this many codes are paired (all when None), as with `improved.continuous_stagger`.
     """
     first = vector.shape[1] - n_continuous
-    pairs = [(i, j) for i in range(n_continuous) for j in range(i + 1, n_continuous)]
+    paired = n_continuous if started is None else started
+    pairs = [(i, j) for i in range(paired) for j in range(i + 1, paired)]
     terms = []
     for i, j in pairs:
         steps = vector.new_zeros(4, vector.shape[1])
@@ -209,7 +211,7 @@ def continuous_mixed_derivatives(
 
 
 def continuous_effect_overlap(
-    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1
+    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1, started: int | None = None
 ) -> torch.Tensor:
     """The mean over latents and over pairs of continuous codes of cos^2 between the two codes' effects
     on the image, dG/dc_i and dG/dc_j, each by central differences of step `epsilon`.
@@ -218,16 +220,19 @@ def continuous_effect_overlap(
     how much a code changes the image: it is 0 where two codes move different pixels or move them in
     unrelated ways, and 1 where two codes turn the same change. A code that mixes in another code's
     change raises it; no factor is named. `vector`: (B, latent_dim) generator inputs whose last
-    n_continuous columns are the continuous codes; 2 generator passes over B inputs per code.
+    n_continuous columns are the continuous codes; 2 generator passes over B inputs per code. `started`:
+    only the first this many codes are compared (all when None), as with `improved.continuous_stagger`:
+    a code not started yet is held at 0 and has no effect of its own to keep apart.
     """
-    if n_continuous < 2:
+    compared = n_continuous if started is None else started
+    if compared < 2:
         return vector.new_zeros(())
     first = vector.shape[1] - n_continuous
-    steps = vector.new_zeros(2 * n_continuous, vector.shape[1])
-    for code in range(n_continuous):
+    steps = vector.new_zeros(2 * compared, vector.shape[1])
+    for code in range(compared):
         steps[2 * code, first + code], steps[2 * code + 1, first + code] = epsilon, -epsilon
-    images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (2 * n_continuous, vector.shape[0]))
+    images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (2 * compared, vector.shape[0]))
     effects = F.normalize((images[0::2] - images[1::2]).float().flatten(2), dim=2, eps=1e-8)  # (codes, B, pixels)
     cosines = torch.einsum("ibp,jbp->ijb", effects, effects)  # (codes, codes, B)
-    i, j = torch.triu_indices(n_continuous, n_continuous, offset=1)
+    i, j = torch.triu_indices(compared, compared, offset=1)
     return cosines[i, j].square().mean()

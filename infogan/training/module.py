@@ -339,8 +339,8 @@ class InfoGANTraining(pl.LightningModule):
                 ("continuous_hessian", improved.continuous_hessian, continuous_mixed_derivatives),
                 ("continuous_orthogonal", improved.continuous_orthogonal, continuous_effect_overlap),
             ):
-                if weight > 0:
-                    value = term(self.model.generator, rows, n_continuous)
+                if weight > 0:  # between the codes started (with a stagger, 0 until the second starts)
+                    value = term(self.model.generator, rows, n_continuous, started=self.continuous_started)
                     total = total + weight * value
                     losses[f"improved/{key}"] = value
         if pairs is not None:

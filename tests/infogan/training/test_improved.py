@@ -535,6 +535,36 @@ def test_effect_overlap_averages_over_every_pair_of_three_codes():
     assert float(continuous_effect_overlap(Three(), vector, 3)) == pytest.approx(1 / 3, rel=1e-5)
 
 
+def test_the_terms_between_codes_compare_only_the_codes_started():
+    """With a stagger, a code not started is held at 0: its effect is not kept apart from the others'."""
+    vector = torch.rand(4, 75, dtype=torch.float64) * 2 - 1
+
+    class Three(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            images = torch.zeros(vector.shape[0], 1, 28, 28, dtype=vector.dtype)
+            images[:, 0, :, :14] = (vector[:, -3] + vector[:, -1]).view(-1, 1, 1)  # c2 and c4: the same change
+            images[:, 0, :, 14:] = (vector[:, -2] * vector[:, -1]).view(-1, 1, 1)  # c3 times c4: mixed
+            return images
+
+    for term in (continuous_effect_overlap, continuous_mixed_derivatives):
+        assert float(term(Three(), vector, 3, started=1)) == 0.0  # one code: no pair
+        assert float(term(Three(), vector, 3, started=2)) == pytest.approx(0.0, abs=1e-9)  # c2, c3 kept apart
+        assert float(term(Three(), vector, 3)) > 0.1  # c4 shares c2's change and mixes with c3
+
+
+def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_have_started():
+    module = improved_module(only(continuous_stagger=500, continuous_orthogonal=1.0, continuous_hessian=1.0))
+    latent, fake = latent_and_fake(module)
+    module.continuous_started = 1
+    early = module.generator_step(fake, latent)
+    assert float(early["improved/continuous_orthogonal"]) == 0.0  # logged, so every iteration has its keys
+    assert float(early["improved/continuous_hessian"]) == 0.0
+    module.continuous_started = 2
+    later = module.generator_step(fake, latent)
+    assert float(later["improved/continuous_orthogonal"].detach()) > 0
+    assert float(later["improved/continuous_hessian"].detach()) > 0
+
+
 @pytest.mark.parametrize(
     ("key", "largest"),
     [("continuous_hessian", math.inf), ("continuous_orthogonal", 1.0)],  # a cos^2 is at most 1
