@@ -184,7 +184,11 @@ def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor
 
 
 def continuous_mixed_derivatives(
-    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1, started: int | None = None
+    generator: torch.nn.Module,
+    vector: torch.Tensor,
+    n_continuous: int,
+    epsilon: float = 0.1,
+    started: int | None = None,
 ) -> torch.Tensor:
     """The mean over pairs of continuous codes and over pixels of the squared mixed second derivative
     d2 G / (dc_i dc_j), i != j, of the generated images, by central differences of step `epsilon`.
@@ -211,7 +215,11 @@ def continuous_mixed_derivatives(
 
 
 def continuous_effect_overlap(
-    generator: torch.nn.Module, vector: torch.Tensor, n_continuous: int, epsilon: float = 0.1, started: int | None = None
+    generator: torch.nn.Module,
+    vector: torch.Tensor,
+    n_continuous: int,
+    epsilon: float = 0.1,
+    started: int | None = None,
 ) -> torch.Tensor:
     """The mean over latents and over pairs of continuous codes of cos^2 between the two codes' effects
     on the image, dG/dc_i and dG/dc_j, each by central differences of step `epsilon`.
