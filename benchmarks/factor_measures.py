@@ -9,7 +9,8 @@ the image's x axis, or across the digit's own axis), rotated or thickened in 9 s
 correlation is taken for every measure. A measure should follow its own transformation (|rho| near 1)
 and ignore the others (near 0); where it does not, a code doing that transformation would be read as
 moving that property too. Prints one row per transformation: each measure's mean rho and its mean
-change over the sweep, then a plain stretch's slant rho on the digits leaning each way.
+change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and a
+plain stretch's slant rho on the digits leaning each way.
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ def transformation_correlations(
     return out
 
 
+def change_overlap(images: torch.Tensor, first: Transform, second: Transform, step: float = 0.05) -> float:
+    """The mean over digits of cos^2 between two transformations' changes to the image, each by central
+    differences of `step` around no change (shear 0, stretch 1): what the orthogonal-effects term
+    (`improved.continuous_orthogonal`) reads of two codes that turn them."""
+    ink = images.float() / 255
+    rest = {shear: 0.0, stretch: 1.0, stretch_in_frame: 1.0}
+    changes = [(t(ink, rest[t] + step) - t(ink, rest[t] - step)).flatten(1) for t in (first, second)]
+    return float(F.cosine_similarity(*changes, dim=1).square().mean())
+
+
 def spread(images: torch.Tensor, n: int) -> torch.Tensor:
     """n of the images, evenly spaced over all of them (the test set's first few hundred lean right
     less often than the whole: 50% of the first 300, 63% of all 10,000)."""
@@ -127,6 +138,8 @@ def main() -> None:
         side: transformation_correlations(images[mask], stretch, SWEEPS["stretch 0.75..1.25"][1])["slant"][0]
         for side, mask in (("right", leans > 0), ("left", leans <= 0))
     }
+    overlaps = {t.__name__: change_overlap(images, shear, t) for t in (stretch, stretch_in_frame)}
+    print("cos^2 of a shear's change with a stretch's: " + ", ".join(f"{k} {v:.3f}" for k, v in overlaps.items()))
     print(f"stretch's slant rho on the digits leaning right: {by_lean['right']:+.2f}; left: {by_lean['left']:+.2f}")
 
 

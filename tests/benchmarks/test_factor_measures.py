@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.factor_measures import SWEEPS, shear, stretch, stretch_in_frame, thicken, transformation_correlations
+from benchmarks.factor_measures import (
+    SWEEPS,
+    change_overlap,
+    shear,
+    stretch,
+    stretch_in_frame,
+    thicken,
+    transformation_correlations,
+)
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
 
@@ -47,3 +55,11 @@ def test_a_plain_stretch_leans_a_leaning_digit_further(digits):
     left = transformation_correlations(digits[leans < -2], stretch, values)["slant"]
     assert right[0] > 0.8 and right[1] > 0, right
     assert left[0] < -0.8 and left[1] < 0, left
+
+
+def test_a_stretch_across_the_digits_own_axis_changes_the_image_apart_from_a_shear(digits):
+    """The orthogonal-effects term's reading: a plain stretch of leaning digits shares part of a shear's
+    change, one across each digit's own axis hardly any."""
+    plain, in_frame = change_overlap(digits, shear, stretch), change_overlap(digits, shear, stretch_in_frame)
+    assert in_frame < 0.03 < plain, (plain, in_frame)
+    assert change_overlap(digits, shear, shear) == pytest.approx(1.0, abs=1e-4)
