@@ -54,10 +54,10 @@ def stretch_in_frame(images: torch.Tensor, k: float) -> torch.Tensor:
     """Widen by the factor k across each digit's own axis: shear its slant out, widen, shear it back in.
     The slant is the one the measures read (mu11 / mu02, x per y up); upright digits just widen."""
     _, mu11, mu02 = ink_moments((images * 255).round().to(torch.uint8))
-    lean = (mu11 / mu02.clamp_min(1e-6)).to(images.dtype).view(-1, 1, 1)
+    lean = (mu11 / mu02.clamp_min(1e-6)).to(images.dtype)
     eye = torch.eye(2, dtype=images.dtype).expand(len(images), 2, 2)
     deslant, reslant = eye.clone(), eye.clone()
-    deslant[:, 0, 1], reslant[:, 0, 1] = -lean[:, 0, 0], lean[:, 0, 0]
+    deslant[:, 0, 1], reslant[:, 0, 1] = -lean, lean
     widen = torch.tensor([[1.0 / k, 0.0], [0.0, 1.0]], dtype=images.dtype)
     return affine(images, deslant @ widen @ reslant)  # read back through the three, the last one first
 
@@ -124,7 +124,8 @@ def main() -> None:
     p.add_argument("--split", choices=("test", "train"), default="test")
     args = p.parse_args()
     images = spread(load_mnist_split(args.raw_dir, args.split)[0], args.images)
-    right = float((slant_degrees(images) > 0).float().mean())
+    leans = slant_degrees(images)
+    right = float((leans > 0).float().mean())
     print(
         f"{len(images)} MNIST {args.split} digits ({right:.0%} leaning right); "
         "mean per-digit Spearman rho (mean change over the sweep)"
@@ -133,7 +134,6 @@ def main() -> None:
     for label, (transform, values) in SWEEPS.items():
         found = transformation_correlations(images, transform, values)
         print(f"{label:22s}" + "".join(f"{rho:+12.2f} ({change:+6.2f})" for rho, change in found.values()))
-    leans = slant_degrees(images)
     by_lean = {
         side: transformation_correlations(images[mask], stretch, SWEEPS["stretch 0.75..1.25"][1])["slant"][0]
         for side, mask in (("right", leans > 0), ("left", leans <= 0))
