@@ -16,10 +16,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from infogan.evaluation.factors import PROPERTIES, SWEEP_STEPS, per_column_spearman, prior_range
-from infogan.evaluation.traversal import continuous_traversal
+from infogan.evaluation.factors import per_column_spearman, sweep_measurements
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
 
@@ -28,14 +26,11 @@ def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict
     """One row per continuous code: right (the share of latents leaning right at the code's 0),
     median_lean (degrees), slant_rho, slant_rho_right, slant_rho_left (NaN where no latent leans that
     way), slant_change (degrees) and width_change (pixels), as render's factor metrics count them."""
-    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
     rows = []
     for code in range(model.codes.n_continuous):
-        frames = continuous_traversal(model, code, values, n_samples, seed)
-        images = torch.stack([frame.images for frame in frames]).flatten(0, 1)
-        slant = PROPERTIES["slant"](images).view(len(values), -1).numpy()
-        width = PROPERTIES["width"](images).view(len(values), -1).numpy()
-        rho, leans = per_column_spearman(slant), slant[len(values) // 2]
+        measured = sweep_measurements(model, code, n_samples, seed)
+        slant, width = measured["slant"], measured["width"]
+        rho, leans = per_column_spearman(slant), slant[len(slant) // 2]
         right = leans > 0
 
         def mean(selected: np.ndarray) -> float:

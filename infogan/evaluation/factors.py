@@ -105,16 +105,21 @@ def change_key(code: int, prop: str) -> str:
     return f"factor/continuous_{code}/{prop}_change"
 
 
+def sweep_measurements(model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """Continuous code `code` swept over its prior's range (SWEEP_STEPS steps, the other codes at 0)
+    on a fixed batch of `n_samples` latents: {property: (steps, n_samples) measurements}."""
+    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
+    frames = continuous_traversal(model, code, values, n_samples, seed)
+    images = torch.stack([frame.images for frame in frames]).flatten(0, 1)  # (steps * n, C, H, W)
+    return {name: measure(images).view(len(values), -1).numpy() for name, measure in PROPERTIES.items()}
+
+
 def factor_effects(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> dict[str, float]:
     """For every continuous code and property: {correlation_key: mean per-latent rho, change_key: the
     median over latents of the property at the top of the prior's range minus at the bottom}."""
-    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
     metrics = {}
     for code in range(model.codes.n_continuous):
-        frames = continuous_traversal(model, code, values, n_samples, seed)
-        images = torch.stack([frame.images for frame in frames])  # (steps, n, C, H, W)
-        for name, measure in PROPERTIES.items():
-            measured = measure(images.flatten(0, 1)).view(len(values), -1).numpy()
+        for name, measured in sweep_measurements(model, code, n_samples, seed).items():
             rho = per_column_spearman(measured)
             mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
             metrics[correlation_key(code, name)] = mean
