@@ -9,8 +9,8 @@ the image's x axis, or across the digit's own axis), rotated or thickened in 9 s
 correlation is taken for every measure. A measure should follow its own transformation (|rho| near 1)
 and ignore the others (near 0); where it does not, a code doing that transformation would be read as
 moving that property too. Prints one row per transformation: each measure's mean rho and its mean
-change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and a
-plain stretch's slant rho on the digits leaning each way.
+change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and the
+slant rho of each stretch and of the thickness change on the digits leaning each way.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ SWEEPS: dict[str, tuple[Transform, list[float]]] = {
     "in-frame stretch": (stretch_in_frame, np.linspace(0.75, 1.25, 9).tolist()),
     "erode, keep, dilate": (thicken, [-1.0, 0.0, 1.0]),
 }
+# the sweeps that should leave slant alone, whose slant rho main also splits by the digits' lean
+LEAN_SPLIT = ("stretch 0.75..1.25", "in-frame stretch", "erode, keep, dilate")
 
 
 def transformation_correlations(
@@ -135,12 +137,15 @@ def main() -> None:
         found = transformation_correlations(images, transform, values)
         print(f"{label:22s}" + "".join(f"{rho:+12.2f} ({change:+6.2f})" for rho, change in found.values()))
     by_lean = {
-        side: transformation_correlations(images[mask], stretch, SWEEPS["stretch 0.75..1.25"][1])["slant"][0]
-        for side, mask in (("right", leans > 0), ("left", leans <= 0))
+        label: [
+            transformation_correlations(images[mask], *SWEEPS[label])["slant"][0] for mask in (leans > 0, leans <= 0)
+        ]
+        for label in LEAN_SPLIT
     }
     overlaps = {t.__name__: change_overlap(images, shear, t) for t in (stretch, stretch_in_frame)}
     print("cos^2 of a shear's change with a stretch's: " + ", ".join(f"{k} {v:.3f}" for k, v in overlaps.items()))
-    print(f"stretch's slant rho on the digits leaning right: {by_lean['right']:+.2f}; left: {by_lean['left']:+.2f}")
+    for label, (right_rho, left_rho) in by_lean.items():
+        print(f"{label}: slant rho on the digits leaning right {right_rho:+.2f}, left {left_rho:+.2f}")
 
 
 if __name__ == "__main__":

@@ -63,3 +63,13 @@ def test_a_stretch_across_the_digits_own_axis_changes_the_image_apart_from_a_she
     plain, in_frame = change_overlap(digits, shear, stretch), change_overlap(digits, shear, stretch_in_frame)
     assert in_frame < 0.03 < plain, (plain, in_frame)
     assert change_overlap(digits, shear, shear) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_thicker_pen_straightens_a_leaning_digit(digits):
+    """A dilated leaning digit reads nearer upright, an eroded one leans further, each its own way; so
+    beside a slant code whose 0 leans most latents right, a thickness code reads some slant too."""
+    leans = slant_degrees(digits)
+    right = transformation_correlations(digits[leans > 2], thicken, [-1.0, 0.0, 1.0])["slant"]
+    left = transformation_correlations(digits[leans < -2], thicken, [-1.0, 0.0, 1.0])["slant"]
+    assert right[0] < -0.2 and right[1] < 0, right
+    assert left[0] > 0.2 and left[1] > 0, left
