@@ -1,12 +1,18 @@
-"""benchmarks/traversal_lean.py on a small untrained model: one row per code, its shares and rhos in range."""
+"""benchmarks/traversal_lean.py on a small untrained model: one row per code, its shares and rhos in
+range, its per-class rhos; and Q's reading of real digits against their slant, per digit."""
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
+import pytest
 import torch
 
-from benchmarks.traversal_lean import code_leans
+from benchmarks.traversal_lean import code_leans, reading_slant_rho
+from infogan.data.images import to_uint8
+from infogan.data.mnist import load_mnist_split
+from infogan.evaluation.factors import slant_degrees
 from infogan.model.infogan import InfoGAN
 from pipeline.params import shipped_model
 
@@ -23,3 +29,31 @@ def test_each_continuous_code_gets_a_row_whose_split_adds_up():
         for key in ("slant_rho", "slant_rho_right", "slant_rho_left"):
             assert math.isnan(row[key]) or -1 <= row[key] <= 1, row
         assert math.isfinite(row["slant_change"]) and math.isfinite(row["width_change"])
+
+
+def test_the_per_class_rhos_split_the_codes_mean_by_class():
+    """The traversal's columns cycle through the first categorical code's classes, so with as many
+    latents in each class, the classes' mean rhos average to the code's."""
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    for row in code_leans(model, n_samples=30):  # 3 latents a class; no latent here reads a constant slant
+        assert len(row["class_rho"]) == model.codes.categorical_sizes[0] == 10
+        assert all(-1 <= rho <= 1 for rho in row["class_rho"]), row
+        assert sum(row["class_rho"]) / 10 == pytest.approx(row["slant_rho"], abs=1e-9), row
+
+
+def test_q_reading_against_real_slant_is_taken_per_digit(mnist_fixture_dir):
+    """A Q that reads code 0 as the digit's slant and code 1 as its opposite gives +1 and -1 on every digit."""
+    images, labels = load_mnist_split(mnist_fixture_dir, "test")
+    images, labels = images[:300], labels[:300]
+    model = InfoGAN(shipped_model(**TINY)).eval()
+
+    def encode(batch):
+        slant = slant_degrees(to_uint8(batch))
+        return SimpleNamespace(continuous_mean=torch.stack([slant, -slant], dim=1))
+
+    model.encode = encode
+    found = reading_slant_rho(model, images, labels)
+    assert [set(code) for code in found] == [set(range(10))] * 2
+    assert all(rho == pytest.approx(1.0) for rho in found[0].values()), found[0]
+    assert all(rho == pytest.approx(-1.0) for rho in found[1].values()), found[1]
