@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from infogan.data.images import to_model_range
+from infogan.data.images import load_split
 from infogan.evaluation.factors import per_column_spearman, slant_degrees, sweep_measurements
-from infogan.evaluation.metrics import categorical_code_matching
+from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
 
@@ -68,10 +68,7 @@ def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict
 def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor) -> list[dict[int, float]]:
     """Per continuous code, {digit: Spearman rho between Q's mean reading of the code and the measured
     slant} over the uint8 `images` of each label."""
-    with torch.no_grad():
-        readings = torch.cat(
-            [model.encode(to_model_range(images[i : i + 1000])).continuous_mean for i in range(0, len(images), 1000)]
-        ).numpy()
+    readings = predict_continuous(model, images).numpy()
     slant, labels = slant_degrees(images).numpy(), labels.numpy()
     return [
         {int(d): float(spearmanr(readings[labels == d, code], slant[labels == d])[0]) for d in np.unique(labels)}
@@ -84,13 +81,13 @@ def main() -> None:
     p.add_argument("checkpoints", type=Path, nargs="+", help="model.ckpt files (a train or sweep output)")
     p.add_argument("--test", type=Path, help="a prepared labelled split (test.pt) to name each class's digit")
     args = p.parse_args()
-    test = torch.load(args.test, weights_only=True) if args.test else None
+    test = load_split(args.test) if args.test else None
     for path in args.checkpoints:
         model = load_model(path)
         digits, reading = {}, None
         if test is not None:
-            digits = categorical_code_matching(model, test["images"], test["labels"])[1]
-            reading = reading_slant_rho(model.eval(), test["images"], test["labels"])
+            digits = categorical_code_matching(model, *test)[1]
+            reading = reading_slant_rho(model, *test)
         for code, row in enumerate(code_leans(model)):
             print(
                 f"{path} c{code + 2}: {row['right']:.0%} lean right at 0 (median {row['median_lean']:+.1f} deg); "

@@ -13,6 +13,8 @@ per-epoch evaluation and by render (infogan/evaluation/registry.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -21,6 +23,7 @@ from infogan.data.images import to_model_range
 from infogan.model.codes import LatentCodes
 from infogan.model.infogan import InfoGAN
 from infogan.model.losses import categorical_nll, gaussian_nll
+from infogan.model.networks import CodeParams
 
 
 def confusion_matrix(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -58,18 +61,33 @@ def normalized_mutual_information(pred: np.ndarray, labels: np.ndarray) -> float
 
 
 @torch.no_grad()
-def predict_categorical(model: InfoGAN, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Q's most likely class for each categorical code, (N, n_categorical), in eval mode."""
+def read_codes(
+    model: InfoGAN, images: torch.Tensor, read: Callable[[CodeParams], torch.Tensor], batch_size: int = 1000
+) -> torch.Tensor:
+    """`read` of Q's posterior for uint8 `images`, batch by batch in eval mode, concatenated on the CPU."""
     was_training = model.training
     model.eval()
-    sizes = list(model.codes.categorical_sizes)
-    predictions = []
+    out = []
     for start in range(0, len(images), batch_size):
         batch = to_model_range(images[start : start + batch_size].to(model.device))
-        logits = model.encode(batch).categorical_logits
-        predictions.append(torch.stack([chunk.argmax(1) for chunk in logits.split(sizes, dim=1)], dim=1).cpu())
+        out.append(read(model.encode(batch)).cpu())
     model.train(was_training)
-    return torch.cat(predictions)
+    return torch.cat(out)
+
+
+def predict_categorical(model: InfoGAN, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Q's most likely class for each categorical code, (N, n_categorical), in eval mode."""
+    sizes = list(model.codes.categorical_sizes)
+
+    def classes(q: CodeParams) -> torch.Tensor:
+        return torch.stack([chunk.argmax(1) for chunk in q.categorical_logits.split(sizes, dim=1)], dim=1)
+
+    return read_codes(model, images, classes, batch_size)
+
+
+def predict_continuous(model: InfoGAN, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Q's mean reading of each continuous code, (N, n_continuous), in eval mode."""
+    return read_codes(model, images, lambda q: q.continuous_mean, batch_size)
 
 
 def categorical_code_matching(
