@@ -98,6 +98,15 @@ class LatentCodes:
         vector[:, self.dim - self.n_continuous + started :] = 0
         return Latent(vector, latent.categorical, continuous)
 
+    def other_class(self, latent: Latent, generator: torch.Generator | None = None) -> Latent:
+        """`latent` with every categorical code moved to another of its classes, drawn uniformly among
+        the rest; z and the continuous codes kept (`improved.continuous_class_agreement`)."""
+        sizes, _ = self._on(latent.vector.device)
+        u = torch.rand(latent.categorical.shape, generator=generator, device=latent.vector.device)
+        shift = 1 + (u * (sizes - 1)).long().clamp_max_(sizes - 2)  # 1 .. size - 1
+        noise = latent.vector[:, : self.noise_dim]
+        return self.assemble(noise, (latent.categorical + shift) % sizes, latent.continuous)
+
     @property
     def n_codes(self) -> int:
         """The categorical codes and the continuous ones, z not counted."""

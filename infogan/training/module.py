@@ -47,6 +47,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_class_disagreement,
     continuous_dependence,
     continuous_effect_overlap,
     continuous_marginal_distance,
@@ -343,6 +344,18 @@ class InfoGANTraining(pl.LightningModule):
                     value = term(self.model.generator, rows, n_continuous, started=self.continuous_started)
                     total = total + weight * value
                     losses[f"improved/{key}"] = value
+        if improved is not None and improved.continuous_class_agreement > 0 and self.model.codes.categorical_sizes:
+            rows = Latent(*(part[:CONTINUOUS_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+            other = self.model.codes.other_class(rows)  # the codes not started are held at 0 in both
+            value = continuous_class_disagreement(
+                self.model.generator,
+                rows.vector,
+                other.vector,
+                self.model.codes.n_continuous,
+                started=self.continuous_started,
+            )
+            total = total + improved.continuous_class_agreement * value
+            losses["improved/continuous_class_agreement"] = value
         if pairs is not None:
             with torch.set_grad_enabled(contrastive_paid and torch.is_grad_enabled()):  # logged only: no graph
                 contrastive = self.contrastive_loss(fake, *pairs)
