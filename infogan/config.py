@@ -269,6 +269,10 @@ class ImprovedConfig(Section):
     # started, in G's step. The copy reads each earlier code from what it controlled alone, so a later
     # code that also moves that makes the copy misread it, and costs G; 0: off
     continuous_anchor: Weight
+    # with continuous_anchor: the iteration at which the anchor is taken again, from then on reading
+    # every code started, the newest too, so that each code is held to what it controls then (a code
+    # starting later takes it again as before); 0: taken only when each code starts
+    continuous_anchor_retake: Count
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;
@@ -282,6 +286,8 @@ class ImprovedConfig(Section):
                 "continuous_anchor needs continuous_stagger > 0: the anchor is the reader taken when a later code "
                 "starts, and with no stagger every code starts at once"
             )
+        if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
+            raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")
         return self
 
 

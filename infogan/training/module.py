@@ -91,6 +91,9 @@ class InfoGANTraining(pl.LightningModule):
         self.register_buffer("continuous_weights", weights, persistent=False)  # a hyperparameter, not a state
         # continuous codes drawn and paid this iteration (improved.continuous_stagger); the rest are held at 0
         self.continuous_started = self.model.codes.n_continuous
+        # whether the anchor was taken again (improved.continuous_anchor_retake) since the last code started,
+        # so that it reads every code started
+        self.anchor_retaken = False
         self.anchor = self._anchor()  # after the model and the pair head: their initial weights stay the same
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
@@ -126,9 +129,9 @@ class InfoGANTraining(pl.LightningModule):
 
     def anchored_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """With the anchor: the information loss, nats, of the codes started before the newest one
-        (all but the last of `continuous_started`), as the anchor reads them from `fake`; 0 while only
-        one code has started."""
-        anchored = self.continuous_started - 1
+        (all but the last of `continuous_started`; all of them once the anchor is retaken), as the
+        anchor reads them from `fake`; 0 while only one code has started and the anchor is not retaken."""
+        anchored = self.continuous_started - (0 if self.anchor_retaken else 1)
         if anchored < 1:
             return fake.new_zeros((), dtype=torch.float32)
         q = self.anchor["q_head"](self.anchor["trunk"](fake))
@@ -413,9 +416,11 @@ class InfoGANTraining(pl.LightningModule):
             partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
         started = self.started_continuous(self.iteration)
-        if self.anchor is not None and started > self.continuous_started:  # a code starts: the reader so far is kept
-            self.take_anchor()
+        retake = self.improved.continuous_anchor_retake if self.anchor is not None else 0
+        if self.anchor is not None and (started > self.continuous_started or self.iteration == retake):
+            self.take_anchor()  # a code starts, or the retake: the reader so far is kept
         self.continuous_started = started
+        self.anchor_retaken = 0 < retake <= self.iteration and self.started_continuous(retake) == started
         latent = self.model.codes.hold_continuous(
             self.model.codes.sample(real.shape[0], device=self.device), self.continuous_started
         )

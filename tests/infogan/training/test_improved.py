@@ -20,6 +20,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_class_disagreement,
     continuous_dependence,
     continuous_effect_overlap,
     continuous_marginal_distance,
@@ -552,6 +553,69 @@ def test_the_terms_between_codes_compare_only_the_codes_started():
         assert float(term(Three(), vector, 3)) > 0.1  # c4 shares c2's change and mixes with c3
 
 
+class ClassTurned(torch.nn.Module):
+    """A stand-in generator: c2 moves ink from the image's left half to its right half, the other way
+    round for the classes in `reversed_classes`; c3 darkens the top half for every class."""
+
+    def __init__(self, reversed_classes: tuple[int, ...]):
+        super().__init__()
+        self.reversed_classes = torch.tensor(reversed_classes, dtype=torch.long)
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        classes = vector[:, 62:72].argmax(dim=1)
+        sign = 1 - 2 * torch.isin(classes, self.reversed_classes).to(vector.dtype)
+        images = torch.zeros(vector.shape[0], 1, 28, 28, dtype=vector.dtype)
+        moved = (sign * vector[:, -2]).view(-1, 1, 1)
+        images[:, 0, :, :14] -= moved
+        images[:, 0, :, 14:] += moved
+        images[:, 0, :14, :] += vector[:, -1].view(-1, 1, 1) ** 3
+        return images
+
+
+def test_class_disagreement_is_zero_for_a_code_shared_by_every_class_and_one_where_it_reverses():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(4)
+    latent = codes.sample(200)
+    other = codes.other_class(latent)
+    vector, moved = latent.vector.double(), other.vector.double()
+    agreeing = continuous_class_disagreement(ClassTurned(()), vector, moved, 2)
+    assert float(agreeing) == pytest.approx(0.0, abs=1e-9)
+    # c2 turns the 1s the other way: a row counts 1 (of c2's and c3's two) where exactly one of its two classes is a 1
+    one_side = (latent.categorical[:, 0] == 1) ^ (other.categorical[:, 0] == 1)
+    reversed_ones = continuous_class_disagreement(ClassTurned((1,)), vector, moved, 2)
+    assert float(reversed_ones) == pytest.approx(float(one_side.double().mean()) / 2, rel=1e-6)
+    assert 0 < float(one_side.double().mean()) < 0.4
+    assert float(continuous_class_disagreement(ClassTurned((1,)), vector, moved, 2, started=0)) == 0.0
+
+
+def test_another_class_moves_every_categorical_code_and_keeps_z_and_the_continuous_codes():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(5)
+    latent = codes.sample(500)
+    other = codes.other_class(latent)
+    assert (other.categorical != latent.categorical).all()
+    assert set(((other.categorical - latent.categorical) % 10).flatten().tolist()) == set(range(1, 10))
+    assert torch.equal(other.vector[:, : codes.noise_dim], latent.vector[:, : codes.noise_dim])
+    assert torch.equal(other.continuous, latent.continuous)
+    rebuilt = codes.assemble(latent.vector[:, : codes.noise_dim], other.categorical, latent.continuous)
+    assert torch.equal(rebuilt.vector, other.vector)
+
+
+def test_the_generator_step_pays_class_agreement_only_when_asked_and_it_reaches_g():
+    off = improved_module(only())
+    latent, fake = latent_and_fake(off)
+    assert "improved/continuous_class_agreement" not in off.generator_step(fake, latent)
+    on = improved_module(only(continuous_class_agreement=2.0))
+    latent, fake = latent_and_fake(on)
+    plain = improved_module(only()).generator_step(fake.detach(), latent)
+    losses = on.generator_step(fake, latent)
+    value = float(losses["improved/continuous_class_agreement"].detach())
+    assert 0 < value <= 1
+    assert float(losses["total"].detach()) == pytest.approx(float(plain["total"].detach()) + 2.0 * value, rel=1e-4)
+    losses["improved/continuous_class_agreement"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
+
+
 def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_have_started():
     module = improved_module(only(continuous_stagger=500, continuous_orthogonal=1.0, continuous_hessian=1.0))
     latent, fake = latent_and_fake(module)
@@ -873,6 +937,23 @@ def test_a_fit_takes_the_anchor_when_the_second_code_starts_and_a_checkpoint_kee
     again = InfoGANTraining.load_from_checkpoint(path)
     for key, value in anchor.items():
         assert torch.equal(again.anchor["trunk"].state_dict()[key], value), key
+
+
+def test_a_retaken_anchor_is_taken_again_at_its_iteration_and_then_reads_every_code():
+    module = improved_module(only(continuous_stagger=2, continuous_anchor=1.0, continuous_anchor_retake=4))
+    taken: list[int] = []
+    take = module.take_anchor
+    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
+    assert taken == [3, 4]  # c3's first iteration, then the retake
+    assert module.anchor_retaken and module.continuous_started == 2
+    latent, fake = latent_and_fake(module)
+    q = module.anchor["q_head"](module.anchor["trunk"](fake))
+    both = gaussian_nll(q.continuous_mean, q.continuous_log_scale, latent.continuous).sum()
+    assert float(module.anchored_information(fake, latent)) == pytest.approx(float(both), rel=1e-5)
+    with pytest.raises(InfoGANError, match="continuous_anchor_retake needs continuous_anchor > 0"):
+        only(continuous_stagger=2, continuous_anchor_retake=4)
 
 
 def test_a_contrastive_partner_holds_the_codes_not_started_as_its_first_does():
