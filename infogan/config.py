@@ -235,10 +235,10 @@ class ImprovedConfig(Section):
     # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
-    # weight of half of 1 - cos between each continuous code's effect on the image, averaged over 4x4
+    # weight of max(0, -cos) between each continuous code's effect on the image, averaged over 4x4
     # pixel blocks, at a latent and at the same latent drawn as another class, in G's step, on
-    # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_class_disagreement): a code must
-    # move the ink the same way whatever the digit; 0: not computed
+    # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_class_disagreement): a code must not
+    # move one digit's ink the opposite way from another's; 0: not computed
     continuous_class_agreement: Weight
     # standard deviation of Gaussian noise added to every pixel (images in [-1, 1]) of the generated
     # images Q reads the continuous codes from for G's information term, in place of the clean ones;

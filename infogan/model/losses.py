@@ -255,19 +255,20 @@ def continuous_class_disagreement(
     pool: int = 4,
     started: int | None = None,
 ) -> torch.Tensor:
-    """Half of 1 - cos between each continuous code's coarse effect on the image at a latent and at the
-    same latent drawn as another class of the categorical code, mean over latents and codes: 0 where a
-    code moves the image's mass the same way whatever the digit, 1 where it moves it the opposite way.
+    """How far each continuous code's coarse effect on the image at a latent opposes its effect at the
+    same latent drawn as another class of the categorical code: max(0, -cos) between the two, mean over
+    latents and codes. 0 wherever the two effects do not point opposite ways, 1 where a code moves the
+    image's mass exactly the opposite way for the other class.
 
     A code's effect is dG/dc by central differences of step `epsilon`, averaged over `pool` x `pool`
     pixel blocks, so that two digits' effects compare by where they move ink rather than by stroke.
     The information term alone lets a code turn one class one way and another class the other, since
-    Q sees the class with the image; this asks that a code mean one thing across the classes, as the
-    paper's shared continuous codes do. No factor is named. `vector`, `other`: (B, latent_dim)
-    generator inputs, the same but for their categorical one-hots (`LatentCodes.other_class`), whose
-    last n_continuous columns are the continuous codes; 4 generator passes over B inputs per code.
-    `started`: only the first this many codes count (all when None), as with
-    `improved.continuous_stagger`.
+    Q sees the class with the image; this asks only that a code not do that. Effects that differ but do
+    not oppose cost nothing, so nothing pushes the classes' effects toward one shape. No factor is
+    named. `vector`, `other`: (B, latent_dim) generator inputs, the same but for their categorical
+    one-hots (`LatentCodes.other_class`), whose last n_continuous columns are the continuous codes;
+    4 generator passes over B inputs per code. `started`: only the first this many codes count (all
+    when None), as with `improved.continuous_stagger`.
     """
     compared = n_continuous if started is None else started
     if compared < 1:
@@ -281,4 +282,4 @@ def continuous_class_disagreement(
     coarse = F.avg_pool2d(images.float(), pool).unflatten(0, (2, 2 * compared, vector.shape[0]))
     effects = F.normalize((coarse[:, 0::2] - coarse[:, 1::2]).flatten(3), dim=3, eps=1e-8)  # (2, codes, B, cells)
     cosines = (effects[0] * effects[1]).sum(dim=-1)  # (codes, B)
-    return ((1 - cosines) / 2).mean()
+    return F.relu(-cosines).mean()

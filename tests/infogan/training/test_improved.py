@@ -554,20 +554,23 @@ def test_the_terms_between_codes_compare_only_the_codes_started():
 
 
 class ClassTurned(torch.nn.Module):
-    """A stand-in generator: c2 moves ink from the image's left half to its right half, the other way
-    round for the classes in `reversed_classes`; c3 darkens the top half for every class."""
+    """A stand-in generator: c2 moves ink from the image's left half to its right half; for the classes
+    in `turned` it moves it the other way turned by `angle` (radians) toward moving it from the top
+    half to the bottom (pi / 2: across, not opposite). c3 darkens the top half for every class."""
 
-    def __init__(self, reversed_classes: tuple[int, ...]):
+    def __init__(self, turned: tuple[int, ...], angle: float = 0.0):
         super().__init__()
-        self.reversed_classes = torch.tensor(reversed_classes, dtype=torch.long)
+        self.turned, self.angle = torch.tensor(turned, dtype=torch.long), torch.nn.Parameter(torch.tensor(angle))
 
     def forward(self, vector: torch.Tensor) -> torch.Tensor:
         classes = vector[:, 62:72].argmax(dim=1)
-        sign = 1 - 2 * torch.isin(classes, self.reversed_classes).to(vector.dtype)
-        images = torch.zeros(vector.shape[0], 1, 28, 28, dtype=vector.dtype)
-        moved = (sign * vector[:, -2]).view(-1, 1, 1)
-        images[:, 0, :, :14] -= moved
-        images[:, 0, :, 14:] += moved
+        turned = torch.isin(classes, self.turned).view(-1, 1, 1, 1)
+        c2 = vector[:, -2].view(-1, 1, 1, 1)
+        columns = torch.cat((-torch.ones(14), torch.ones(14))).to(vector.dtype)
+        sideways, downwards = columns.view(1, 1, 1, 28), columns.view(1, 1, 28, 1)
+        angle = self.angle.to(vector.dtype)
+        pattern = torch.where(turned, -torch.cos(angle) * sideways + torch.sin(angle) * downwards, sideways)
+        images = (c2 * pattern).expand(-1, 1, 28, 28).clone()
         images[:, 0, :14, :] += vector[:, -1].view(-1, 1, 1) ** 3
         return images
 
@@ -585,7 +588,15 @@ def test_class_disagreement_is_zero_for_a_code_shared_by_every_class_and_one_whe
     reversed_ones = continuous_class_disagreement(ClassTurned((1,)), vector, moved, 2)
     assert float(reversed_ones) == pytest.approx(float(one_side.double().mean()) / 2, rel=1e-6)
     assert 0 < float(one_side.double().mean()) < 0.4
-    assert float(continuous_class_disagreement(ClassTurned((1,)), vector, moved, 2, started=0)) == 0.0
+    # a code that moves the 1s' ink another way, but not the opposite way, costs nothing
+    across = continuous_class_disagreement(ClassTurned((1,), angle=math.pi / 2), vector, moved, 2)
+    assert float(across) == pytest.approx(0.0, abs=1e-6)
+    # partly opposite: G learns to turn the 1s' effect away from the others' opposite
+    generator = ClassTurned((1,), angle=0.3)
+    partly = continuous_class_disagreement(generator, vector, moved, 2)
+    assert 0 < float(partly) < float(reversed_ones)
+    partly.backward()
+    assert float(generator.angle.grad) < 0
 
 
 def test_another_class_moves_every_categorical_code_and_keeps_z_and_the_continuous_codes():
@@ -601,19 +612,18 @@ def test_another_class_moves_every_categorical_code_and_keeps_z_and_the_continuo
     assert torch.equal(rebuilt.vector, other.vector)
 
 
-def test_the_generator_step_pays_class_agreement_only_when_asked_and_it_reaches_g():
+def test_the_generator_step_pays_class_agreement_only_when_asked():
     off = improved_module(only())
     latent, fake = latent_and_fake(off)
     assert "improved/continuous_class_agreement" not in off.generator_step(fake, latent)
     on = improved_module(only(continuous_class_agreement=2.0))
     latent, fake = latent_and_fake(on)
     plain = improved_module(only()).generator_step(fake.detach(), latent)
+    on.model.generator = ClassTurned((1,))  # the term's own passes: a G that turns the 1s the other way
     losses = on.generator_step(fake, latent)
     value = float(losses["improved/continuous_class_agreement"].detach())
-    assert 0 < value <= 1
+    assert 0 < value <= 0.5  # c2 opposes on the rows with a 1 on one side, c3 nowhere
     assert float(losses["total"].detach()) == pytest.approx(float(plain["total"].detach()) + 2.0 * value, rel=1e-4)
-    losses["improved/continuous_class_agreement"].backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in on.model.generator.parameters())
 
 
 def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_have_started():
