@@ -214,6 +214,22 @@ def continuous_mixed_derivatives(
     return torch.stack(terms).mean() if terms else vector.new_zeros(())
 
 
+def code_changes(
+    generator: torch.nn.Module, vectors: torch.Tensor, n_continuous: int, compared: int, epsilon: float
+) -> torch.Tensor:
+    """Each of the first `compared` continuous codes' change to the image by central differences,
+    G(v + epsilon e_j) - G(v - epsilon e_j), in float: (S, compared, B, C, H, W) for `vectors`
+    (S, B, latent_dim) whose last n_continuous columns are the continuous codes. One generator call,
+    over 2 * compared * S * B inputs."""
+    first = vectors.shape[-1] - n_continuous
+    codes = torch.arange(compared, device=vectors.device)
+    steps = vectors.new_zeros(2 * compared, vectors.shape[-1])
+    steps[2 * codes, first + codes], steps[2 * codes + 1, first + codes] = epsilon, -epsilon
+    images = generator((vectors[:, None] + steps[None, :, None]).flatten(0, 2))
+    images = images.float().unflatten(0, (vectors.shape[0], 2 * compared, vectors.shape[1]))
+    return images[:, 0::2] - images[:, 1::2]
+
+
 def continuous_effect_overlap(
     generator: torch.nn.Module,
     vector: torch.Tensor,
@@ -235,12 +251,8 @@ def continuous_effect_overlap(
     compared = n_continuous if started is None else started
     if compared < 2:
         return vector.new_zeros(())
-    first = vector.shape[1] - n_continuous
-    steps = vector.new_zeros(2 * compared, vector.shape[1])
-    for code in range(compared):
-        steps[2 * code, first + code], steps[2 * code + 1, first + code] = epsilon, -epsilon
-    images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (2 * compared, vector.shape[0]))
-    effects = F.normalize((images[0::2] - images[1::2]).float().flatten(2), dim=2, eps=1e-8)  # (codes, B, pixels)
+    changes = code_changes(generator, vector[None], n_continuous, compared, epsilon)[0]  # (codes, B, C, H, W)
+    effects = F.normalize(changes.flatten(2), dim=2, eps=1e-8)  # (codes, B, pixels)
     cosines = torch.einsum("ibp,jbp->ijb", effects, effects)  # (codes, codes, B)
     i, j = torch.triu_indices(compared, compared, offset=1)
     return cosines[i, j].square().mean()
@@ -273,13 +285,8 @@ def continuous_class_disagreement(
     compared = n_continuous if started is None else started
     if compared < 1:
         return vector.new_zeros(())
-    first = vector.shape[1] - n_continuous
-    steps = vector.new_zeros(2 * compared, vector.shape[1])
-    for code in range(compared):
-        steps[2 * code, first + code], steps[2 * code + 1, first + code] = epsilon, -epsilon
-    latents = torch.stack((vector, other))[:, None] + steps[None, :, None]  # (2, 2 * codes, B, latent_dim)
-    images = generator(latents.flatten(0, 2))  # (2 * 2 * codes * B, C, H, W)
-    coarse = F.avg_pool2d(images.float(), pool).unflatten(0, (2, 2 * compared, vector.shape[0]))
-    effects = F.normalize((coarse[:, 0::2] - coarse[:, 1::2]).flatten(3), dim=3, eps=1e-8)  # (2, codes, B, cells)
+    changes = code_changes(generator, torch.stack((vector, other)), n_continuous, compared, epsilon)
+    coarse = F.avg_pool2d(changes.flatten(0, 2), pool).unflatten(0, changes.shape[:3])  # (2, codes, B, C, h, w)
+    effects = F.normalize(coarse.flatten(3), dim=3, eps=1e-8)  # (2, codes, B, cells)
     cosines = (effects[0] * effects[1]).sum(dim=-1)  # (codes, B)
     return F.relu(-cosines).mean()
