@@ -16,6 +16,11 @@ mean near 0.8 on ten classes. With `--test`, a prepared labelled split, each cla
 digit Hungarian matching gives it on those labels (evaluation only), and for each code, per digit,
 the Spearman rho between Q's mean reading of the code and the measured slant of the split's images:
 whether Q reads the code the same way on real digits of every class.
+
+With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
+of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
+the same latents drawn as each other class: what `improved.continuous_class_agreement` reads at pool
+4, a class turned the other way reading below the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split
@@ -32,6 +38,7 @@ from infogan.evaluation.factors import per_column_spearman, slant_degrees, sweep
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
+from infogan.model.losses import code_changes
 
 
 def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict[str, float]]:
@@ -65,6 +72,28 @@ def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict
     return rows
 
 
+def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 64, seed: int = 0) -> list[float]:
+    """For each class k of the first categorical code, the mean over `n_samples` latents (z and the
+    continuous codes from the prior, seeded) and over the other classes j of the cosine between code
+    `code`'s effect on the image at the latent drawn as class k and as class j, each averaged over
+    `pool` x `pool` pixel blocks (infogan/model/losses.py, code_changes)."""
+    codes = model.codes
+    latent = codes.sample(n_samples, generator=torch.Generator().manual_seed(seed))
+    noise, classes = latent.vector[:, : codes.noise_dim], codes.categorical_sizes[0]
+    vectors = torch.stack(
+        [
+            codes.assemble(noise, torch.full_like(latent.categorical, k), latent.continuous).vector
+            for k in range(classes)
+        ]
+    )
+    with torch.no_grad():
+        changes = code_changes(model.generator, vectors, codes.n_continuous, code + 1, 0.1)[:, code]
+    effects = F.normalize(F.avg_pool2d(changes.flatten(0, 1), pool).flatten(1), dim=1, eps=1e-8)
+    effects = effects.unflatten(0, (classes, n_samples))  # (classes, latents, cells)
+    cosines = torch.einsum("ibp,jbp->ij", effects, effects) / n_samples  # mean over latents
+    return [float((cosines[k].sum() - cosines[k, k]) / (classes - 1)) for k in range(classes)]
+
+
 def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor) -> list[dict[int, float]]:
     """Per continuous code, {digit: Spearman rho between Q's mean reading of the code and the measured
     slant} over the uint8 `images` of each label."""
@@ -80,6 +109,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoints", type=Path, nargs="+", help="model.ckpt files (a train or sweep output)")
     p.add_argument("--test", type=Path, help="a prepared labelled split (test.pt) to name each class's digit")
+    p.add_argument("--pools", type=int, nargs="+", default=[], help="block sizes for each class's effect cosines")
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
     for path in args.checkpoints:
@@ -103,6 +133,12 @@ def main() -> None:
             if reading is not None:
                 per_digit = ", ".join(f"{d}: {rho:+.2f}" for d, rho in reading[code].items())
                 print(f"    Q's reading against the measured slant of real digits, per digit: {per_digit}")
+            for pool in args.pools:
+                cosines = ", ".join(
+                    f"{k}{'=' + str(digits[k]) if k in digits else ''}: {cos:+.2f}"
+                    for k, cos in enumerate(class_effect_cosines(model, code, pool))
+                )
+                print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks/traversal_lean.py on a small untrained model: one row per code, its shares and rhos in
-range, its per-class rhos; and Q's reading of real digits against their slant, per digit."""
+range, its per-class rhos; Q's reading of real digits against their slant, per digit; and each
+class's effect cosines with the others'."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from benchmarks.traversal_lean import code_leans, reading_slant_rho
+from benchmarks.traversal_lean import class_effect_cosines, code_leans, reading_slant_rho
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
@@ -57,3 +58,24 @@ def test_q_reading_against_real_slant_is_taken_per_digit(mnist_fixture_dir):
     assert [set(code) for code in found] == [set(range(10))] * 2
     assert all(rho == pytest.approx(1.0) for rho in found[0].values()), found[0]
     assert all(rho == pytest.approx(-1.0) for rho in found[1].values()), found[1]
+
+
+def test_a_class_whose_code_turns_the_other_way_reads_minus_one_against_the_rest():
+    """A G whose c2 moves ink from left to right, the other way for class 3, and whose c3 darkens the
+    top half alike for every class: class 3 reads -1 on c2 and the others (8 * 1 - 1) / 9; c3 reads 1."""
+
+    class Turned(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            sign = 1 - 2 * (vector[:, 62:72].argmax(dim=1) == 3).float()
+            columns = torch.cat((-torch.ones(14), torch.ones(14))).view(1, 1, 1, 28)
+            images = ((sign * vector[:, -2]).view(-1, 1, 1, 1) * columns).expand(-1, 1, 28, 28).clone()
+            images[:, 0, :14, :] += vector[:, -1].view(-1, 1, 1) ** 3
+            return images
+
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.generator = Turned()
+    for pool in (1, 4, 14):
+        turned = class_effect_cosines(model, 0, pool, n_samples=8)
+        assert turned[3] == pytest.approx(-1.0, abs=1e-4)
+        assert all(cos == pytest.approx(7 / 9, abs=1e-4) for k, cos in enumerate(turned) if k != 3), turned
+        assert class_effect_cosines(model, 1, pool, n_samples=8) == pytest.approx([1.0] * 10, abs=1e-4)
