@@ -17,13 +17,15 @@ two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), 
 H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images and
 each one's distance from its prior (`real_image_terms`); and, in the generator step,
 the continuous codes' mixed second derivatives (`improved.continuous_hessian`) and the overlap of
-their effects on the image (`improved.continuous_orthogonal`). With `improved.continuous_read_noise`,
+their effects on the image (`improved.continuous_orthogonal`), and a code's effect turned the other way
+on another class (`improved.continuous_class_agreement`). With `improved.continuous_read_noise`,
 G's continuous information term is read by Q from noisy fakes, which Q learns to read in D's step. With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
 With `improved.continuous_stagger`, the continuous codes start one after another (held at 0 and
 unpaid before), and with `improved.continuous_anchor` G's step also pays the earlier codes'
-information as a frozen copy of Q, taken when the newest code started, reads it.
+information as a frozen copy of Q, taken when the newest code started (and, with
+`improved.continuous_anchor_retake`, again later, then reading every code), reads it.
 """
 
 from __future__ import annotations
