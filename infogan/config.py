@@ -240,6 +240,8 @@ class ImprovedConfig(Section):
     # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_class_disagreement): a code must not
     # move one digit's ink the opposite way from another's; 0: not computed
     continuous_class_agreement: Weight
+    # the side, in pixels, of the blocks each effect is averaged over for continuous_class_agreement
+    continuous_class_agreement_pool: PositiveInt
     # standard deviation of Gaussian noise added to every pixel (images in [-1, 1]) of the generated
     # images Q reads the continuous codes from for G's information term, in place of the clean ones;
     # Q learns from both in D's step. A code earns only as much as its effect stands out of the

@@ -357,6 +357,7 @@ class InfoGANTraining(pl.LightningModule):
                 rows.vector,
                 other.vector,
                 self.model.codes.n_continuous,
+                pool=improved.continuous_class_agreement_pool,
                 started=self.continuous_started,
             )
             total = total + improved.continuous_class_agreement * value
