@@ -623,6 +623,16 @@ def test_the_generator_step_pays_class_agreement_only_when_asked():
     losses = on.generator_step(fake, latent)
     value = float(losses["improved/continuous_class_agreement"].detach())
     assert 0 < value <= 0.5  # c2 opposes on the rows with a 1 on one side, c3 nowhere
+    # the block size reaches the term: over 28x28 blocks c2's left-to-right move averages away
+    whole = improved_module(only(continuous_class_agreement=2.0, continuous_class_agreement_pool=28))
+    whole.model.generator = ClassTurned((1,))
+    torch.manual_seed(7)  # the other classes are drawn alike for the step and for the direct call
+    stepped = float(whole.generator_step(fake, latent)["improved/continuous_class_agreement"])
+    torch.manual_seed(7)
+    other = whole.model.codes.other_class(latent)
+    direct = continuous_class_disagreement(whole.model.generator, latent.vector, other.vector, 2, pool=28)
+    assert stepped == pytest.approx(float(direct), rel=1e-6)
+    assert stepped < value / 10
     assert float(losses["total"].detach()) == pytest.approx(float(plain["total"].detach()) + 2.0 * value, rel=1e-4)
 
 
