@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split
@@ -38,7 +37,7 @@ from infogan.evaluation.factors import per_column_spearman, slant_degrees, sweep
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
-from infogan.model.losses import code_changes
+from infogan.model.losses import block_directions, code_changes
 
 
 def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict[str, float]]:
@@ -76,7 +75,7 @@ def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 
     """For each class k of the first categorical code, the mean over `n_samples` latents (z and the
     continuous codes from the prior, seeded) and over the other classes j of the cosine between code
     `code`'s effect on the image at the latent drawn as class k and as class j, each averaged over
-    `pool` x `pool` pixel blocks (infogan/model/losses.py, code_changes)."""
+    `pool` x `pool` pixel blocks (infogan/model/losses.py, code_changes and block_directions)."""
     codes = model.codes
     latent = codes.sample(n_samples, generator=torch.Generator().manual_seed(seed))
     noise, classes = latent.vector[:, : codes.noise_dim], codes.categorical_sizes[0]
@@ -88,8 +87,7 @@ def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 
     )
     with torch.no_grad():
         changes = code_changes(model.generator, vectors, codes.n_continuous, code + 1, 0.1)[:, code]
-    effects = F.normalize(F.avg_pool2d(changes.flatten(0, 1), pool).flatten(1), dim=1, eps=1e-8)
-    effects = effects.unflatten(0, (classes, n_samples))  # (classes, latents, cells)
+    effects = block_directions(changes, pool)  # (classes, latents, cells), as the class term reads them
     cosines = torch.einsum("ibp,jbp->ij", effects, effects) / n_samples  # mean over latents
     return [float((cosines[k].sum() - cosines[k, k]) / (classes - 1)) for k in range(classes)]
 
@@ -103,6 +101,11 @@ def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor
         {int(d): float(spearmanr(readings[labels == d, code], slant[labels == d])[0]) for d in np.unique(labels)}
         for code in range(readings.shape[1])
     ]
+
+
+def class_name(k: int, digits: dict[int, int]) -> str:
+    """Class k, with the digit matching gives it where `digits` has one: "3=5" or "3"."""
+    return f"{k}={digits[k]}" if k in digits else str(k)
 
 
 def main() -> None:
@@ -125,17 +128,14 @@ def main() -> None:
                 f"left {row['slant_rho_left']:+.2f}); change slant {row['slant_change']:+.1f} deg, "
                 f"width {row['width_change']:+.2f} px"
             )
-            per_class = ", ".join(
-                f"{k}{'=' + str(digits[k]) if k in digits else ''}: {rho:+.2f}"
-                for k, rho in enumerate(row["class_rho"])
-            )
+            per_class = ", ".join(f"{class_name(k, digits)}: {rho:+.2f}" for k, rho in enumerate(row["class_rho"]))
             print(f"    slant rho per class (class=digit): {per_class}")
             if reading is not None:
                 per_digit = ", ".join(f"{d}: {rho:+.2f}" for d, rho in reading[code].items())
                 print(f"    Q's reading against the measured slant of real digits, per digit: {per_digit}")
             for pool in args.pools:
                 cosines = ", ".join(
-                    f"{k}{'=' + str(digits[k]) if k in digits else ''}: {cos:+.2f}"
+                    f"{class_name(k, digits)}: {cos:+.2f}"
                     for k, cos in enumerate(class_effect_cosines(model, code, pool))
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")

@@ -235,10 +235,11 @@ class ImprovedConfig(Section):
     # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
-    # weight of max(0, -cos) between each continuous code's effect on the image, averaged over 4x4
-    # pixel blocks, at a latent and at the same latent drawn as another class, in G's step, on
-    # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_class_disagreement): a code must not
-    # move one digit's ink the opposite way from another's; 0: not computed
+    # weight of max(0, -cos) between each continuous code's effect on the image, averaged over pixel
+    # blocks (continuous_class_agreement_pool), at a latent and at the same latent drawn as another
+    # class, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
+    # continuous_class_disagreement): a code must not move one digit's ink the opposite way from
+    # another's; 0: not computed
     continuous_class_agreement: Weight
     # the side, in pixels, of the blocks each effect is averaged over for continuous_class_agreement
     continuous_class_agreement_pool: PositiveInt

@@ -230,6 +230,13 @@ def code_changes(
     return images[:, 0::2] - images[:, 1::2]
 
 
+def block_directions(changes: torch.Tensor, pool: int) -> torch.Tensor:
+    """Image changes (..., C, H, W) averaged over `pool` x `pool` pixel blocks, flattened and scaled to
+    unit length (a change of 0 stays 0): (..., cells), for cosines between coarse effects."""
+    coarse = F.avg_pool2d(changes.flatten(0, -4), pool).flatten(1)
+    return F.normalize(coarse, dim=1, eps=1e-8).unflatten(0, changes.shape[:-3])
+
+
 def continuous_effect_overlap(
     generator: torch.nn.Module,
     vector: torch.Tensor,
@@ -286,7 +293,6 @@ def continuous_class_disagreement(
     if compared < 1:
         return vector.new_zeros(())
     changes = code_changes(generator, torch.stack((vector, other)), n_continuous, compared, epsilon)
-    coarse = F.avg_pool2d(changes.flatten(0, 2), pool).unflatten(0, changes.shape[:3])  # (2, codes, B, C, h, w)
-    effects = F.normalize(coarse.flatten(3), dim=3, eps=1e-8)  # (2, codes, B, cells)
+    effects = block_directions(changes, pool)  # (2, codes, B, cells)
     cosines = (effects[0] * effects[1]).sum(dim=-1)  # (codes, B)
     return F.relu(-cosines).mean()
