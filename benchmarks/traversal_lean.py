@@ -17,6 +17,12 @@ digit Hungarian matching gives it on those labels (evaluation only), and for eac
 the Spearman rho between Q's mean reading of the code and the measured slant of the split's images:
 whether Q reads the code the same way on real digits of every class.
 
+With `--readers`, it prints how Q's reading of each continuous code moves per unit of each code and
+per unit of a pure shear of the generated digits (`shear` of benchmarks/factor_measures.py), and the
+same for the anchor (`improved.continuous_anchor`) where the checkpoint holds one: whether a reader
+takes one code's change for another's, and whether it reads a code through the lean. It prints the
+mean cos^2 between the codes' effects that the orthogonal term pays, too, over 256 latents.
+
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
 the same latents drawn as each other class: what `improved.continuous_class_agreement` reads at pool
@@ -26,6 +32,8 @@ the same latents drawn as each other class: what `improved.continuous_class_agre
 from __future__ import annotations
 
 import argparse
+import copy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +45,12 @@ from infogan.evaluation.factors import per_column_spearman, slant_degrees, sweep
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
-from infogan.model.losses import block_directions, code_changes
+from infogan.model.losses import block_directions, code_changes, continuous_effect_overlap
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
+from benchmarks.factor_measures import shear
+
+Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
 
 
 def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict[str, float]]:
@@ -92,6 +105,52 @@ def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 
     return [float((cosines[k].sum() - cosines[k, k]) / (classes - 1)) for k in range(classes)]
 
 
+def anchor_reader(path: Path, model: InfoGAN) -> Reader | None:
+    """The anchor's trunk and Q head from a training checkpoint's state dict, in copies of `model`'s
+    networks; None where the checkpoint holds no anchor."""
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    reader = (copy.deepcopy(model.trunk), copy.deepcopy(model.q_head))
+    for part, name in zip(reader, ("trunk", "q_head"), strict=True):
+        prefix = f"anchor.{name}."
+        weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        if not weights:
+            return None
+        part.load_state_dict(weights)
+    return reader
+
+
+def reading_responses(
+    model: InfoGAN, reader: Reader | None = None, n_samples: int = 256, seed: int = 1, step: float = 0.1
+) -> np.ndarray:
+    """(n_continuous + 1, n_continuous): row j < n_continuous, the mean over `n_samples` latents of the
+    change of the reader's reading (mean) of each continuous code per unit of code j, by central
+    differences of `step`; the last row, per unit of a pure shear of the generated digits (x += s * y,
+    s = +-`step` / 2). `reader`: (trunk, q_head), Q's own by default. Its batch-norm layers normalise
+    with batch statistics, as in training, and each + and - pair goes through as one batch, so that
+    the statistics do not take a step shared by the whole batch out again. The reader is a copy: its
+    running statistics are left as they were."""
+    trunk, head = copy.deepcopy(reader or (model.trunk, model.q_head))
+    trunk.train(), head.train()
+    codes = model.codes
+    vector = codes.sample(n_samples, generator=torch.Generator().manual_seed(seed)).vector
+    first = vector.shape[1] - codes.n_continuous
+
+    def difference(images: torch.Tensor, size: float) -> torch.Tensor:  # images: the + half, then the - half
+        readings = head(trunk(images)).continuous_mean.float()
+        return ((readings[:n_samples] - readings[n_samples:]) / (2 * size)).mean(0)
+
+    rows = []
+    with torch.no_grad():
+        for code in range(codes.n_continuous):
+            moved = vector.new_zeros(vector.shape)
+            moved[:, first + code] = step
+            rows.append(difference(model.generator(torch.cat((vector + moved, vector - moved))), step))
+        ink = (model.generator(vector).float() + 1) / 2  # the generator's tanh range to [0, 1], as shear takes it
+        sheared = torch.cat((shear(ink, step / 2), shear(ink, -step / 2))) * 2 - 1
+        rows.append(difference(sheared, step / 2))
+    return torch.stack(rows).numpy()
+
+
 def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor) -> list[dict[int, float]]:
     """Per continuous code, {digit: Spearman rho between Q's mean reading of the code and the measured
     slant} over the uint8 `images` of each label."""
@@ -113,6 +172,9 @@ def main() -> None:
     p.add_argument("checkpoints", type=Path, nargs="+", help="model.ckpt files (a train or sweep output)")
     p.add_argument("--test", type=Path, help="a prepared labelled split (test.pt) to name each class's digit")
     p.add_argument("--pools", type=int, nargs="+", default=[], help="block sizes for each class's effect cosines")
+    p.add_argument(
+        "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
+    )
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
     for path in args.checkpoints:
@@ -139,6 +201,19 @@ def main() -> None:
                     for k, cos in enumerate(class_effect_cosines(model, code, pool))
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
+        if args.readers:
+            latents = model.codes.sample(256, generator=torch.Generator().manual_seed(1)).vector
+            with torch.no_grad():
+                overlap = continuous_effect_overlap(model.generator, latents, model.codes.n_continuous)
+            print(f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}")
+        readers = {"Q": None, "anchor": anchor_reader(path, model)} if args.readers else {}
+        for name, reader in readers.items():
+            if name == "Q" or reader is not None:
+                responses = reading_responses(model, reader)
+                moved_by = [f"c{j + 2}" for j in range(len(responses) - 1)] + ["shear"]
+                for j, row in zip(moved_by, responses, strict=True):
+                    per_code = ", ".join(f"c{i + 2} {value:+.3f}" for i, value in enumerate(row))
+                    print(f"{path} {name}'s readings per unit of {j}: {per_code}")
 
 
 if __name__ == "__main__":

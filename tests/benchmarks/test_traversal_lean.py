@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from benchmarks.traversal_lean import class_effect_cosines, code_leans, reading_slant_rho
+from benchmarks.traversal_lean import class_effect_cosines, code_leans, reading_responses, reading_slant_rho
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
@@ -79,3 +80,31 @@ def test_a_class_whose_code_turns_the_other_way_reads_minus_one_against_the_rest
         assert turned[3] == pytest.approx(-1.0, abs=1e-4)
         assert all(cos == pytest.approx(7 / 9, abs=1e-4) for k, cos in enumerate(turned) if k != 3), turned
         assert class_effect_cosines(model, 1, pool, n_samples=8) == pytest.approx([1.0] * 10, abs=1e-4)
+
+
+def test_reading_responses_are_a_readers_derivatives_along_each_code_and_a_shear():
+    """G paints c2 into the top half and c3 into the bottom half; Q reads c2 as the top's mean plus half
+    the bottom's and c3 as the bottom's: per unit of c2, +1 and 0; per unit of c3, +0.5 and +1. A
+    shear moves no ink of a flat band across rows: the last row is 0. The model's own networks, and
+    their batch-norm statistics, are left as they were."""
+
+    class Bands(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            images = torch.zeros(len(vector), 1, 28, 28)
+            images[:, 0, 4:12, :] = vector[:, -2].view(-1, 1, 1) * 0.5
+            images[:, 0, 16:24, :] = vector[:, -1].view(-1, 1, 1) * 0.5
+            return images
+
+    class Reads(torch.nn.Module):
+        def forward(self, features: torch.Tensor) -> SimpleNamespace:
+            top, bottom = features[:, :, 4:12, 8:20].mean((1, 2, 3)), features[:, :, 16:24, 8:20].mean((1, 2, 3))
+            return SimpleNamespace(continuous_mean=torch.stack((2 * top + bottom, 2 * bottom), dim=1))
+
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    statistics = {k: v.clone() for k, v in model.trunk.state_dict().items()}
+    assert reading_responses(model, n_samples=16).shape == (3, 2)  # the real networks: the shapes
+    assert all(torch.equal(v, model.trunk.state_dict()[k]) for k, v in statistics.items())
+    model.generator, reader = Bands(), (torch.nn.Identity(), Reads())
+    found = reading_responses(model, reader, n_samples=16)
+    assert found == pytest.approx(np.array([[1.0, 0.0], [0.5, 1.0], [0.0, 0.0]]), abs=1e-5)
