@@ -23,6 +23,12 @@ same for the anchor (`improved.continuous_anchor`) where the checkpoint holds on
 takes one code's change for another's, and whether it reads a code through the lean. It prints the
 mean cos^2 between the codes' effects that the orthogonal term pays, too, over 256 latents.
 
+With `--joint`, it prints how slant goes with thickness and with width within each class over many
+generated digits (the pooled within-class regression slope, degrees per pixel, and correlation),
+drawn from the priors and again with each continuous code held at 0; with `--real`, a prepared split
+(train.pt), the same over its digits by their labels: whether a code reproduces the data's own
+dependence between two properties.
+
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
 the same latents drawn as each other class: what `improved.continuous_class_agreement` reads at pool
@@ -40,8 +46,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from infogan.data.images import load_split
-from infogan.evaluation.factors import per_column_spearman, slant_degrees, sweep_measurements
+from infogan.data.images import load_split, to_uint8
+from infogan.evaluation.factors import PROPERTIES, per_column_spearman, slant_degrees, sweep_measurements
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model
@@ -151,6 +157,38 @@ def reading_responses(
     return torch.stack(rows).numpy()
 
 
+def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """uint8 (N, 1, H, W) digits and their classes -> {property: (slope, correlation)} for thickness and
+    width: the pooled within-class least-squares slope of slant on the property (degrees per pixel)
+    and the correlation, each digit's values taken from its class's means."""
+    measured = {name: measure(images).double() for name, measure in PROPERTIES.items()}
+
+    def within(values: torch.Tensor) -> torch.Tensor:
+        means = torch.bincount(classes, weights=values) / torch.bincount(classes).clamp_min(1)
+        return values - means[classes]
+
+    slant = within(measured["slant"])
+    found = {}
+    for name in ("thickness", "width"):
+        other = within(measured[name])
+        found[name] = (float(slant @ other / (other @ other)), float(torch.corrcoef(torch.stack((slant, other)))[0, 1]))
+    return found
+
+
+def generated_dependence(
+    model: InfoGAN, held: int | None = None, n_samples: int = 6000, seed: int = 3
+) -> dict[str, tuple[float, float]]:
+    """`slant_dependence` over `n_samples` digits drawn from the priors (seeded), by the class of the first
+    categorical code; with `held`, that continuous code at 0 in every latent."""
+    latent = model.codes.sample(n_samples, generator=torch.Generator().manual_seed(seed))
+    vector = latent.vector.clone()
+    if held is not None:
+        vector[:, vector.shape[1] - model.codes.n_continuous + held] = 0
+    with torch.no_grad():
+        images = torch.cat([to_uint8(model.generator(part)) for part in vector.split(500)])
+    return slant_dependence(images, latent.categorical[:, 0])
+
+
 def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor) -> list[dict[int, float]]:
     """Per continuous code, {digit: Spearman rho between Q's mean reading of the code and the measured
     slant} over the uint8 `images` of each label."""
@@ -172,11 +210,19 @@ def main() -> None:
     p.add_argument("checkpoints", type=Path, nargs="+", help="model.ckpt files (a train or sweep output)")
     p.add_argument("--test", type=Path, help="a prepared labelled split (test.pt) to name each class's digit")
     p.add_argument("--pools", type=int, nargs="+", default=[], help="block sizes for each class's effect cosines")
+    p.add_argument("--joint", action="store_true", help="slant against thickness and width within classes")
+    p.add_argument("--real", type=Path, help="with --joint: a prepared split (train.pt) to read the same of")
     p.add_argument(
         "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
     )
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
+
+    def dependence_line(found: dict[str, tuple[float, float]]) -> str:
+        return ", ".join(f"on {name} {slope:+.2f} deg/px (r {r:+.3f})" for name, (slope, r) in found.items())
+
+    if args.joint and args.real:
+        print(f"{args.real}: slant within classes {dependence_line(slant_dependence(*load_split(args.real)))}")
     for path in args.checkpoints:
         model = load_model(path)
         digits, reading = {}, None
@@ -201,6 +247,11 @@ def main() -> None:
                     for k, cos in enumerate(class_effect_cosines(model, code, pool))
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
+        if args.joint:
+            for held in (None, *range(model.codes.n_continuous)):
+                drawn = "from the priors" if held is None else f"with c{held + 2} at 0"
+                found = generated_dependence(model, held)
+                print(f"{path} generated, {drawn}: slant within classes {dependence_line(found)}")
         if args.readers:
             latents = model.codes.sample(256, generator=torch.Generator().manual_seed(1)).vector
             with torch.no_grad():

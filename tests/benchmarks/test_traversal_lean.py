@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.traversal_lean import class_effect_cosines, code_leans, reading_responses, reading_slant_rho
+from benchmarks.traversal_lean import (
+    class_effect_cosines,
+    code_leans,
+    reading_responses,
+    reading_slant_rho,
+    slant_dependence,
+)
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
@@ -108,3 +114,26 @@ def test_reading_responses_are_a_readers_derivatives_along_each_code_and_a_shear
     model.generator, reader = Bands(), (torch.nn.Identity(), Reads())
     found = reading_responses(model, reader, n_samples=16)
     assert found == pytest.approx(np.array([[1.0, 0.0], [0.5, 1.0], [0.0, 0.0]]), abs=1e-5)
+
+
+def test_slant_dependence_reads_a_lean_that_grows_with_the_stroke_within_each_class():
+    """Upright bars of widths 2 to 5 px, each sheared so that its slant grows 4 degrees a pixel of width,
+    class 1 leaning 10 degrees further than class 0. The measure reads a 20-row bar of width w as
+    2 * 20w / (2 * 20 + 2w) px thick, 0.73 px a pixel of width from 2 to 5, so within the classes slant
+    on thickness is about 4 / 0.73 = 5.5 degrees a pixel, with a correlation near 1, though the
+    classes' means differ."""
+    from benchmarks.factor_measures import shear
+
+    bars, classes = [], []
+    for k in (0, 1):
+        for w in (2, 3, 4, 5):
+            bar = torch.zeros(1, 1, 28, 28)
+            bar[:, :, 4:24, 14 - w // 2 : 14 - w // 2 + w] = 1.0
+            lean = math.tan(math.radians(4 * w + 10 * k))
+            bars.append(shear(bar, lean * 20 / 28))  # the grid's y runs -1..1 over 28 rows, the bar's 20 rows
+            classes.append(k)
+    images = (torch.cat(bars).clamp(0, 1) * 255).round().to(torch.uint8)
+    found = slant_dependence(images, torch.tensor(classes))
+    slope, r = found["thickness"]
+    assert slope == pytest.approx(5.5, abs=0.5) and r > 0.95, found
+    assert set(found) == {"thickness", "width"}
