@@ -50,7 +50,7 @@ from infogan.data.images import load_split, to_uint8
 from infogan.evaluation.factors import PROPERTIES, per_column_spearman, slant_degrees, sweep_measurements
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
-from infogan.model.load import load_model
+from infogan.model.load import load_model, read_checkpoint
 from infogan.model.losses import block_directions, code_changes, continuous_effect_overlap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
@@ -114,7 +114,7 @@ def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 
 def anchor_reader(path: Path, model: InfoGAN) -> Reader | None:
     """The anchor's trunk and Q head from a training checkpoint's state dict, in copies of `model`'s
     networks; None where the checkpoint holds no anchor."""
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    state = read_checkpoint(path)["state_dict"]
     reader = (copy.deepcopy(model.trunk), copy.deepcopy(model.q_head))
     for part, name in zip(reader, ("trunk", "q_head"), strict=True):
         prefix = f"anchor.{name}."
@@ -136,7 +136,8 @@ def reading_responses(
     the statistics do not take a step shared by the whole batch out again. The reader is a copy: its
     running statistics are left as they were."""
     trunk, head = copy.deepcopy(reader or (model.trunk, model.q_head))
-    trunk.train(), head.train()
+    trunk.train()
+    head.train()
     codes = model.codes
     vector = codes.sample(n_samples, generator=torch.Generator().manual_seed(seed)).vector
     first = vector.shape[1] - codes.n_continuous

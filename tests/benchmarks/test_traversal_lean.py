@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.factor_measures import shear
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
@@ -122,8 +123,6 @@ def test_slant_dependence_reads_a_lean_that_grows_with_the_stroke_within_each_cl
     2 * 20w / (2 * 20 + 2w) px thick, 0.73 px a pixel of width from 2 to 5, so within the classes slant
     on thickness is about 4 / 0.73 = 5.5 degrees a pixel, with a correlation near 1, though the
     classes' means differ."""
-    from benchmarks.factor_measures import shear
-
     bars, classes = [], []
     for k in (0, 1):
         for w in (2, 3, 4, 5):
