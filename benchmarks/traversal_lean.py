@@ -158,22 +158,24 @@ def reading_responses(
     return torch.stack(rows).numpy()
 
 
+def class_centred(values: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Each value less the mean of its class's values."""
+    means = torch.bincount(classes, weights=values) / torch.bincount(classes).clamp_min(1)
+    return values - means[classes]
+
+
+def within_class_slope(y: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) -> tuple[float, float]:
+    """The pooled within-class least-squares slope of y on x, and their correlation, each value taken
+    from its class's mean."""
+    y, x = class_centred(y.double(), classes), class_centred(x.double(), classes)
+    return float(y @ x / (x @ x)), float(torch.corrcoef(torch.stack((y, x)))[0, 1])
+
+
 def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, tuple[float, float]]:
     """uint8 (N, 1, H, W) digits and their classes -> {property: (slope, correlation)} for thickness and
-    width: the pooled within-class least-squares slope of slant on the property (degrees per pixel)
-    and the correlation, each digit's values taken from its class's means."""
-    measured = {name: measure(images).double() for name, measure in PROPERTIES.items()}
-
-    def within(values: torch.Tensor) -> torch.Tensor:
-        means = torch.bincount(classes, weights=values) / torch.bincount(classes).clamp_min(1)
-        return values - means[classes]
-
-    slant = within(measured["slant"])
-    found = {}
-    for name in ("thickness", "width"):
-        other = within(measured[name])
-        found[name] = (float(slant @ other / (other @ other)), float(torch.corrcoef(torch.stack((slant, other)))[0, 1]))
-    return found
+    width: `within_class_slope` of slant on the property (degrees per pixel)."""
+    measured = {name: measure(images) for name, measure in PROPERTIES.items()}
+    return {name: within_class_slope(measured["slant"], measured[name], classes) for name in ("thickness", "width")}
 
 
 def generated_dependence(
@@ -258,12 +260,13 @@ def main() -> None:
             with torch.no_grad():
                 overlap = continuous_effect_overlap(model.generator, latents, model.codes.n_continuous)
             print(f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}")
-        readers = {"Q": None, "anchor": anchor_reader(path, model)} if args.readers else {}
-        for name, reader in readers.items():
-            if name == "Q" or reader is not None:
-                responses = reading_responses(model, reader)
-                moved_by = [f"c{j + 2}" for j in range(len(responses) - 1)] + ["shear"]
-                for j, row in zip(moved_by, responses, strict=True):
+            readers = {"Q": None}
+            anchor = anchor_reader(path, model)
+            if anchor is not None:
+                readers["anchor"] = anchor
+            moved_by = [f"c{j + 2}" for j in range(model.codes.n_continuous)] + ["shear"]
+            for name, reader in readers.items():
+                for j, row in zip(moved_by, reading_responses(model, reader), strict=True):
                     per_code = ", ".join(f"c{i + 2} {value:+.3f}" for i, value in enumerate(row))
                     print(f"{path} {name}'s readings per unit of {j}: {per_code}")
 

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.factor_measures import affine
-from benchmarks.traversal_lean import slant_dependence
+from benchmarks.traversal_lean import class_centred, slant_dependence, within_class_slope
 from infogan.data.images import load_split, save_split
 from infogan.evaluation.factors import slant_degrees, stroke_thickness
 
@@ -35,10 +35,9 @@ def unlean(images: torch.Tensor, labels: torch.Tensor, chunk: int = 5000) -> tor
     """uint8 (N, 1, H, W) digits -> the same digits, each sheared (x += s * y, y up) so that its slant
     becomes slant - slope * (thickness - its class's mean thickness), slope being the pooled
     within-class slope of slant on thickness: within the classes, slant no longer follows thickness."""
-    slope = slant_dependence(images, labels)["thickness"][0]
     slant, thickness = slant_degrees(images).double(), stroke_thickness(images).double()
-    means = torch.bincount(labels, weights=thickness) / torch.bincount(labels).clamp_min(1)
-    target = slant - slope * (thickness - means[labels])
+    slope = within_class_slope(slant, thickness, labels)[0]
+    target = slant - slope * class_centred(thickness, labels)
     shears = (torch.tan(torch.deg2rad(target)) - torch.tan(torch.deg2rad(slant))).float()
     out = []
     for part, s in zip(images.split(chunk), shears.split(chunk), strict=True):
