@@ -276,6 +276,11 @@ class ImprovedConfig(Section):
     # every code started, the newest too, so that each code is held to what it controls then (a code
     # starting later takes it again as before); 0: taken only when each code starts
     continuous_anchor_retake: Count
+    # with continuous_anchor_retake: from the retake on, G is paid the continuous codes' information
+    # only as the retaken anchor reads it, no longer as the live Q does (Q still learns to read them
+    # in D's step). A live reader can learn to read a code through whatever else moves with it, and
+    # then pays G to move that too; a frozen one cannot learn that; false: both pay G
+    continuous_anchor_alone: Bool
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;
@@ -291,6 +296,10 @@ class ImprovedConfig(Section):
             )
         if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
             raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")
+        if self.continuous_anchor_alone and self.continuous_anchor_retake == 0:
+            raise ValueError(
+                "continuous_anchor_alone needs continuous_anchor_retake > 0: it is the retaken anchor that pays alone"
+            )
         return self
 
 

@@ -161,12 +161,17 @@ class InfoGANTraining(pl.LightningModule):
     def information_loss(self, q: CodeParams, latent: Latent) -> InfoLoss:
         return information_loss(q, latent.categorical, latent.continuous, self.model.codes.categorical_sizes)
 
-    def weighted_information(self, info: InfoLoss, continuous_each: torch.Tensor | None = None) -> torch.Tensor:
+    def weighted_information(
+        self, info: InfoLoss, continuous_each: torch.Tensor | None = None, continuous: bool = True
+    ) -> torch.Tensor:
         """lambda_cat times the categorical term plus lambda_cont times the continuous codes' terms
         (`continuous_each` in place of `info`'s when given), each code weighted as
-        `improved.continuous_weight_ratio` says."""
+        `improved.continuous_weight_ratio` says; `continuous` False: the categorical term alone."""
         train = self.config.train
-        return train.lambda_cat * info.categorical + train.lambda_cont * self.continuous_sum(
+        categorical = train.lambda_cat * info.categorical
+        if not continuous:
+            return categorical
+        return categorical + train.lambda_cont * self.continuous_sum(
             info.continuous_each if continuous_each is None else continuous_each
         )
 
@@ -328,7 +333,9 @@ class InfoGANTraining(pl.LightningModule):
         info = self.information_loss(self.model.q_head(features), latent)
         # with the read noise, G is paid only what Q reads through it
         noisy = self.noisy_continuous_information(fake, latent) if self.reads_through_noise() else None
-        total = adversarial + self.weighted_information(info, continuous_each=noisy)
+        # after the retake with `improved.continuous_anchor_alone`, the anchor alone pays the continuous codes
+        live = not (self.anchor_retaken and self.improved.continuous_anchor_alone)
+        total = adversarial + self.weighted_information(info, continuous_each=noisy, continuous=live)
         losses = {"loss/g": adversarial}
         if noisy is not None:
             losses["improved/continuous_read_noise_g"] = noisy.sum()

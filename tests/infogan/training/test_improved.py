@@ -976,6 +976,25 @@ def test_a_retaken_anchor_is_taken_again_at_its_iteration_and_then_reads_every_c
         only(continuous_stagger=2, continuous_anchor_retake=4)
 
 
+def test_after_the_retake_an_anchor_alone_pays_g_the_continuous_codes_and_the_live_q_does_not():
+    shared = {"continuous_stagger": 2, "continuous_anchor": 1.0, "continuous_anchor_retake": 4}
+    both, alone = (improved_module(only(**shared, continuous_anchor_alone=flag)) for flag in (False, True))
+    for module in (both, alone):
+        module.continuous_started, module.anchor_retaken = 2, True
+        module.take_anchor()
+    latent, fake = latent_and_fake(both)
+    info = both.information_loss(both.model.q_head(both.model.trunk(fake)), latent)
+    paid = {name: m.generator_step(fake, latent)["total"] for name, m in (("both", both), ("alone", alone))}
+    live = both.config.train.lambda_cont * both.continuous_sum(info.continuous_each)
+    assert float(live) != 0
+    assert float(paid["both"] - paid["alone"]) == pytest.approx(float(live), rel=1e-4)
+    both.anchor_retaken = alone.anchor_retaken = False  # before the retake, the live Q pays as before
+    before = [float(m.generator_step(fake, latent)["total"]) for m in (both, alone)]
+    assert before[1] == pytest.approx(before[0], rel=1e-6)
+    with pytest.raises(InfoGANError, match="continuous_anchor_alone needs continuous_anchor_retake > 0"):
+        only(continuous_stagger=2, continuous_anchor=1.0, continuous_anchor_alone=True)
+
+
 def test_a_contrastive_partner_holds_the_codes_not_started_as_its_first_does():
     module = improved_module(only(contrastive=1.0, contrastive_codes="continuous", continuous_stagger=100))
     module.continuous_started = 1
