@@ -21,7 +21,8 @@ With `--readers`, it prints how Q's reading of each continuous code moves per un
 per unit of a pure shear of the generated digits (`shear` of benchmarks/factor_measures.py), and the
 same for the anchor (`improved.continuous_anchor`) where the checkpoint holds one: whether a reader
 takes one code's change for another's, and whether it reads a code through the lean. It prints the
-mean cos^2 between the codes' effects that the orthogonal term pays, too, over 256 latents.
+mean cos^2 between the codes' effects that the orthogonal term pays, too, over 256 latents, and the
+mean of their signed cosine (an overlap made the same way at every latent) and of its size.
 
 With `--joint`, it prints how slant goes with thickness and with width within each class over many
 generated digits (the pooled within-class regression slope, degrees per pixel, and correlation),
@@ -51,7 +52,7 @@ from infogan.evaluation.factors import PROPERTIES, per_column_spearman, slant_de
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model, read_checkpoint
-from infogan.model.losses import block_directions, code_changes, continuous_effect_overlap
+from infogan.model.losses import block_directions, code_changes, continuous_effect_overlap, effect_cosines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.factor_measures import shear
@@ -88,6 +89,15 @@ def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict
             }
         )
     return rows
+
+
+def signed_effect_cosine(model: InfoGAN, latents: torch.Tensor) -> tuple[float, float]:
+    """The cosine between c2's and c3's effects on the image at each of `latents` (central differences,
+    as the orthogonal term and `improved.continuous_shared_effect` take them): its mean, signed (a share
+    of one code's change that the other makes the same way at every latent), and the mean of its size
+    (which overlap of either sign raises)."""
+    cosines = effect_cosines(model.generator, latents, model.codes.n_continuous, started=2)[0]
+    return float(cosines.mean()), float(cosines.abs().mean())
 
 
 def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 64, seed: int = 0) -> list[float]:
@@ -259,7 +269,11 @@ def main() -> None:
             latents = model.codes.sample(256, generator=torch.Generator().manual_seed(1)).vector
             with torch.no_grad():
                 overlap = continuous_effect_overlap(model.generator, latents, model.codes.n_continuous)
-            print(f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}")
+                signed, size = signed_effect_cosine(model, latents)
+            print(
+                f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}; their cosine's mean over "
+                f"latents {signed:+.4f}, its mean size {size:.4f}"
+            )
             readers = {"Q": None}
             anchor = anchor_reader(path, model)
             if anchor is not None:

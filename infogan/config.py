@@ -235,6 +235,11 @@ class ImprovedConfig(Section):
     # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
+    # weight of the size of the mean over latents of the cosine between the continuous codes' effects
+    # on the image, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
+    # continuous_shared_effect): overlaps that change sign from latent to latent cancel, a share of
+    # another code's change made the same way everywhere does not; 0: not computed
+    continuous_shared_effect: Weight
     # weight of max(0, -cos) between each continuous code's effect on the image, averaged over pixel
     # blocks (continuous_class_agreement_pool), at a latent and at the same latent drawn as another
     # class, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,

@@ -54,6 +54,7 @@ from infogan.model.losses import (
     continuous_effect_overlap,
     continuous_marginal_distance,
     continuous_mixed_derivatives,
+    continuous_shared_effect,
     discriminator_loss,
     gaussian_nll,
     generator_loss,
@@ -351,6 +352,7 @@ class InfoGANTraining(pl.LightningModule):
             for key, weight, term in (
                 ("continuous_hessian", improved.continuous_hessian, continuous_mixed_derivatives),
                 ("continuous_orthogonal", improved.continuous_orthogonal, continuous_effect_overlap),
+                ("continuous_shared_effect", improved.continuous_shared_effect, continuous_shared_effect),
             ):
                 if weight > 0:  # between the codes started (with a stagger, 0 until the second starts)
                     value = term(self.model.generator, rows, n_continuous, started=self.continuous_started)

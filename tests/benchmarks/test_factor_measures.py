@@ -8,6 +8,7 @@ import pytest
 from benchmarks.factor_measures import (
     SWEEPS,
     change_overlap,
+    leaning_thickening_overlap,
     shear,
     stretch,
     stretch_in_frame,
@@ -73,3 +74,13 @@ def test_a_thicker_pen_straightens_a_leaning_digit(digits):
     left = transformation_correlations(digits[leans < -2], thicken, [-1.0, 0.0, 1.0])["slant"]
     assert right[0] < -0.2 and right[1] < 0, right
     assert left[0] > 0.2 and left[1] > 0, left
+
+
+def test_a_thickening_that_leans_shares_a_shears_change_the_same_way_on_every_digit(digits):
+    """What improved.continuous_shared_effect reads: a lean beside a thickening moves the mean cosine with
+    a shear in proportion (left against right: negative), where the cos^2 the orthogonal term pays grows
+    with its square and stays small."""
+    found = {lean: leaning_thickening_overlap(digits, lean) for lean in (0.0, 1.2, 2.4)}
+    assert abs(found[0.0][0]) < 0.03
+    assert found[2.4][0] < found[1.2][0] < found[0.0][0]
+    assert found[2.4][0] < -0.05 and found[2.4][1] < 0.02

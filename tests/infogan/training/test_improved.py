@@ -25,6 +25,7 @@ from infogan.model.losses import (
     continuous_effect_overlap,
     continuous_marginal_distance,
     continuous_mixed_derivatives,
+    continuous_shared_effect,
     gaussian_nll,
 )
 from infogan.training.datamodule import DeviceImages
@@ -523,6 +524,40 @@ def test_effect_overlap_is_zero_for_codes_that_move_different_pixels_and_one_for
     assert float(continuous_effect_overlap(TwoPatterns(first, second), vector, 2)) == pytest.approx(0.25, rel=1e-5)
 
 
+def test_a_shared_effect_counts_an_overlap_made_the_same_way_and_not_one_that_turns_from_latent_to_latent():
+    """c3 makes a quarter of c2's change beside its own: the same way at every latent, the term is the
+    cosine itself (where cos^2 is its square); with the quarter's sign following a noise variable, the
+    overlaps cancel and the term falls, while cos^2 stays."""
+
+    class Leaning(torch.nn.Module):
+        def __init__(self, turning: bool) -> None:
+            super().__init__()
+            self.turning = turning
+            self.a, self.b = (
+                torch.zeros(1, 1, 28, 28, dtype=torch.float64),
+                torch.zeros(1, 1, 28, 28, dtype=torch.float64),
+            )
+            self.a[..., :14], self.b[..., 14:] = 1.0, 1.0
+
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            share = 0.25 * (torch.sign(vector[:, :1]) if self.turning else torch.ones_like(vector[:, :1]))
+            c2, c3 = vector[:, -2:-1], vector[:, -1:]
+            return (c2 + share * c3).view(-1, 1, 1, 1) * self.a + c3.view(-1, 1, 1, 1) * self.b
+
+    torch.manual_seed(0)
+    vector = torch.rand(64, 74, dtype=torch.float64) * 2 - 1
+    cos = 0.25 / math.sqrt(1 + 0.25**2)
+    steady, turning = Leaning(turning=False), Leaning(turning=True)
+    assert float(continuous_shared_effect(steady, vector, 2)) == pytest.approx(cos, rel=1e-5)
+    assert float(continuous_effect_overlap(steady, vector, 2)) == pytest.approx(cos**2, rel=1e-5)
+    signs = torch.sign(vector[:, 0])
+    assert float(continuous_shared_effect(turning, vector, 2)) == pytest.approx(
+        cos * float(signs.mean().abs()), rel=1e-5
+    )
+    assert float(continuous_effect_overlap(turning, vector, 2)) == pytest.approx(cos**2, rel=1e-5)
+    assert float(continuous_shared_effect(steady, vector, 2, started=1)) == 0.0  # one code: no pair
+
+
 def test_effect_overlap_averages_over_every_pair_of_three_codes():
     class Three(torch.nn.Module):
         def forward(self, vector: torch.Tensor) -> torch.Tensor:
@@ -637,21 +672,20 @@ def test_the_generator_step_pays_class_agreement_only_when_asked():
 
 
 def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_have_started():
-    module = improved_module(only(continuous_stagger=500, continuous_orthogonal=1.0, continuous_hessian=1.0))
+    keys = ("continuous_orthogonal", "continuous_hessian", "continuous_shared_effect")
+    module = improved_module(only(continuous_stagger=500, **dict.fromkeys(keys, 1.0)))
     latent, fake = latent_and_fake(module)
     module.continuous_started = 1
     early = module.generator_step(fake, latent)
-    assert float(early["improved/continuous_orthogonal"]) == 0.0  # logged, so every iteration has its keys
-    assert float(early["improved/continuous_hessian"]) == 0.0
+    assert all(float(early[f"improved/{key}"]) == 0.0 for key in keys)  # logged, so every iteration has its keys
     module.continuous_started = 2
     later = module.generator_step(fake, latent)
-    assert float(later["improved/continuous_orthogonal"].detach()) > 0
-    assert float(later["improved/continuous_hessian"].detach()) > 0
+    assert all(float(later[f"improved/{key}"].detach()) > 0 for key in keys)
 
 
 @pytest.mark.parametrize(
     ("key", "largest"),
-    [("continuous_hessian", math.inf), ("continuous_orthogonal", 1.0)],  # a cos^2 is at most 1
+    [("continuous_hessian", math.inf), ("continuous_orthogonal", 1.0), ("continuous_shared_effect", 1.0)],
 )
 def test_the_generator_step_adds_a_weighted_term_between_continuous_codes_only_when_asked(key, largest):
     off = improved_module(only())
