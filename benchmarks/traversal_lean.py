@@ -22,7 +22,8 @@ per unit of a pure shear of the generated digits (`shear` of benchmarks/factor_m
 same for the anchor (`improved.continuous_anchor`) where the checkpoint holds one: whether a reader
 takes one code's change for another's, and whether it reads a code through the lean. It prints the
 mean cos^2 between the codes' effects that the orthogonal term pays, too, over 256 latents, and the
-mean of their signed cosine (an overlap made the same way at every latent) and of its size.
+mean of their signed cosine (an overlap made the same way at every latent) and of its size, and each
+code's mean cosine with a pure shear's change of the same digits.
 
 With `--joint`, it prints how slant goes with thickness and with width within each class over many
 generated digits (the pooled within-class regression slope, degrees per pixel, and correlation),
@@ -98,6 +99,20 @@ def signed_effect_cosine(model: InfoGAN, latents: torch.Tensor) -> tuple[float, 
     (which overlap of either sign raises)."""
     cosines = effect_cosines(model.generator, latents, model.codes.n_continuous, started=2)[0]
     return float(cosines.mean()), float(cosines.abs().mean())
+
+
+def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> list[tuple[float, float]]:
+    """For each continuous code, the cosine between its effect on the image at each of `latents` (as
+    `signed_effect_cosine` takes it) and a pure shear's change of the same generated digit (x += s * y,
+    s = +-`step` / 2): its mean, signed, and the mean of its size. A code that leans the digits the same
+    way everywhere meets the shear at a mean away from 0, whatever the other code does."""
+    n = model.codes.n_continuous
+    with torch.no_grad():
+        changes = code_changes(model.generator, latents[None], n, n, step)[0].flatten(2)  # (codes, B, pixels)
+        ink = (model.generator(latents).float() + 1) / 2  # the generator's tanh range to [0, 1], as shear takes it
+        sheared = ((shear(ink, step / 2) - shear(ink, -step / 2)) * 2).flatten(1)
+    cosines = torch.nn.functional.cosine_similarity(changes, sheared[None], dim=2)  # (codes, B)
+    return [(float(c.mean()), float(c.abs().mean())) for c in cosines]
 
 
 def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 64, seed: int = 0) -> list[float]:
@@ -274,6 +289,11 @@ def main() -> None:
                 f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}; their cosine's mean over "
                 f"latents {signed:+.4f}, its mean size {size:.4f}"
             )
+            with_shear = ", ".join(
+                f"c{j + 2} {signed:+.4f} (size {size:.4f})"
+                for j, (signed, size) in enumerate(shear_cosines(model, latents))
+            )
+            print(f"{path} cosine of each code's effect with a pure shear's change, mean over latents: {with_shear}")
             readers = {"Q": None}
             anchor = anchor_reader(path, model)
             if anchor is not None:

@@ -214,6 +214,10 @@ class ImprovedConfig(Section):
     # prior draws independently: their squared correlations and those of their squares
     # (infogan/model/losses.py, continuous_dependence); 0: not computed
     real_continuous_dependence: Weight
+    # weight of the same dependence within each class Q reads from the real images (its first
+    # categorical code's most likely class), weighted by the classes' counts (infogan/model/losses.py,
+    # continuous_class_dependence); 0: not computed
+    real_continuous_class_dependence: Weight
     # weight of how far each continuous code Q reads from real images is from spread as its prior:
     # the squared 1-D Wasserstein distance (infogan/model/losses.py, continuous_marginal_distance);
     # 0: not computed

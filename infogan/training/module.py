@@ -49,6 +49,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_class_dependence,
     continuous_class_disagreement,
     continuous_dependence,
     continuous_effect_overlap,
@@ -277,7 +278,8 @@ class InfoGANTraining(pl.LightningModule):
         self, real: torch.Tensor, real_features: torch.Tensor, partners: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict]:
         """Improved recipe: the terms on Q's class of real images, and on the continuous codes it reads
-        from them: their dependence (`improved.real_continuous_dependence`, with two codes or more) and
+        from them: their dependence (`improved.real_continuous_dependence`, with two codes or more; within
+        each class Q reads, `improved.real_continuous_class_dependence`) and
         each one's distance from its prior (`improved.real_continuous_marginal`). Returns their
         weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
         with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
@@ -287,16 +289,23 @@ class InfoGANTraining(pl.LightningModule):
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         started = self.continuous_started  # the codes held at 0 so far are not read
         # from the number of codes, not of those started, so the keys stay the same on every iteration
-        dependence = improved.real_continuous_dependence > 0 and self.model.codes.n_continuous > 1
+        dependence = self.model.codes.n_continuous > 1 and (
+            improved.real_continuous_dependence > 0 or improved.real_continuous_class_dependence > 0
+        )
         continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
         if not (entropies or compared or dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
         logits = q.categorical_logits
-        if dependence:
+        if dependence and improved.real_continuous_dependence > 0:
             value = continuous_dependence(q.continuous_mean[:, :started])
             weighted.append((improved.real_continuous_dependence, "improved/real_continuous_dependence", value))
+        if dependence and improved.real_continuous_class_dependence > 0 and sizes:
+            classes = logits[:, : sizes[0]].detach().argmax(dim=1)  # Q's own class of each real image
+            value = continuous_class_dependence(q.continuous_mean[:, :started], classes, sizes[0])
+            key = "improved/real_continuous_class_dependence"
+            weighted.append((improved.real_continuous_class_dependence, key, value))
         if continuous_marginal:
             value = continuous_marginal_distance(q.continuous_mean[:, :started], self.model.codes.continuous_prior)
             weighted.append((improved.real_continuous_marginal, "improved/real_continuous_marginal", value))

@@ -20,6 +20,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    continuous_class_dependence,
     continuous_class_disagreement,
     continuous_dependence,
     continuous_effect_overlap,
@@ -344,6 +345,52 @@ def test_continuous_dependence_enters_ds_step_with_its_weight_on_q_of_the_real_b
     assert torch.allclose(term, direct, rtol=1e-4) and direct > 0
     # it is a term of D's step only: G's has none of it
     assert "improved/real_continuous_dependence" not in with_term.generator_step(fake, latent)
+
+
+def test_class_dependence_singles_out_the_axes_whose_spreads_differ_by_class_where_the_pooled_one_cannot():
+    """Two independent uniform factors, the first spread 4 times the second in class 0 and the second 4
+    times the first in class 1: over both classes each factor spreads alike, so a 45-degree rotation's
+    correlation is 0 there, while within each class it is (16 - 1) / (16 + 1). Within classes the axes
+    score the least."""
+    torch.manual_seed(0)
+    n = 20_000
+    classes = torch.arange(2 * n) // n
+    spread = torch.tensor([[4.0, 1.0], [1.0, 4.0]])[classes]
+    factors = (torch.rand(2 * n, 2) * 2 - 1) * spread
+    angle = math.pi / 4
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    rotated = factors @ rotation
+    assert float(torch.corrcoef(rotated.t())[0, 1]) == pytest.approx(0.0, abs=0.02)  # pooled: uncorrelated
+    within_axes = float(continuous_class_dependence(factors, classes, 2))
+    within_rotated = float(continuous_class_dependence(rotated, classes, 2))
+    assert within_axes == pytest.approx(0.0, abs=1e-3)
+    assert within_rotated > (15 / 17) ** 2  # the values' squared correlation alone, plus the squares' part
+    # each class's value weighted by its count; a class of fewer than 3 rows is left out
+    unequal = torch.cat((classes[: n // 2], classes[n:]))
+    rows = torch.cat((rotated[: n // 2], rotated[n:]))
+    expected = (continuous_dependence(rows[: n // 2]) * (n // 2) + continuous_dependence(rows[n // 2 :]) * n) / (
+        n + n // 2
+    )
+    assert float(continuous_class_dependence(rows, unequal, 3)) == pytest.approx(float(expected), rel=1e-5)
+    few = torch.cat((rows[:2], rows[n // 2 :]))
+    assert float(continuous_class_dependence(few, torch.cat((unequal[:2], unequal[n // 2 :])), 2)) == pytest.approx(
+        float(continuous_dependence(rows[n // 2 :])), rel=1e-5
+    )
+
+
+def test_class_dependence_enters_ds_step_with_its_weight_within_qs_own_classes_of_the_real_batch():
+    with_term, without = improved_module(only(real_continuous_class_dependence=0.5)), improved_module(only())
+    real = to_model_range(random_images(64))
+    latent, fake = latent_and_fake(with_term)
+    losses, plain = (module.discriminator_step(real, fake, latent) for module in (with_term, without))
+    term = losses["improved/real_continuous_class_dependence"]
+    assert torch.allclose(losses["total"], plain["total"] + 0.5 * term, rtol=1e-5)
+    assert "improved/real_continuous_dependence" not in losses
+    q = with_term.model.encode(real)
+    classes = q.categorical_logits[:, :10].argmax(dim=1)
+    direct = continuous_class_dependence(q.continuous_mean, classes, 10)
+    assert torch.allclose(term, direct, rtol=1e-4) and direct > 0
+    assert "improved/real_continuous_class_dependence" not in with_term.generator_step(fake, latent)
 
 
 def test_continuous_marginal_distance_is_zero_for_the_prior_and_a_third_for_an_idle_uniform_code():
