@@ -150,7 +150,8 @@ def continuous_dependence(mean: torch.Tensor) -> torch.Tensor:
     The first part is 0 for any rotation of independent, equally scaled codes, but not where one
     code's factor leaks into another's (a shear); the second, a fourth-moment one, is also not 0 for a
     rotation of independent codes that are not Gaussian (a uniform prior's are not). No factor is
-    named: it asks only that the codes of real images be independent of one another.
+    named: it asks only that the codes of real images be independent of one another. Factors that
+    already correlate a little can read least dependent mixed: `continuous_class_dependence`.
     """
     n_continuous = mean.shape[1]
     if n_continuous < 2:

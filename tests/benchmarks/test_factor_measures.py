@@ -9,6 +9,7 @@ from benchmarks.factor_measures import (
     SWEEPS,
     change_overlap,
     leaning_thickening_overlap,
+    rotation_dependence,
     shear,
     stretch,
     stretch_in_frame,
@@ -84,3 +85,16 @@ def test_a_thickening_that_leans_shares_a_shears_change_the_same_way_on_every_di
     assert abs(found[0.0][0]) < 0.03
     assert found[2.4][0] < found[1.2][0] < found[0.0][0]
     assert found[2.4][0] < -0.05 and found[2.4][1] < 0.02
+
+
+def test_within_the_classes_slant_and_width_score_least_as_themselves_and_over_the_batch_least_mixed(mnist_fixture_dir):
+    """Why improved.real_continuous_class_dependence: the spreads of slant and width differ by class, so
+    within the classes a mix of the two reads dependent, while over a whole batch the 45-degree mix
+    reads less dependent than slant and width themselves."""
+    images, labels = load_mnist_split(mnist_fixture_dir, "test")
+    found = {
+        angle: (pooled, within)
+        for angle, pooled, within in rotation_dependence(images[:5000], labels[:5000], "width", (0, 45), batches=60)
+    }
+    assert found[0][1] < 0.75 * found[45][1]
+    assert found[45][0] < found[0][0]
