@@ -171,8 +171,8 @@ def continuous_class_dependence(mean: torch.Tensor, classes: torch.Tensor, n_cla
     more, weighted by their count, over all the rows. `mean`: (B, n_continuous), Q's means; `classes`:
     (B,) each row's class (Q's own reading of the categorical code, no label).
 
-    Two independent factors whose spreads differ from class to class (the 1s lean a lot and hardly
-    widen, the 0s widen a lot) are independent within every class only along their own axes: a
+    Two independent factors whose spreads differ from class to class (the 1s' slant spreads far
+    more than their width, the 0s' about as much) are independent within every class only along their own axes: a
     rotation of them is correlated within the classes where their spreads differ, even where it is
     uncorrelated over all classes. Over all classes the two moments of `continuous_dependence` can even
     be lowest for a mix: on the MNIST training digits, for slant and width rotated by 45 degrees (the
