@@ -53,7 +53,7 @@ from infogan.evaluation.factors import PROPERTIES, per_column_spearman, slant_de
 from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model, read_checkpoint
-from infogan.model.losses import block_directions, code_changes, continuous_effect_overlap, effect_cosines
+from infogan.model.losses import block_directions, code_changes, effect_cosines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.factor_measures import shear
@@ -92,18 +92,19 @@ def code_leans(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> list[dict
     return rows
 
 
-def signed_effect_cosine(model: InfoGAN, latents: torch.Tensor) -> tuple[float, float]:
-    """The cosine between c2's and c3's effects on the image at each of `latents` (central differences,
-    as the orthogonal term and `improved.continuous_shared_effect` take them): its mean, signed (a share
-    of one code's change that the other makes the same way at every latent), and the mean of its size
-    (which overlap of either sign raises)."""
-    cosines = effect_cosines(model.generator, latents, model.codes.n_continuous, started=2)[0]
-    return float(cosines.mean()), float(cosines.abs().mean())
+def effect_cosine_summary(model: InfoGAN, latents: torch.Tensor) -> tuple[float, float, float]:
+    """The cosines between the continuous codes' effects on the image at each of `latents` (central
+    differences, as the orthogonal term and `improved.continuous_shared_effect` take them), from one
+    set of generator passes: the mean cos^2 over every pair (what the orthogonal term pays), and for
+    c2 and c3 the mean cosine, signed (a share of one code's change that the other makes the same way
+    at every latent), and the mean of its size (which overlap of either sign raises)."""
+    cosines = effect_cosines(model.generator, latents, model.codes.n_continuous)  # (pairs, B), (c2, c3) first
+    return float(cosines.square().mean()), float(cosines[0].mean()), float(cosines[0].abs().mean())
 
 
 def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> list[tuple[float, float]]:
     """For each continuous code, the cosine between its effect on the image at each of `latents` (as
-    `signed_effect_cosine` takes it) and a pure shear's change of the same generated digit (x += s * y,
+    `effect_cosine_summary` takes it) and a pure shear's change of the same generated digit (x += s * y,
     s = +-`step` / 2): its mean, signed, and the mean of its size. A code that leans the digits the same
     way everywhere meets the shear at a mean away from 0, whatever the other code does."""
     n = model.codes.n_continuous
@@ -283,8 +284,7 @@ def main() -> None:
         if args.readers:
             latents = model.codes.sample(256, generator=torch.Generator().manual_seed(1)).vector
             with torch.no_grad():
-                overlap = continuous_effect_overlap(model.generator, latents, model.codes.n_continuous)
-                signed, size = signed_effect_cosine(model, latents)
+                overlap, signed, size = effect_cosine_summary(model, latents)
             print(
                 f"{path} cos^2 of the codes' effects (the orthogonal term): {overlap:.4f}; their cosine's mean over "
                 f"latents {signed:+.4f}, its mean size {size:.4f}"

@@ -289,19 +289,19 @@ class InfoGANTraining(pl.LightningModule):
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
         started = self.continuous_started  # the codes held at 0 so far are not read
         # from the number of codes, not of those started, so the keys stay the same on every iteration
-        dependence = self.model.codes.n_continuous > 1 and (
-            improved.real_continuous_dependence > 0 or improved.real_continuous_class_dependence > 0
-        )
+        several = self.model.codes.n_continuous > 1
+        dependence = improved.real_continuous_dependence > 0 and several
+        class_dependence = improved.real_continuous_class_dependence > 0 and several and bool(sizes)
         continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
-        if not (entropies or compared or dependence or continuous_marginal):
+        if not (entropies or compared or dependence or class_dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
         logits = q.categorical_logits
-        if dependence and improved.real_continuous_dependence > 0:
+        if dependence:
             value = continuous_dependence(q.continuous_mean[:, :started])
             weighted.append((improved.real_continuous_dependence, "improved/real_continuous_dependence", value))
-        if dependence and improved.real_continuous_class_dependence > 0 and sizes:
+        if class_dependence:
             classes = logits[:, : sizes[0]].detach().argmax(dim=1)  # Q's own class of each real image
             value = continuous_class_dependence(q.continuous_mean[:, :started], classes, sizes[0])
             key = "improved/real_continuous_class_dependence"

@@ -15,9 +15,9 @@ from benchmarks.factor_measures import shear
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
+    effect_cosine_summary,
     reading_responses,
     reading_slant_rho,
-    signed_effect_cosine,
     slant_dependence,
 )
 from infogan.data.images import to_uint8
@@ -25,6 +25,7 @@ from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
 from infogan.model.infogan import InfoGAN
 from pipeline.params import shipped_model
+from tests.infogan.training.test_improved import SharedChange
 
 TINY = {"g_fc": (16,), "g_base_channels": 8, "g_upconv": (4,), "d_conv": (4, 8), "d_fc": (8,), "q_hidden": 8}
 
@@ -139,27 +140,14 @@ def test_slant_dependence_reads_a_lean_that_grows_with_the_stroke_within_each_cl
     assert set(found) == {"thickness", "width"}
 
 
-def test_the_signed_effect_cosine_keeps_an_overlap_made_the_same_way_apart_from_one_that_turns():
+def test_the_effect_cosine_summary_keeps_an_overlap_made_the_same_way_apart_from_one_that_turns():
     """c3 adds 3/4 of c2's change to its own (cos 0.6 at every latent); made the same way everywhere, the
     signed mean is 0.6, and with its sign following a noise variable it falls to about 0 at the same size."""
-
-    class Mixed(torch.nn.Module):
-        def __init__(self, turning: bool) -> None:
-            super().__init__()
-            self.turning = turning
-
-        def forward(self, vector: torch.Tensor) -> torch.Tensor:
-            left, top = torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28)
-            left[..., :, :14], top[..., :14, :] = 1, 1
-            a, b = left - 0.5, top - 0.5  # orthogonal, each of length 14
-            share = 0.75 * (torch.sign(vector[:, :1]) if self.turning else torch.ones(len(vector), 1))
-            c2, c3 = vector[:, -2:-1], vector[:, -1:]
-            return (c2 + share * c3).view(-1, 1, 1, 1) * a + c3.view(-1, 1, 1, 1) * b
-
     model = InfoGAN(shipped_model(**TINY)).eval()
     latents = model.codes.sample(64, generator=torch.Generator().manual_seed(0)).vector
-    model.generator = Mixed(turning=False)
-    assert signed_effect_cosine(model, latents) == pytest.approx((0.6, 0.6), abs=1e-4)
-    model.generator = Mixed(turning=True)
-    signed, size = signed_effect_cosine(model, latents)
+    model.generator = SharedChange(0.75)
+    assert effect_cosine_summary(model, latents) == pytest.approx((0.36, 0.6, 0.6), abs=1e-4)
+    model.generator = SharedChange(0.75, turning=True)
+    squared, signed, size = effect_cosine_summary(model, latents)
+    assert squared == pytest.approx(0.36, abs=1e-4)
     assert size == pytest.approx(0.6, abs=1e-4) and abs(signed) < 0.25

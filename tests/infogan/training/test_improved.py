@@ -571,30 +571,34 @@ def test_effect_overlap_is_zero_for_codes_that_move_different_pixels_and_one_for
     assert float(continuous_effect_overlap(TwoPatterns(first, second), vector, 2)) == pytest.approx(0.25, rel=1e-5)
 
 
+class SharedChange(torch.nn.Module):
+    """A stand-in generator: c2 lights the image's left half and c3 its right half plus `share` of c2's
+    change, the same way at every latent, or with `turning` that share's sign following the first noise
+    variable. The two codes' changes meet at cos share / sqrt(1 + share^2) wherever the share is made."""
+
+    def __init__(self, share: float, turning: bool = False) -> None:
+        super().__init__()
+        self.share, self.turning = share, turning
+        self.left, self.right = (
+            torch.zeros(1, 1, 28, 28, dtype=torch.float64),
+            torch.zeros(1, 1, 28, 28, dtype=torch.float64),
+        )
+        self.left[..., :14], self.right[..., 14:] = 1.0, 1.0
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        sign = torch.sign(vector[:, :1]) if self.turning else torch.ones_like(vector[:, :1])
+        c2, c3 = vector[:, -2:-1], vector[:, -1:]
+        return (c2 + self.share * sign * c3).view(-1, 1, 1, 1) * self.left + c3.view(-1, 1, 1, 1) * self.right
+
+
 def test_a_shared_effect_counts_an_overlap_made_the_same_way_and_not_one_that_turns_from_latent_to_latent():
     """c3 makes a quarter of c2's change beside its own: the same way at every latent, the term is the
     cosine itself (where cos^2 is its square); with the quarter's sign following a noise variable, the
     overlaps cancel and the term falls, while cos^2 stays."""
-
-    class Leaning(torch.nn.Module):
-        def __init__(self, turning: bool) -> None:
-            super().__init__()
-            self.turning = turning
-            self.a, self.b = (
-                torch.zeros(1, 1, 28, 28, dtype=torch.float64),
-                torch.zeros(1, 1, 28, 28, dtype=torch.float64),
-            )
-            self.a[..., :14], self.b[..., 14:] = 1.0, 1.0
-
-        def forward(self, vector: torch.Tensor) -> torch.Tensor:
-            share = 0.25 * (torch.sign(vector[:, :1]) if self.turning else torch.ones_like(vector[:, :1]))
-            c2, c3 = vector[:, -2:-1], vector[:, -1:]
-            return (c2 + share * c3).view(-1, 1, 1, 1) * self.a + c3.view(-1, 1, 1, 1) * self.b
-
     torch.manual_seed(0)
     vector = torch.rand(64, 74, dtype=torch.float64) * 2 - 1
     cos = 0.25 / math.sqrt(1 + 0.25**2)
-    steady, turning = Leaning(turning=False), Leaning(turning=True)
+    steady, turning = SharedChange(0.25), SharedChange(0.25, turning=True)
     assert float(continuous_shared_effect(steady, vector, 2)) == pytest.approx(cos, rel=1e-5)
     assert float(continuous_effect_overlap(steady, vector, 2)) == pytest.approx(cos**2, rel=1e-5)
     signs = torch.sign(vector[:, 0])
