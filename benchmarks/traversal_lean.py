@@ -1,7 +1,8 @@
 """How far a continuous code's slant reading comes from digits that already lean one way.
 
     python benchmarks/traversal_lean.py sweeps/NAME/seed_0/model/model.ckpt [more checkpoints]
-        [--test data/prepared/mnist/test.pt]
+        [--test data/prepared/mnist/test.pt] [--readers] [--lean-alone] [--turns train.pt]
+        [--joint [--real train.pt]] [--pools N ...]
 
 Render's traversal of a code holds the other codes at 0 (infogan/evaluation/factors.py). Beside a
 slant code, that 0 is a typical lean, and a code that widens digits along the image's x axis leans
@@ -31,6 +32,17 @@ drawn from the priors and again with each continuous code held at 0; with `--rea
 (train.pt), the same over its digits by their labels: whether a code reproduces the data's own
 dependence between two properties.
 
+With `--lean-alone`, it prints each code's median change of slant, width and thickness beside the
+changes its lean alone would make: each latent's digit at the code's 0 turned, or sheared, to the
+slant the code gives it at each end. A shear leaves the deslanted width as it is and a rotation of a
+leaning digit does not, so a slant code's width change that the rotation matches is the lean's own
+geometry, and one far beyond it is a narrowing the code makes besides.
+
+With `--turns`, a prepared split (train.pt), it prints how dependent Q's readings of c2 and c3 on
+its digits are within Q's classes and over all (the two real-image dependence terms' measures) with
+the two readings turned together by 0 to 165 degrees: a turn of two codes is another pair the
+information term likes as well, so a least value away from 0 would point at a better pair.
+
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
 the same latents drawn as each other class: what `improved.continuous_class_agreement` reads at pool
@@ -42,6 +54,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +62,21 @@ import torch
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split, to_uint8
-from infogan.evaluation.factors import PROPERTIES, per_column_spearman, slant_degrees, sweep_measurements
-from infogan.evaluation.metrics import categorical_code_matching, predict_continuous
+from infogan.evaluation.factors import PROPERTIES, per_column_spearman, prior_range, slant_degrees, sweep_measurements
+from infogan.evaluation.metrics import categorical_code_matching, predict_categorical, predict_continuous
+from infogan.evaluation.traversal import continuous_traversal
 from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model, read_checkpoint
-from infogan.model.losses import block_directions, code_changes, effect_cosines
+from infogan.model.losses import (
+    block_directions,
+    code_changes,
+    continuous_class_dependence,
+    continuous_dependence,
+    effect_cosines,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import shear
+from benchmarks.factor_measures import rotate, shear
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
 
@@ -114,6 +134,40 @@ def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> l
         sheared = ((shear(ink, step / 2) - shear(ink, -step / 2)) * 2).flatten(1)
     cosines = torch.nn.functional.cosine_similarity(changes, sheared[None], dim=2)  # (codes, B)
     return [(float(c.mean()), float(c.abs().mean())) for c in cosines]
+
+
+def median_changes(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
+    """{property: the median over images of its measure on `after` minus on `before`}, uint8 images."""
+    return {name: float((measure(after) - measure(before)).median()) for name, measure in PROPERTIES.items()}
+
+
+def lean_alone_changes(
+    model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0, angles: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
+    """Whether a code's width and thickness changes come with its lean's geometry or are its own.
+    {"code": the median change of each property from the bottom of the prior's range to the top, on
+    render's latents; "rotation", "shear": the same when each latent's digit at the code's 0 is instead
+    turned, or sheared, to the slant the code gives it at each end (the nearest of `angles`, degrees)}.
+    A rotation widens or narrows the deslanted digit (docs/model.md), a shear does not: a code whose
+    width change a rotation of the same lean matches is a rotation, not a mix of slant and width."""
+    angles = np.linspace(-45, 45, 91) if angles is None else angles
+    low, mid, high = (
+        frame.images
+        for frame in continuous_traversal(
+            model, code, [prior_range(model)[0], 0.0, prior_range(model)[1]], n_samples, seed
+        )
+    )
+    ink, found = mid.float() / 255, {"code": median_changes(low, high)}
+    leans = {
+        "rotation": lambda degrees: rotate(ink, -degrees),  # rotate turns the top to the left for degrees > 0
+        "shear": lambda degrees: shear(ink, float(np.tan(np.radians(degrees)))),
+    }
+    for name, lean in leans.items():
+        leaned = torch.stack([to_uint8(lean(float(a)) * 2 - 1) for a in angles])  # (angles, N, C, H, W)
+        slants = slant_degrees(leaned.flatten(0, 1)).view(len(angles), -1)
+        ends = [leaned[(slants - slant_degrees(end)).abs().argmin(0), torch.arange(len(mid))] for end in (low, high)]
+        found[name] = median_changes(*ends)
+    return found
 
 
 def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 64, seed: int = 0) -> list[float]:
@@ -229,6 +283,32 @@ def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor
     ]
 
 
+def reading_turn_dependence(
+    model: InfoGAN, images: torch.Tensor, degrees: Sequence[float] = tuple(range(0, 180, 15))
+) -> list[tuple[float, float, float]]:
+    """Q's mean readings of c2 and c3 on the uint8 `images`, turned together by each of `degrees` in
+    the plane of the two codes: (degrees, `continuous_class_dependence` within Q's own classes of the
+    first categorical code, `continuous_dependence` over all). A turn of two codes is another pair of
+    codes as likely under the information term; where the within-class value is least away from 0 (or
+    90), the turn reads the real digits' factors as more independent than the codes as trained do."""
+    readings = predict_continuous(model, images)[:, :2]
+    classes = predict_categorical(model, images)[:, 0]
+    rows = []
+    for angle in degrees:
+        t = np.radians(angle)
+        turn = torch.tensor([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], dtype=readings.dtype)
+        turned = readings @ turn.T
+        n_classes = model.codes.categorical_sizes[0]
+        rows.append(
+            (
+                angle,
+                float(continuous_class_dependence(turned, classes, n_classes)),
+                float(continuous_dependence(turned)),
+            )
+        )
+    return rows
+
+
 def class_name(k: int, digits: dict[int, int]) -> str:
     """Class k, with the digit matching gives it where `digits` has one: "3=5" or "3"."""
     return f"{k}={digits[k]}" if k in digits else str(k)
@@ -241,6 +321,14 @@ def main() -> None:
     p.add_argument("--pools", type=int, nargs="+", default=[], help="block sizes for each class's effect cosines")
     p.add_argument("--joint", action="store_true", help="slant against thickness and width within classes")
     p.add_argument("--real", type=Path, help="with --joint: a prepared split (train.pt) to read the same of")
+    p.add_argument(
+        "--turns", type=Path, help="a prepared split (train.pt): Q's readings of it turned in the c2-c3 plane"
+    )
+    p.add_argument(
+        "--lean-alone",
+        action="store_true",
+        help="each code's width change beside a rotation's and a shear's of its lean",
+    )
     p.add_argument(
         "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
     )
@@ -276,6 +364,23 @@ def main() -> None:
                     for k, cos in enumerate(class_effect_cosines(model, code, pool))
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
+        if args.turns:
+            turns = reading_turn_dependence(model, load_split(args.turns)[0])
+            print(
+                f"{path} Q's readings of {args.turns} turned (degrees: within classes, over all): "
+                + ", ".join(f"{angle:.0f}: {within:.4f}, {pooled:.4f}" for angle, within, pooled in turns)
+            )
+        if args.lean_alone:
+            for code in range(model.codes.n_continuous):
+                found = lean_alone_changes(model, code)
+                print(
+                    f"{path} c{code + 2}, median change: "
+                    + "; ".join(
+                        f"{'the code' if how == 'code' else 'its lean by ' + how}: "
+                        + ", ".join(f"{name} {value:+.2f}" for name, value in changes.items())
+                        for how, changes in found.items()
+                    )
+                )
         if args.joint:
             for held in (None, *range(model.codes.n_continuous)):
                 drawn = "from the priors" if held is None else f"with c{held + 2} at 0"

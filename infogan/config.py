@@ -290,6 +290,12 @@ class ImprovedConfig(Section):
     # in D's step). A live reader can learn to read a code through whatever else moves with it, and
     # then pays G to move that too; a frozen one cannot learn that; false: both pay G
     continuous_anchor_alone: Bool
+    # iterations between turns of the continuous codes, from when every code has started: each turn
+    # finds the rotation of the codes whose readings by Q of real training images are least dependent
+    # within Q's own classes, and re-expresses G's and Q's weights for it (the same images, the codes
+    # turned). The information term pays any turn of two codes alike; factors whose spreads differ
+    # from class to class are independent within every class only along their own axes; 0: off
+    continuous_turn_every: Count
     # the networks the run evaluates, samples and saves are an exponential moving average of the
     # trained ones, moved this far toward them after every iteration: average = decay * average +
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;

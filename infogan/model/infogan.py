@@ -31,6 +31,13 @@ class InfoGAN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def continuous_slices(self) -> list[tuple[nn.Parameter, int, slice]]:
+        """(parameter, dim, index) for every weight that takes in or reads out the continuous codes: the
+        columns of G's first layer they enter by, and the rows of Q's head that read their means."""
+        n, latent_dim = self.codes.n_continuous, self.config.latent_dim
+        first = self.generator.fc[0]  # a linear layer without bias: the latent's first use
+        return [(first.weight, 1, slice(latent_dim - n, latent_dim)), *self.q_head.continuous_slices()]
+
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """Generate images (B, C, H, W) in [-1, 1] from latent vectors (B, latent_dim)."""
         return self.generator(latent)
@@ -38,3 +45,15 @@ class InfoGAN(nn.Module):
     def encode(self, images: torch.Tensor) -> CodeParams:
         """Q's posterior over the code for images in [-1, 1]."""
         return self.q_head(self.trunk(images))
+
+
+def turn_slice(tensor: torch.Tensor, dim: int, index: slice, turn: torch.Tensor) -> None:
+    """In place: re-express the part of `tensor` that `continuous_slices` names for codes turned by
+    `turn` (n, n), the new codes being turn @ old ones. Columns a code enters by (dim 1) become
+    columns @ turn.T, so G draws from the new codes what it drew from the old; rows that read a code
+    (dim 0) become turn @ rows, so Q reads the new codes. Pass turn.square() for Adam's second moments."""
+    turn = turn.to(tensor.device, tensor.dtype)
+    if dim == 1:
+        tensor[:, index] = tensor[:, index] @ turn.T
+    else:
+        tensor[index] = turn @ tensor[index]

@@ -190,6 +190,46 @@ def continuous_class_dependence(mean: torch.Tensor, classes: torch.Tensor, n_cla
     return total / max(counted, 1)
 
 
+def plane_turn(n: int, i: int, j: int, degrees: float) -> torch.Tensor:
+    """The (n, n) rotation that turns codes i and j by `degrees` in their plane and leaves the rest."""
+    turn, t = torch.eye(n), math.radians(degrees)
+    turn[i, i] = turn[j, j] = math.cos(t)
+    turn[i, j], turn[j, i] = -math.sin(t), math.sin(t)
+    return turn
+
+
+def least_dependent_turn(
+    mean: torch.Tensor, classes: torch.Tensor, n_classes: int, step: float = 1.0
+) -> tuple[torch.Tensor, list[float]]:
+    """The turn of the continuous codes that leaves Q's readings `mean` (N, n_continuous) of real images
+    least dependent within Q's classes `classes` (N,) (`continuous_class_dependence`): for each pair of
+    codes in turn, the angle from -45 to 45 degrees, every `step`, that reads least (the smallest turn
+    among equals; 90 degrees more only swaps the pair), applied before the next pair is searched.
+    Returns the (n, n) rotation T, turned readings being `mean @ T.T`, and each pair's angle.
+
+    The information term pays a turn of two codes as it pays them (for a Gaussian reader of equal
+    spread, exactly), so nothing in it picks the pair that follows the data's independent factors; two
+    factors whose spreads differ from class to class are independent within every class only along
+    their own axes."""
+    n = mean.shape[1]
+    turn, angles = torch.eye(n), []
+    mean = mean.float().cpu()
+    classes = classes.cpu()
+    candidates = torch.arange(-45.0, 45.0, step)
+    for i in range(n):
+        for j in range(i + 1, n):
+            scores = [
+                float(continuous_class_dependence(mean @ plane_turn(n, i, j, float(a)).T, classes, n_classes))
+                for a in candidates
+            ]
+            least = min(scores)
+            angle = min((float(a) for a, v in zip(candidates, scores, strict=True) if v == least), key=abs)
+            pair = plane_turn(n, i, j, angle)
+            mean, turn = mean @ pair.T, pair @ turn
+            angles.append(angle)
+    return turn, angles
+
+
 def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor:
     """How far each continuous code Q reads from a batch of images is from spread as the prior
     spreads it: the mean over codes of the squared 1-D Wasserstein-2 distance between the batch's

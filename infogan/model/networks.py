@@ -116,6 +116,12 @@ class QHead(nn.Module):
         self.out = nn.Linear(config.q_hidden, self.n_categorical_logits + config.continuous + n_std)
         init_weights(self)
 
+    def continuous_slices(self) -> list[tuple[nn.Parameter, int, slice]]:
+        """Where the continuous codes' mean readings are made: (parameter, dim, index) for the output
+        layer's rows (weight and bias) that give them."""
+        rows = slice(self.n_categorical_logits, self.n_categorical_logits + self.n_continuous)
+        return [(self.out.weight, 0, rows), (self.out.bias, 0, rows)]
+
     def forward(self, features: torch.Tensor) -> CodeParams:
         out = self.out(self.hidden(features))
         if not self.learned_std:  # std 1: log-scale 0

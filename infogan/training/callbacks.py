@@ -42,6 +42,10 @@ class WeightAverage(WeightAveraging):
     def __init__(self, decay: float):
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))  # updated after every iteration
 
+    def averaged_module(self) -> pl.LightningModule | None:
+        """The averaged copy of the whole training module, or None before fit builds it."""
+        return None if self._average_model is None else self._average_model.module
+
     def networks(self, pl_module: pl.LightningModule) -> InfoGAN:
         """The averaged networks, or the module's own before the first update."""
         average = self._average_model  # Lightning's AveragedModel of the whole module, built at fit's setup

@@ -25,7 +25,10 @@ the one code two generated images share; it learns to in D's step, and G learns 
 With `improved.continuous_stagger`, the continuous codes start one after another (held at 0 and
 unpaid before), and with `improved.continuous_anchor` G's step also pays the earlier codes'
 information as a frozen copy of Q, taken when the newest code started (and, with
-`improved.continuous_anchor_retake`, again later, then reading every code), reads it.
+`improved.continuous_anchor_retake`, again later, then reading every code), reads it. With
+`improved.continuous_turn_every`, the continuous codes are turned now and then to the pair Q reads
+least dependent within its classes on real images (`turn_codes`): the same networks, the codes
+re-expressed.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from infogan.config import ImprovedConfig, ModelConfig, TrainConfig, TrainingCon
 from infogan.data.images import to_model_range
 from infogan.model.augment import nuisance
 from infogan.model.codes import Latent
-from infogan.model.infogan import InfoGAN
+from infogan.model.infogan import InfoGAN, turn_slice
 from infogan.model.losses import (
     InfoLoss,
     categorical_consistency,
@@ -60,13 +63,18 @@ from infogan.model.losses import (
     gaussian_nll,
     generator_loss,
     information_loss,
+    least_dependent_turn,
 )
 from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
+from infogan.training.callbacks import WeightAverage
 
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
 CONTINUOUS_ROWS = 32
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
+TURN_IMAGES = (
+    6000  # real training images (every len/6000-th) whose readings choose improved.continuous_turn_every's turn
+)
 
 
 class InfoGANTraining(pl.LightningModule):
@@ -442,6 +450,10 @@ class InfoGANTraining(pl.LightningModule):
             self.take_anchor()  # a code starts, or the retake: the reader so far is kept
         self.continuous_started = started
         self.anchor_retaken = 0 < retake <= self.iteration and self.started_continuous(retake) == started
+        if self.turns_codes():
+            angles = self.turn_codes()
+            for logger in self.loggers:
+                logger.log_metrics({"improved/continuous_turn_degrees": angles[0]}, step=self.iteration)
         latent = self.model.codes.hold_continuous(
             self.model.codes.sample(real.shape[0], device=self.device), self.continuous_started
         )
@@ -463,6 +475,66 @@ class InfoGANTraining(pl.LightningModule):
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
             self._log_losses(None, last_of_epoch)
+
+    def turns_codes(self) -> bool:
+        """Whether this iteration starts with `turn_codes`: with `improved.continuous_turn_every` N > 0,
+        after every N iterations done, once every continuous code has started, with two codes or more."""
+        every = self.improved.continuous_turn_every if self.improved is not None else 0
+        done, n_continuous = self.iteration - 1, self.model.codes.n_continuous
+        return (
+            every > 0
+            and n_continuous >= 2
+            and done > 0
+            and done % every == 0
+            and self.continuous_started == n_continuous
+        )
+
+    def turn_codes(self) -> list[float]:
+        """Turn the continuous codes to the pair the live Q reads least dependent within its own classes
+        on `TURN_IMAGES` real training images (`least_dependent_turn`, no label), and re-express every
+        weight that takes them in or reads them out (`InfoGAN.continuous_slices`) for the turned codes:
+        the live networks, the anchor, the weights' moving average, and Adam's moments of those weights.
+        G draws the same images from the turned codes as from the old, and Q reads them back turned, so
+        only which pair the prior draws independently changes. Returns each pair's angle (degrees)."""
+        images = self.trainer.datamodule.on_device
+        sample = images[:: max(1, len(images) // TURN_IMAGES)][:TURN_IMAGES]
+        model, was_training = self.model, self.model.training
+        model.eval()
+        with torch.no_grad():
+            reads = [model.encode(to_model_range(part)) for part in sample.split(1000)]
+        model.train(was_training)
+        mean = torch.cat([q.continuous_mean for q in reads])
+        n_classes = model.codes.categorical_sizes[0] if model.codes.categorical_sizes else 1  # Q's first code's classes
+        if model.codes.categorical_sizes:
+            classes = torch.cat([q.categorical_logits[:, :n_classes] for q in reads]).argmax(1)
+        else:
+            classes = torch.zeros(len(mean), dtype=torch.long, device=mean.device)
+        turn, angles = least_dependent_turn(mean, classes, n_classes)
+        turn = self.trainer.strategy.broadcast(turn, src=0)  # every rank turns alike
+        slices = list(self.turned_slices(self))
+        moments = {id(p): (dim, index) for p, dim, index in slices}
+        with torch.no_grad():
+            for tensor, dim, index in slices:
+                turn_slice(tensor, dim, index, turn)
+            for average in self.trainer.callbacks:
+                if isinstance(average, WeightAverage) and average.averaged_module() is not None:
+                    for tensor, dim, index in self.turned_slices(average.averaged_module()):
+                        turn_slice(tensor, dim, index, turn)
+            for optimizer in self.optimizers():
+                for parameter, state in optimizer.optimizer.state.items():
+                    if id(parameter) in moments and "exp_avg" in state:
+                        dim, index = moments[id(parameter)]
+                        turn_slice(state["exp_avg"], dim, index, turn)
+                        turn_slice(state["exp_avg_sq"], dim, index, turn.square())
+        return angles
+
+    @staticmethod
+    def turned_slices(module: InfoGANTraining) -> list[tuple[torch.Tensor, int, slice]]:
+        """`continuous_slices` of `module`'s model and of its anchor's Q head, where it has one."""
+        slices = module.model.continuous_slices()
+        if module.anchor is not None:
+            slices += module.anchor["q_head"].continuous_slices()
+        return slices
 
     def pays_contrastive(self, iteration: int) -> bool:
         """Whether G's step at `iteration` (counted from 1) is paid the contrastive term: from the

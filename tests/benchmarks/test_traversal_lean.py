@@ -11,19 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.factor_measures import shear
+from benchmarks.factor_measures import affine, shear
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
     effect_cosine_summary,
+    lean_alone_changes,
     reading_responses,
     reading_slant_rho,
+    reading_turn_dependence,
     slant_dependence,
 )
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
 from infogan.model.infogan import InfoGAN
+from infogan.model.networks import CodeParams
 from pipeline.params import shipped_model
 from tests.infogan.training.test_improved import SharedChange
 
@@ -151,3 +154,69 @@ def test_the_effect_cosine_summary_keeps_an_overlap_made_the_same_way_apart_from
     squared, signed, size = effect_cosine_summary(model, latents)
     assert squared == pytest.approx(0.36, abs=1e-4)
     assert size == pytest.approx(0.6, abs=1e-4) and abs(signed) < 0.25
+
+
+def test_a_codes_lean_made_again_by_its_own_transformation_gives_its_width_change():
+    """G turns a bar leaning right: c2 shears it, c3 rotates it. A shear leaves the deslanted width
+    alone, a rotation of a leaning digit does not: c3 widens the deslanted bar, and turning its digit at 0
+    as far as c3 leans it widens it as much, where shearing it that far changes no width. c2's shear is made
+    again by the shear search, with no width change from either."""
+
+    class Leans(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            bar = torch.zeros(len(vector), 1, 28, 28)
+            bar[:, 0, 5:23, 12:16] = 1.0
+            turn = torch.deg2rad(-20.0 - 15.0 * vector[:, -1])  # leans right at 0; c3 turns it further
+            cos, sin = turn.cos(), turn.sin()
+            rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+            shearing = torch.eye(2).repeat(len(vector), 1, 1)
+            shearing[:, 0, 1] = 0.3 * vector[:, -2]
+            return affine(bar, rotation @ shearing) * 2 - 1
+
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.generator = Leans()
+    turned, sheared = (lean_alone_changes(model, code, n_samples=10) for code in (1, 0))
+    assert abs(turned["code"]["slant"]) > 15 and abs(turned["code"]["width"]) > 0.5, turned
+    assert turned["rotation"]["slant"] == pytest.approx(turned["code"]["slant"], abs=1.5)
+    assert turned["rotation"]["width"] == pytest.approx(turned["code"]["width"], abs=0.4)
+    assert abs(turned["shear"]["width"]) < 0.2 and turned["shear"]["slant"] == pytest.approx(
+        turned["code"]["slant"], abs=1.5
+    )
+    assert abs(sheared["code"]["slant"]) > 15 and abs(sheared["code"]["width"]) < 0.4, sheared
+    assert sheared["shear"]["slant"] == pytest.approx(sheared["code"]["slant"], abs=1.5)
+    assert abs(sheared["shear"]["width"]) < 0.2
+
+
+def test_turned_readings_are_least_dependent_within_classes_where_the_turn_undoes_q_s():
+    """Two factors spread 1 and 0.25 in one class and the other way round in another, independent
+    within each; Q reads them turned by 30 degrees, and its class from a third pixel. Within classes the
+    readings turned back (by -30, that is 150, or by 60, which also swaps them: a code's sign and place
+    are free) are independent, and any other turn of the 12 leaves them dependent, as trained (0) too."""
+
+    class Reads(torch.nn.Module):
+        def forward(self, pixels: torch.Tensor) -> CodeParams:
+            a, b, second = pixels[:, 0], pixels[:, 1], pixels[:, 2] > 0
+            t = math.radians(30)
+            mean = torch.stack((a * math.cos(t) - b * math.sin(t), a * math.sin(t) + b * math.cos(t)), 1)
+            logits = torch.zeros(len(pixels), 10)
+            logits[second, 1] = logits[~second, 0] = 1.0
+            return CodeParams(logits, mean, torch.zeros_like(mean))
+
+    generator = torch.Generator().manual_seed(0)
+    n = 4000
+    factors = torch.rand(n, 2, generator=generator) * 2 - 1
+    second = torch.arange(n) >= n // 2
+    factors[~second, 1] *= 0.25
+    factors[second, 0] *= 0.25
+    images = torch.zeros(n, 1, 28, 28)
+    images[:, 0, 0, :2] = factors
+    images[:, 0, 0, 2] = torch.where(second, 1.0, -1.0)
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.trunk, model.q_head = torch.nn.Flatten(), Reads()
+    rows = reading_turn_dependence(model, to_uint8(images))
+    assert [angle for angle, _, _ in rows] == list(range(0, 180, 15))
+    within = {angle: value for angle, value, _ in rows}
+    assert max(within[60], within[150]) < 0.01 < within[0]
+    assert all(value > 3 * max(within[60], within[150]) for angle, value in within.items() if angle not in (60, 150))

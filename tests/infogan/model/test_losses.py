@@ -16,6 +16,8 @@ from infogan.model.losses import (
     gaussian_nll,
     generator_loss,
     information_loss,
+    least_dependent_turn,
+    plane_turn,
 )
 from infogan.model.networks import CodeParams
 
@@ -162,3 +164,25 @@ def test_losses_backpropagate_to_the_logits():
     fake = FAKE.clone().requires_grad_()
     generator_loss(fake, "hinge").backward()
     torch.testing.assert_close(fake.grad, torch.full((3,), -1 / 3))
+
+
+def test_the_least_dependent_turn_undoes_a_turn_of_factors_whose_spreads_differ_by_class():
+    """Two factors, independent within each of two classes, spread 1 and 0.25 in one and the other way
+    round in the other, read turned by 30 degrees: the turn found is -30 degrees, and undoes it."""
+    generator = torch.Generator().manual_seed(0)
+    factors = torch.rand(4000, 2, generator=generator) * 2 - 1
+    classes = (torch.arange(4000) >= 2000).long()
+    factors[classes == 0, 1] *= 0.25
+    factors[classes == 1, 0] *= 0.25
+    readings = factors @ plane_turn(2, 0, 1, 30.0).T
+    turn, angles = least_dependent_turn(readings, classes, 2)
+    assert angles == [pytest.approx(-30.0, abs=1.0)]
+    assert turn @ plane_turn(2, 0, 1, 30.0) == pytest.approx(torch.eye(2), abs=0.02)
+    unturned, _ = least_dependent_turn(factors, classes, 2)
+    assert unturned == pytest.approx(torch.eye(2), abs=0.02)  # already independent: no turn
+
+
+def test_a_plane_turn_turns_one_pair_of_codes_and_leaves_the_others():
+    turn = plane_turn(3, 0, 2, 90.0)
+    assert turn @ torch.tensor([1.0, 5.0, 0.0]) == pytest.approx(torch.tensor([0.0, 5.0, 1.0]), abs=1e-6)
+    assert turn @ turn.T == pytest.approx(torch.eye(3), abs=1e-6)

@@ -8,6 +8,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from infogan.config import ModelConfig
+from infogan.model.infogan import InfoGAN, turn_slice
+from infogan.model.losses import plane_turn
 from infogan.model.networks import LEAK, AdversarialHead, CodeParams, DiscriminatorTrunk, Generator, QHead
 from pipeline.params import shipped_model
 
@@ -213,3 +215,29 @@ def test_dcgan_initialisation():
     trunk = DiscriminatorTrunk(MNIST_SN)
     original = trunk.layers[-2].parametrizations.weight.original.detach()
     assert original.std() == pytest.approx(0.02, rel=0.05)
+
+
+def test_turning_the_continuous_slices_keeps_the_images_and_turns_q_s_readings():
+    """After the weights `continuous_slices` names are turned by T, G draws from T c what it drew from c,
+    and Q reads T times what it read; nothing else moves."""
+    torch.manual_seed(0)
+    model = InfoGAN(
+        shipped_model(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8)
+    ).eval()
+    latent = model.codes.sample(8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model.q_head.out.bias.normal_()  # initialised at 0, which any turn keeps
+        images = model(latent.vector)
+        before = model.encode(images)
+        other = {k: v.clone() for k, v in model.state_dict().items()}
+        turn = plane_turn(2, 0, 1, 25.0)
+        for tensor, dim, index in model.continuous_slices():
+            turn_slice(tensor, dim, index, turn)
+        turned = model.codes.assemble(latent.vector[:, :62], latent.categorical, latent.continuous @ turn.T)
+        assert model(turned.vector) == pytest.approx(images, abs=1e-5)
+        after = model.encode(images)
+    assert after.continuous_mean == pytest.approx(before.continuous_mean @ turn.T, abs=1e-5)
+    assert torch.equal(after.categorical_logits, before.categorical_logits)
+    assert torch.equal(after.continuous_log_scale, before.continuous_log_scale)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, other[k])}
+    assert changed == {"generator.fc.0.weight", "q_head.out.weight", "q_head.out.bias"}

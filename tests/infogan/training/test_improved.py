@@ -29,6 +29,7 @@ from infogan.model.losses import (
     continuous_shared_effect,
     gaussian_nll,
 )
+from infogan.training.callbacks import WeightAverage
 from infogan.training.datamodule import DeviceImages
 from infogan.training.module import InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
@@ -1093,3 +1094,51 @@ def test_a_contrastive_partner_holds_the_codes_not_started_as_its_first_does():
     assert drawn.continuous[:, 1].abs().max() > 0  # drawn anew, as a started code would be
     held = module.model.codes.hold_continuous(drawn, 1)
     assert torch.allclose(partners, module.model.generator(held.vector))
+
+
+def test_a_fit_turns_the_codes_after_every_n_iterations_once_all_have_started_everywhere_they_are_kept():
+    """With a stagger of 2 and a turn every 3, the codes turn at iteration 4 (3 done, c3 started at 3)
+    and not at 1 to 3 or 5 to 6. Each turn leaves the live G drawing from the turned codes what it drew
+    from the old, and the same for the moving average's G; the anchor and the live Q read them turned;
+    Adam's first moments of G's code columns turn with them."""
+    module = improved_module(only(continuous_stagger=2, continuous_anchor=1.0, continuous_turn_every=3))
+    average = WeightAverage(0.9)
+    turns: list[tuple[int, list[float]]] = []
+    checked: list[bool] = []
+    turn_codes = module.turn_codes
+    latent = module.model.codes.sample(8, generator=torch.Generator().manual_seed(1))
+    real = to_model_range(random_images(8, seed=3))
+
+    def moments() -> torch.Tensor:
+        state = module.optimizers()[1].optimizer.state[module.model.generator.fc[0].weight]
+        return state["exp_avg"][:, -2:].clone()
+
+    def spied() -> list[float]:
+        averaged = average.averaged_module()
+        with torch.no_grad():
+            module.eval(), averaged.eval()
+            images, average_images = module.model(latent.vector), averaged.model(latent.vector)
+            anchor = module.anchor["q_head"](module.anchor["trunk"](real)).continuous_mean
+            first = moments()
+            angles = turn_codes()
+            t = math.radians(angles[0])
+            turn = torch.tensor([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+            turned = module.model.codes.assemble(latent.vector[:, :62], latent.categorical, latent.continuous @ turn.T)
+            checked.append(
+                torch.allclose(module.model(turned.vector), images, atol=1e-4)
+                and torch.allclose(averaged.model(turned.vector), average_images, atol=1e-4)
+                and torch.allclose(
+                    module.anchor["q_head"](module.anchor["trunk"](real)).continuous_mean, anchor @ turn.T, atol=1e-4
+                )
+                and torch.allclose(moments(), first @ turn.T, atol=1e-6)
+            )
+            module.train(), averaged.train()
+        turns.append((module.iteration, angles))
+        return angles
+
+    module.turn_codes = spied
+    fit = trainer(callbacks=[average])
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=6, seed=0))
+    assert [iteration for iteration, _ in turns] == [4]
+    assert len(turns[0][1]) == 1 and -45 <= turns[0][1][0] < 45
+    assert checked == [True]
