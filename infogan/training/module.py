@@ -490,15 +490,21 @@ class InfoGANTraining(pl.LightningModule):
         )
 
     def turn_codes(self) -> list[float]:
-        """Turn the continuous codes to the pair the live Q reads least dependent within its own classes
-        on `TURN_IMAGES` real training images (`least_dependent_turn`, no label), and re-express every
+        """Turn the continuous codes to the pair Q reads least dependent within its own classes on
+        `TURN_IMAGES` real training images (`least_dependent_turn`, no label; the moving average's Q with
+        `improved.ema_decay`, else the live one), and re-express every
         weight that takes them in or reads them out (`InfoGAN.continuous_slices`) for the turned codes:
         the live networks, the anchor, the weights' moving average, and Adam's moments of those weights.
         G draws the same images from the turned codes as from the old, and Q reads them back turned, so
         only which pair the prior draws independently changes. Returns each pair's angle (degrees)."""
         images = self.trainer.datamodule.on_device
         sample = images[:: max(1, len(images) // TURN_IMAGES)][:TURN_IMAGES]
-        model, was_training = self.model, self.model.training
+        averages = [a.averaged_module() for a in self.trainer.callbacks if isinstance(a, WeightAverage)]
+        averages = [average for average in averages if average is not None]
+        # the networks the run evaluates read the images: the moving average where there is one (a live
+        # Q's readings swing from step to step), else the trained networks
+        model = averages[0].model if averages else self.model
+        was_training = model.training
         model.eval()
         with torch.no_grad():
             reads = [model.encode(to_model_range(part)) for part in sample.split(1000)]
@@ -516,10 +522,9 @@ class InfoGANTraining(pl.LightningModule):
         with torch.no_grad():
             for tensor, dim, index in slices:
                 turn_slice(tensor, dim, index, turn)
-            for average in self.trainer.callbacks:
-                if isinstance(average, WeightAverage) and average.averaged_module() is not None:
-                    for tensor, dim, index in self.turned_slices(average.averaged_module()):
-                        turn_slice(tensor, dim, index, turn)
+            for average in averages:
+                for tensor, dim, index in self.turned_slices(average):
+                    turn_slice(tensor, dim, index, turn)
             for optimizer in self.optimizers():
                 for parameter, state in optimizer.optimizer.state.items():
                     if id(parameter) in moments and "exp_avg" in state:
