@@ -41,7 +41,9 @@ geometry, and one far beyond it is a narrowing the code makes besides.
 With `--turns`, a prepared split (train.pt), it prints how dependent Q's readings of c2 and c3 on
 its digits are within Q's classes and over all (the two real-image dependence terms' measures) with
 the two readings turned together by 0 to 165 degrees: a turn of two codes is another pair the
-information term likes as well, so a least value away from 0 would point at a better pair.
+information term likes as well, so a least value away from 0 would point at a better pair. Then each
+code's rho and change with slant, width and thickness and render's names, as trained and turned as
+`improved.continuous_turn_every` would turn it on every tenth image of the split.
 
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
@@ -62,10 +64,20 @@ import torch
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split, to_uint8
-from infogan.evaluation.factors import PROPERTIES, per_column_spearman, prior_range, slant_degrees, sweep_measurements
+from infogan.evaluation.factors import (
+    PROPERTIES,
+    change_key,
+    correlation_key,
+    factor_effects,
+    factor_names,
+    per_column_spearman,
+    prior_range,
+    slant_degrees,
+    sweep_measurements,
+)
 from infogan.evaluation.metrics import categorical_code_matching, predict_categorical, predict_continuous
 from infogan.evaluation.traversal import continuous_traversal
-from infogan.model.infogan import InfoGAN
+from infogan.model.infogan import InfoGAN, turn_slice
 from infogan.model.load import load_model, read_checkpoint
 from infogan.model.losses import (
     block_directions,
@@ -73,6 +85,8 @@ from infogan.model.losses import (
     continuous_class_dependence,
     continuous_dependence,
     effect_cosines,
+    least_dependent_turn,
+    plane_turn,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
@@ -295,9 +309,7 @@ def reading_turn_dependence(
     classes = predict_categorical(model, images)[:, 0]
     rows = []
     for angle in degrees:
-        t = np.radians(angle)
-        turn = torch.tensor([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], dtype=readings.dtype)
-        turned = readings @ turn.T
+        turned = readings @ plane_turn(2, 0, 1, angle).T
         n_classes = model.codes.categorical_sizes[0]
         rows.append(
             (
@@ -307,6 +319,36 @@ def reading_turn_dependence(
             )
         )
     return rows
+
+
+def turned_model(model: InfoGAN, images: torch.Tensor) -> tuple[InfoGAN, list[float]]:
+    """A copy of `model` with its continuous codes turned as `improved.continuous_turn_every` would turn
+    them on the uint8 `images` (`least_dependent_turn` over Q's readings within Q's classes, a degree
+    apart), and each pair's angle."""
+    readings = predict_continuous(model, images)
+    classes = predict_categorical(model, images)[:, 0]
+    turn, angles = least_dependent_turn(readings, classes, model.codes.categorical_sizes[0])
+    turned = copy.deepcopy(model)
+    with torch.no_grad():
+        for tensor, dim, index in turned.continuous_slices():
+            turn_slice(tensor, dim, index, turn)
+    return turned, angles
+
+
+def effects_line(model: InfoGAN, min_rho: float = 0.8, max_other: float = 0.3) -> str:
+    """Each continuous code's rho and change for slant, width and thickness over render's 100 latents,
+    and the names render's rule (params.yaml's thresholds) gives them."""
+    effects, n = factor_effects(model, 100, 0), model.codes.n_continuous
+    codes = [
+        f"c{j + 2} "
+        + ", ".join(
+            f"{name} {effects[correlation_key(j, name)]:+.2f} ({effects[change_key(j, name)]:+.2f})"
+            for name in PROPERTIES
+        )
+        for j in range(n)
+    ]
+    names = factor_names(effects, n, min_rho, max_other)
+    return "; ".join(codes) + f"; names {', '.join(f'c{j + 2} {name}' for j, name in names.items()) or 'none'}"
 
 
 def class_name(k: int, digits: dict[int, int]) -> str:
@@ -365,11 +407,15 @@ def main() -> None:
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
         if args.turns:
-            turns = reading_turn_dependence(model, load_split(args.turns)[0])
+            real = load_split(args.turns)[0]
+            turns = reading_turn_dependence(model, real)
             print(
                 f"{path} Q's readings of {args.turns} turned (degrees: within classes, over all): "
                 + ", ".join(f"{angle:.0f}: {within:.4f}, {pooled:.4f}" for angle, within, pooled in turns)
             )
+            turned, angles = turned_model(model, real[:: max(1, len(real) // 6000)][:6000])
+            print(f"{path} as trained: {effects_line(model)}")
+            print(f"{path} turned {', '.join(f'{a:+.0f}' for a in angles)} deg: {effects_line(turned)}")
         if args.lean_alone:
             for code in range(model.codes.n_continuous):
                 found = lean_alone_changes(model, code)

@@ -492,9 +492,9 @@ class InfoGANTraining(pl.LightningModule):
     def turn_codes(self) -> list[float]:
         """Turn the continuous codes to the pair Q reads least dependent within its own classes on
         `TURN_IMAGES` real training images (`least_dependent_turn`, no label; the moving average's Q with
-        `improved.ema_decay`, else the live one), and re-express every
-        weight that takes them in or reads them out (`InfoGAN.continuous_slices`) for the turned codes:
-        the live networks, the anchor, the weights' moving average, and Adam's moments of those weights.
+        `improved.ema_decay`, else the live one), and re-express every weight that takes them in or
+        reads them out (`InfoGAN.continuous_slices`) for the turned codes: the live networks, the
+        anchor, the weights' moving average, and Adam's moments of those weights.
         G draws the same images from the turned codes as from the old, and Q reads them back turned, so
         only which pair the prior draws independently changes. Returns each pair's angle (degrees)."""
         images = self.trainer.datamodule.on_device

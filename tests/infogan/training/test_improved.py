@@ -28,6 +28,7 @@ from infogan.model.losses import (
     continuous_mixed_derivatives,
     continuous_shared_effect,
     gaussian_nll,
+    plane_turn,
 )
 from infogan.training.callbacks import WeightAverage
 from infogan.training.datamodule import DeviceImages
@@ -1121,8 +1122,7 @@ def test_a_fit_turns_the_codes_after_every_n_iterations_once_all_have_started_ev
             anchor = module.anchor["q_head"](module.anchor["trunk"](real)).continuous_mean
             first = moments()
             angles = turn_codes()
-            t = math.radians(angles[0])
-            turn = torch.tensor([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+            turn = plane_turn(2, 0, 1, angles[0])
             turned = module.model.codes.assemble(latent.vector[:, :62], latent.categorical, latent.continuous @ turn.T)
             checked.append(
                 torch.allclose(module.model(turned.vector), images, atol=1e-4)
