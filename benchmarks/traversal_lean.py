@@ -32,9 +32,9 @@ drawn from the priors and again with each continuous code held at 0; with `--rea
 (train.pt), the same over its digits by their labels: whether a code reproduces the data's own
 dependence between two properties.
 
-With `--lean-alone`, it prints each code's median change of slant, width and thickness beside the
-changes its lean alone would make: each latent's digit at the code's 0 turned, or sheared, to the
-slant the code gives it at each end. A shear leaves the deslanted width as it is and a rotation of a
+With `--lean-alone`, it prints each code's rho and median change of slant, width and thickness over
+render's sweep beside those its lean alone would give: each latent's digit at the code's 0 turned, or
+sheared, to the slant the code gives it at each step. A shear leaves the deslanted width as it is and a rotation of a
 leaning digit does not, so a slant code's width change that the rotation matches is the lean's own
 geometry, and one far beyond it is a narrowing the code makes besides.
 
@@ -66,6 +66,7 @@ from scipy.stats import spearmanr
 from infogan.data.images import load_split, to_uint8
 from infogan.evaluation.factors import (
     PROPERTIES,
+    SWEEP_STEPS,
     change_key,
     correlation_key,
     factor_effects,
@@ -150,37 +151,42 @@ def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> l
     return [(float(c.mean()), float(c.abs().mean())) for c in cosines]
 
 
-def median_changes(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
-    """{property: the median over images of its measure on `after` minus on `before`}, uint8 images."""
-    return {name: float((measure(after) - measure(before)).median()) for name, measure in PROPERTIES.items()}
+def sweep_effects(frames: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
+    """{property: (mean per-latent Spearman rho over the sweep, median change from its first step to its
+    last)} for a sweep of uint8 image batches, one per step, as render's factor metrics take them."""
+    found = {}
+    for name, measure in PROPERTIES.items():
+        measured = torch.stack([measure(images) for images in frames]).numpy()  # (steps, N)
+        rho = per_column_spearman(measured)
+        mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
+        found[name] = (mean, float(np.median(measured[-1] - measured[0])))
+    return found
 
 
 def lean_alone_changes(
     model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0, angles: np.ndarray | None = None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, tuple[float, float]]]:
     """Whether a code's width and thickness changes come with its lean's geometry or are its own.
-    {"code": the median change of each property from the bottom of the prior's range to the top, on
-    render's latents; "rotation", "shear": the same when each latent's digit at the code's 0 is instead
-    turned, or sheared, to the slant the code gives it at each end (the nearest of `angles`, degrees)}.
-    A rotation widens or narrows the deslanted digit (docs/model.md), a shear does not: a code whose
-    width change a rotation of the same lean matches is a rotation, not a mix of slant and width."""
+    {"code": each property's (rho, median change) over render's sweep of the code; "rotation",
+    "shear": the same when each latent's digit at the code's 0 is instead turned, or sheared, to the
+    slant the code gives it at each step (the nearest of `angles`, degrees)}. A rotation widens or
+    narrows the deslanted digit (docs/model.md), a shear does not: a code whose width change a
+    rotation of the same lean matches is a rotation, not a mix of slant and width."""
     angles = np.linspace(-45, 45, 91) if angles is None else angles
-    low, mid, high = (
-        frame.images
-        for frame in continuous_traversal(
-            model, code, [prior_range(model)[0], 0.0, prior_range(model)[1]], n_samples, seed
-        )
-    )
-    ink, found = mid.float() / 255, {"code": median_changes(low, high)}
+    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
+    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
+    frames, middle = frames[:-1], frames[-1]
+    ink, found = middle.float() / 255, {"code": sweep_effects(frames)}
     leans = {
         "rotation": lambda degrees: rotate(ink, -degrees),  # rotate turns the top to the left for degrees > 0
         "shear": lambda degrees: shear(ink, float(np.tan(np.radians(degrees)))),
     }
+    latents = torch.arange(len(middle))
     for name, lean in leans.items():
         leaned = torch.stack([to_uint8(lean(float(a)) * 2 - 1) for a in angles])  # (angles, N, C, H, W)
         slants = slant_degrees(leaned.flatten(0, 1)).view(len(angles), -1)
-        ends = [leaned[(slants - slant_degrees(end)).abs().argmin(0), torch.arange(len(mid))] for end in (low, high)]
-        found[name] = median_changes(*ends)
+        made = [leaned[(slants - slant_degrees(step)).abs().argmin(0), latents] for step in frames]
+        found[name] = sweep_effects(made)
     return found
 
 
@@ -420,11 +426,11 @@ def main() -> None:
             for code in range(model.codes.n_continuous):
                 found = lean_alone_changes(model, code)
                 print(
-                    f"{path} c{code + 2}, median change: "
+                    f"{path} c{code + 2}, rho (median change): "
                     + "; ".join(
                         f"{'the code' if how == 'code' else 'its lean by ' + how}: "
-                        + ", ".join(f"{name} {value:+.2f}" for name, value in changes.items())
-                        for how, changes in found.items()
+                        + ", ".join(f"{name} {rho:+.2f} ({change:+.2f})" for name, (rho, change) in effects.items())
+                        for how, effects in found.items()
                     )
                 )
         if args.joint:
