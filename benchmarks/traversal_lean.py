@@ -43,7 +43,7 @@ its digits are within Q's classes and over all (the two real-image dependence te
 the two readings turned together by 0 to 165 degrees: a turn of two codes is another pair the
 information term likes as well, so a least value away from 0 would point at a better pair. Then each
 code's rho and change with slant, width and thickness and render's names, as trained and turned as
-`improved.continuous_turn_every` would turn it on every tenth image of the split.
+`improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
@@ -419,7 +419,7 @@ def main() -> None:
                 f"{path} Q's readings of {args.turns} turned (degrees: within classes, over all): "
                 + ", ".join(f"{angle:.0f}: {within:.4f}, {pooled:.4f}" for angle, within, pooled in turns)
             )
-            turned, angles = turned_model(model, real[:: max(1, len(real) // 6000)][:6000])
+            turned, angles = turned_model(model, real)
             print(f"{path} as trained: {effects_line(model)}")
             print(f"{path} turned {', '.join(f'{a:+.0f}' for a in angles)} deg: {effects_line(turned)}")
         if args.lean_alone:

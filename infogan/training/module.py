@@ -72,9 +72,6 @@ from infogan.training.callbacks import WeightAverage
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
 CONTINUOUS_ROWS = 32
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
-TURN_IMAGES = (
-    6000  # real training images (every len/6000-th) whose readings choose improved.continuous_turn_every's turn
-)
 
 
 class InfoGANTraining(pl.LightningModule):
@@ -490,15 +487,16 @@ class InfoGANTraining(pl.LightningModule):
         )
 
     def turn_codes(self) -> list[float]:
-        """Turn the continuous codes to the pair Q reads least dependent within its own classes on
-        `TURN_IMAGES` real training images (`least_dependent_turn`, no label; the moving average's Q with
+        """Turn the continuous codes to the pair Q reads least dependent within its own classes on the
+        real training images (`least_dependent_turn`, no label; the moving average's Q with
         `improved.ema_decay`, else the live one), and re-express every weight that takes them in or
         reads them out (`InfoGAN.continuous_slices`) for the turned codes: the live networks, the
         anchor, the weights' moving average, and Adam's moments of those weights.
         G draws the same images from the turned codes as from the old, and Q reads them back turned, so
         only which pair the prior draws independently changes. Returns each pair's angle (degrees)."""
+        # every training image: on a tenth of MNIST's the angle chosen at round 26's iteration 1,000 ran
+        # from 10 to 20 degrees with the tenth taken (13 on all), the fourth moments being a few digits' own
         images = self.trainer.datamodule.on_device
-        sample = images[:: max(1, len(images) // TURN_IMAGES)][:TURN_IMAGES]
         averages = [a.averaged_module() for a in self.trainer.callbacks if isinstance(a, WeightAverage)]
         averages = [average for average in averages if average is not None]
         # the networks the run evaluates read the images: the moving average where there is one (a live
@@ -507,7 +505,7 @@ class InfoGANTraining(pl.LightningModule):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            reads = [model.encode(to_model_range(part)) for part in sample.split(1000)]
+            reads = [model.encode(to_model_range(part)) for part in images.split(1000)]
         model.train(was_training)
         mean = torch.cat([q.continuous_mean for q in reads])
         n_classes = model.codes.categorical_sizes[0] if model.codes.categorical_sizes else 1  # Q's first code's classes
