@@ -494,8 +494,8 @@ class InfoGANTraining(pl.LightningModule):
         anchor, the weights' moving average, and Adam's moments of those weights.
         G draws the same images from the turned codes as from the old, and Q reads them back turned, so
         only which pair the prior draws independently changes. Returns each pair's angle (degrees)."""
-        # every training image: on a tenth of MNIST's the angle chosen at round 26's iteration 1,000 ran
-        # from 10 to 20 degrees with the tenth taken (13 on all), the fourth moments being a few digits' own
+        # every training image: on a tenth of MNIST's, the angle chosen for one checkpoint ran from 10 to 20
+        # degrees with the tenth taken (13 on all; docs/digits.md, round 28), the fourth moments being a few digits' own
         images = self.trainer.datamodule.on_device
         averages = [a.averaged_module() for a in self.trainer.callbacks if isinstance(a, WeightAverage)]
         averages = [average for average in averages if average is not None]
