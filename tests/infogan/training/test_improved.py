@@ -1141,4 +1141,5 @@ def test_a_fit_turns_the_codes_after_every_n_iterations_once_all_have_started_ev
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=6, seed=0))
     assert [iteration for iteration, _ in turns] == [4]
     assert len(turns[0][1]) == 1 and -45 <= turns[0][1][0] < 45
+    assert turns[0][1][0] != 0  # a turn that moved the codes, so that the checks could fail
     assert checked == [True]
