@@ -74,9 +74,14 @@ from infogan.evaluation.factors import (
     per_column_spearman,
     prior_range,
     slant_degrees,
+    sweep_effect,
     sweep_measurements,
 )
-from infogan.evaluation.metrics import categorical_code_matching, predict_categorical, predict_continuous
+from infogan.evaluation.metrics import (
+    categorical_code_matching,
+    continuous_readings_and_classes,
+    predict_continuous,
+)
 from infogan.evaluation.traversal import continuous_traversal
 from infogan.model.infogan import InfoGAN, turn_slice
 from infogan.model.load import load_model, read_checkpoint
@@ -92,6 +97,7 @@ from infogan.model.losses import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.factor_measures import rotate, shear
+from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
 
@@ -154,13 +160,10 @@ def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> l
 def sweep_effects(frames: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
     """{property: (mean per-latent Spearman rho over the sweep, median change from its first step to its
     last)} for a sweep of uint8 image batches, one per step, as render's factor metrics take them."""
-    found = {}
-    for name, measure in PROPERTIES.items():
-        measured = torch.stack([measure(images) for images in frames]).numpy()  # (steps, N)
-        rho = per_column_spearman(measured)
-        mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
-        found[name] = (mean, float(np.median(measured[-1] - measured[0])))
-    return found
+    return {
+        name: sweep_effect(torch.stack([measure(images) for images in frames]).numpy())  # (steps, N)
+        for name, measure in PROPERTIES.items()
+    }
 
 
 def lean_alone_changes(
@@ -304,19 +307,20 @@ def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor
 
 
 def reading_turn_dependence(
-    model: InfoGAN, images: torch.Tensor, degrees: Sequence[float] = tuple(range(0, 180, 15))
+    readings: torch.Tensor,
+    classes: torch.Tensor,
+    n_classes: int,
+    degrees: Sequence[float] = tuple(range(0, 180, 15)),
 ) -> list[tuple[float, float, float]]:
-    """Q's mean readings of c2 and c3 on the uint8 `images`, turned together by each of `degrees` in
-    the plane of the two codes: (degrees, `continuous_class_dependence` within Q's own classes of the
-    first categorical code, `continuous_dependence` over all). A turn of two codes is another pair of
-    codes as likely under the information term; where the within-class value is least away from 0 (or
-    90), the turn reads the real digits' factors as more independent than the codes as trained do."""
-    readings = predict_continuous(model, images)[:, :2]
-    classes = predict_categorical(model, images)[:, 0]
+    """Q's mean readings of c2 and c3 (`readings`, (N, n_continuous)) with its classes of the same
+    images (`continuous_readings_and_classes`), turned together by each of `degrees` in the plane of
+    the two codes: (degrees, `continuous_class_dependence` within the classes, `continuous_dependence`
+    over all). A turn of two codes is another pair of codes as likely under the information term;
+    where the within-class value is least away from 0 (or 90), the turn reads the real digits'
+    factors as more independent than the codes as trained do."""
     rows = []
     for angle in degrees:
-        turned = readings @ plane_turn(2, 0, 1, angle).T
-        n_classes = model.codes.categorical_sizes[0]
+        turned = readings[:, :2] @ plane_turn(2, 0, 1, angle).T
         rows.append(
             (
                 angle,
@@ -327,12 +331,10 @@ def reading_turn_dependence(
     return rows
 
 
-def turned_model(model: InfoGAN, images: torch.Tensor) -> tuple[InfoGAN, list[float]]:
+def turned_model(model: InfoGAN, readings: torch.Tensor, classes: torch.Tensor) -> tuple[InfoGAN, list[float]]:
     """A copy of `model` with its continuous codes turned as `improved.continuous_turn_every` would turn
-    them on the uint8 `images` (`least_dependent_turn` over Q's readings within Q's classes, a degree
-    apart), and each pair's angle."""
-    readings = predict_continuous(model, images)
-    classes = predict_categorical(model, images)[:, 0]
+    them, given Q's readings and classes of the real images (`continuous_readings_and_classes`):
+    `least_dependent_turn` within the classes, a degree apart; and each pair's angle."""
     turn, angles = least_dependent_turn(readings, classes, model.codes.categorical_sizes[0])
     turned = copy.deepcopy(model)
     with torch.no_grad():
@@ -341,10 +343,11 @@ def turned_model(model: InfoGAN, images: torch.Tensor) -> tuple[InfoGAN, list[fl
     return turned, angles
 
 
-def effects_line(model: InfoGAN, min_rho: float = 0.8, max_other: float = 0.3) -> str:
-    """Each continuous code's rho and change for slant, width and thickness over render's 100 latents,
-    and the names render's rule (params.yaml's thresholds) gives them."""
-    effects, n = factor_effects(model, 100, 0), model.codes.n_continuous
+def effects_line(model: InfoGAN) -> str:
+    """Each continuous code's rho and change for slant, width and thickness over render's latents, and
+    the names render's rule gives them, all as params.yaml's `render` section sets them."""
+    render, n = shipped_render(), model.codes.n_continuous
+    effects = factor_effects(model, render.factor_samples, render.seed)
     codes = [
         f"c{j + 2} "
         + ", ".join(
@@ -353,7 +356,7 @@ def effects_line(model: InfoGAN, min_rho: float = 0.8, max_other: float = 0.3) -
         )
         for j in range(n)
     ]
-    names = factor_names(effects, n, min_rho, max_other)
+    names = factor_names(effects, n, render.factor_name_min_rho, render.factor_name_max_other_rho)
     return "; ".join(codes) + f"; names {', '.join(f'c{j + 2} {name}' for j, name in names.items()) or 'none'}"
 
 
@@ -413,13 +416,13 @@ def main() -> None:
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
         if args.turns:
-            real = load_split(args.turns)[0]
-            turns = reading_turn_dependence(model, real)
+            readings, classes = continuous_readings_and_classes(model, load_split(args.turns)[0])  # one pass
+            turns = reading_turn_dependence(readings, classes, model.codes.categorical_sizes[0])
             print(
                 f"{path} Q's readings of {args.turns} turned (degrees: within classes, over all): "
                 + ", ".join(f"{angle:.0f}: {within:.4f}, {pooled:.4f}" for angle, within, pooled in turns)
             )
-            turned, angles = turned_model(model, real)
+            turned, angles = turned_model(model, readings, classes)
             print(f"{path} as trained: {effects_line(model)}")
             print(f"{path} turned {', '.join(f'{a:+.0f}' for a in angles)} deg: {effects_line(turned)}")
         if args.lean_alone:

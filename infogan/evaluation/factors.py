@@ -114,16 +114,22 @@ def sweep_measurements(model: InfoGAN, code: int, n_samples: int = 100, seed: in
     return {name: measure(images).view(len(values), -1).numpy() for name, measure in PROPERTIES.items()}
 
 
+def sweep_effect(measured: np.ndarray) -> tuple[float, float]:
+    """One property's (steps, n) measurements along an increasing sweep -> (its mean per-latent
+    Spearman rho, NaN where no latent's is defined; the median over latents of its last step minus its
+    first)."""
+    rho = per_column_spearman(measured)
+    mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
+    return mean, float(np.median(measured[-1] - measured[0]))
+
+
 def factor_effects(model: InfoGAN, n_samples: int = 100, seed: int = 0) -> dict[str, float]:
     """For every continuous code and property: {correlation_key: mean per-latent rho, change_key: the
     median over latents of the property at the top of the prior's range minus at the bottom}."""
     metrics = {}
     for code in range(model.codes.n_continuous):
         for name, measured in sweep_measurements(model, code, n_samples, seed).items():
-            rho = per_column_spearman(measured)
-            mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan
-            metrics[correlation_key(code, name)] = mean
-            metrics[change_key(code, name)] = float(np.median(measured[-1] - measured[0]))
+            metrics[correlation_key(code, name)], metrics[change_key(code, name)] = sweep_effect(measured)
     return metrics
 
 

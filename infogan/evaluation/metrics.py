@@ -90,6 +90,25 @@ def predict_continuous(model: InfoGAN, images: torch.Tensor, batch_size: int = 1
     return read_codes(model, images, lambda q: q.continuous_mean, batch_size)
 
 
+def continuous_readings_and_classes(
+    model: InfoGAN, images: torch.Tensor, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q's mean reading of each continuous code, (N, n_continuous), and its most likely class of the
+    first categorical code, (N,) (0 for every image where there is none), from one pass in eval mode."""
+    n_continuous, sizes = model.codes.n_continuous, model.codes.categorical_sizes
+
+    def read(q: CodeParams) -> torch.Tensor:
+        classes = (
+            q.categorical_logits[:, : sizes[0]].argmax(1)
+            if sizes
+            else q.continuous_mean.new_zeros(len(q.continuous_mean))
+        )
+        return torch.cat([q.continuous_mean.float(), classes[:, None].float()], dim=1)
+
+    read_back = read_codes(model, images, read, batch_size)
+    return read_back[:, :n_continuous], read_back[:, n_continuous].long()
+
+
 def categorical_code_matching(
     model: InfoGAN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
 ) -> tuple[dict[str, float], dict[int, int]]:

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from infogan.config import ImprovedConfig, ModelConfig, TrainConfig, TrainingConfig
 from infogan.data.images import to_model_range
+from infogan.evaluation.metrics import continuous_readings_and_classes
 from infogan.model.augment import nuisance
 from infogan.model.codes import Latent
 from infogan.model.infogan import InfoGAN, turn_slice
@@ -502,17 +503,8 @@ class InfoGANTraining(pl.LightningModule):
         # the networks the run evaluates read the images: the moving average where there is one (a live
         # Q's readings swing from step to step), else the trained networks
         model = averages[0].model if averages else self.model
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            reads = [model.encode(to_model_range(part)) for part in images.split(1000)]
-        model.train(was_training)
-        mean = torch.cat([q.continuous_mean for q in reads])
-        n_classes = model.codes.categorical_sizes[0] if model.codes.categorical_sizes else 1  # Q's first code's classes
-        if model.codes.categorical_sizes:
-            classes = torch.cat([q.categorical_logits[:, :n_classes] for q in reads]).argmax(1)
-        else:
-            classes = torch.zeros(len(mean), dtype=torch.long, device=mean.device)
+        mean, classes = continuous_readings_and_classes(model, images)
+        n_classes = model.codes.categorical_sizes[0] if model.codes.categorical_sizes else 1
         turn, angles = least_dependent_turn(mean, classes, n_classes)
         turn = self.trainer.strategy.broadcast(turn, src=0)  # every rank turns alike
         slices = list(self.turned_slices(self))

@@ -25,6 +25,7 @@ from benchmarks.traversal_lean import (
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
+from infogan.evaluation.metrics import continuous_readings_and_classes
 from infogan.model.infogan import InfoGAN
 from infogan.model.networks import CodeParams
 from pipeline.params import shipped_model
@@ -216,7 +217,7 @@ def test_turned_readings_are_least_dependent_within_classes_where_the_turn_undoe
     torch.manual_seed(0)
     model = InfoGAN(shipped_model(**TINY)).eval()
     model.trunk, model.q_head = torch.nn.Flatten(), Reads()
-    rows = reading_turn_dependence(model, to_uint8(images))
+    rows = reading_turn_dependence(*continuous_readings_and_classes(model, to_uint8(images)), n_classes=10)
     assert [angle for angle, _, _ in rows] == list(range(0, 180, 15))
     within = {angle: value for angle, value, _ in rows}
     assert max(within[60], within[150]) < 0.01 < within[0]

@@ -12,11 +12,13 @@ from infogan.evaluation.metrics import (
     attribute_information,
     categorical_code_matching,
     confusion_matrix,
+    continuous_readings_and_classes,
     hungarian_accuracy,
     information_lower_bounds,
     mutual_information,
     normalized_mutual_information,
     predict_categorical,
+    predict_continuous,
 )
 from infogan.model.infogan import InfoGAN
 from pipeline.params import shipped_model
@@ -202,3 +204,19 @@ def test_a_perfect_q_reaches_ln_k():
     module.q_head.register_forward_hook(oracle)
     bounds = information_lower_bounds(module, n_samples=200, batch_size=100)
     assert bounds["info_bound/categorical_0"] == pytest.approx(math.log(10), abs=1e-6)
+
+
+def test_continuous_readings_and_classes_are_q_s_means_and_first_classes_from_one_pass():
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8))
+    images = torch.randint(0, 256, (50, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    readings, classes = continuous_readings_and_classes(model, images, batch_size=16)
+    assert torch.equal(readings, predict_continuous(model, images, batch_size=16))
+    assert torch.equal(classes, predict_categorical(model, images, batch_size=16)[:, 0])
+    no_classes = InfoGAN(
+        shipped_model(
+            categorical=(), g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8
+        )
+    )
+    _, classes = continuous_readings_and_classes(no_classes, images)
+    assert torch.equal(classes, torch.zeros(50, dtype=torch.long))
