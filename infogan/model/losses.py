@@ -241,7 +241,9 @@ def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor
     image (a code the images do not carry). No factor is named: it asks only that each code's
     readings of real images cover its prior, as a generator that draws the data from the prior gives.
     """
-    batch = mean.shape[0]
+    batch, n_continuous = mean.shape
+    if n_continuous == 0:  # no code started yet (improved.continuous_start)
+        return mean.new_zeros((), dtype=torch.float32)
     levels = (torch.arange(batch, device=mean.device, dtype=torch.float32) + 0.5) / batch
     quantiles = levels * 2 - 1 if prior == "uniform" else torch.special.ndtri(levels)
     values, _ = mean.float().sort(dim=0)

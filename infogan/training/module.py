@@ -191,11 +191,15 @@ class InfoGANTraining(pl.LightningModule):
         return each[:started].sum() if weights is None else (each[:started] * weights[:started]).sum()
 
     def started_continuous(self, iteration: int) -> int:
-        """How many continuous codes are drawn and paid at `iteration` (counted from 1): with
-        `improved.continuous_stagger` N > 0, code k starts after k * N iterations; otherwise all."""
+        """How many continuous codes are drawn and paid at `iteration` (counted from 1): none for the
+        first `improved.continuous_start` S iterations; then, with `improved.continuous_stagger` N > 0,
+        code k starts after S + k * N iterations; otherwise all."""
         n_continuous = self.model.codes.n_continuous
+        start = self.improved.continuous_start if self.improved is not None else 0
         stagger = self.improved.continuous_stagger if self.improved is not None else 0
-        return n_continuous if stagger == 0 else min(n_continuous, (iteration - 1) // stagger + 1)
+        if iteration <= start:
+            return 0
+        return n_continuous if stagger == 0 else min(n_continuous, (iteration - start - 1) // stagger + 1)
 
     def noisy_continuous_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """With `improved.continuous_read_noise` s: each continuous code's information loss, nats
@@ -444,8 +448,8 @@ class InfoGANTraining(pl.LightningModule):
         opt_d, opt_g = self.optimizers()
         started = self.started_continuous(self.iteration)
         retake = self.improved.continuous_anchor_retake if self.anchor is not None else 0
-        if self.anchor is not None and (started > self.continuous_started or self.iteration == retake):
-            self.take_anchor()  # a code starts, or the retake: the reader so far is kept
+        if self.anchor is not None and (started > max(self.continuous_started, 1) or self.iteration == retake):
+            self.take_anchor()  # a code starts beside others, or the retake: the reader so far is kept
         self.continuous_started = started
         self.anchor_retaken = 0 < retake <= self.iteration and self.started_continuous(retake) == started
         if self.turns_codes():

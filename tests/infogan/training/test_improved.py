@@ -929,6 +929,77 @@ def test_a_stagger_starts_each_continuous_code_after_its_share_of_iterations(sta
     assert improved_module(only(continuous_stagger=stagger)).started_continuous(iteration) == started
 
 
+@pytest.mark.parametrize(
+    ("start", "stagger", "iteration", "started"),
+    [(200, 0, 200, 0), (200, 0, 201, 2), (200, 300, 1, 0), (200, 300, 201, 1), (200, 300, 500, 1), (200, 300, 501, 2)],
+)
+def test_a_start_holds_every_continuous_code_until_it_and_the_stagger_counts_from_it(
+    start, stagger, iteration, started
+):
+    module = improved_module(only(continuous_start=start, continuous_stagger=stagger))
+    assert module.started_continuous(iteration) == started
+
+
+def test_with_no_code_started_no_continuous_term_is_paid_and_every_logged_term_is_finite():
+    """Before `continuous_start`, the steps' totals are those of a model with no continuous code
+    information: the plain totals less every code's term, and the terms on real digits read nothing."""
+    terms = {"real_continuous_dependence": 1.0, "real_continuous_marginal": 1.0, "continuous_orthogonal": 1.0}
+    module = improved_module(only(continuous_start=500, **terms))
+    latent, fake = latent_and_fake(module)
+    latent = module.model.codes.hold_continuous(latent, 0)
+    fake = module.model.generator(latent.vector).detach()
+    real = to_model_range(random_images(16))
+    lambda_cont = module.config.train.lambda_cont
+    with torch.no_grad():
+        info = module.information_loss(module.model.q_head(module.model.trunk(fake)), latent)
+    paid = lambda_cont * float(info.continuous_each.sum())
+    assert paid > 0  # so that leaving it out shows
+    both = {
+        "generator_step": float(module.generator_step(fake, latent)["total"].detach()),
+        "discriminator_step": float(module.discriminator_step(real, fake, latent)["total"].detach()),
+    }
+    marginal = float(module.discriminator_step(real, fake, latent)["improved/real_continuous_marginal"].detach())
+    assert marginal > 0
+    module.continuous_started = 0
+    d_losses = module.discriminator_step(real, fake, latent)
+    assert all(torch.isfinite(value).all() for value in d_losses.values())
+    assert float(d_losses["improved/real_continuous_marginal"]) == 0.0
+    dependence = float(
+        improved_module(only(**terms))
+        .discriminator_step(real, fake, latent)["improved/real_continuous_dependence"]
+        .detach()
+    )
+    expected_d = both["discriminator_step"] - paid - dependence - marginal
+    assert float(d_losses["total"].detach()) == pytest.approx(expected_d, rel=1e-5, abs=1e-5)
+    g_losses = module.generator_step(fake, latent)
+    assert all(torch.isfinite(value).all() for value in g_losses.values())
+    assert float(g_losses["total"].detach()) < both["generator_step"]  # the codes' information and overlap left out
+
+
+def test_a_fit_with_a_start_holds_both_codes_then_draws_the_first_and_takes_the_anchor_only_beside_it(monkeypatch):
+    module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_anchor=1.0))
+    drawn: list[torch.Tensor] = []
+    generate = module.model.generator.forward
+
+    def recording(vector: torch.Tensor) -> torch.Tensor:
+        drawn.append(vector[:, -2:].detach().clone())  # the two continuous codes' generator inputs
+        return generate(vector)
+
+    monkeypatch.setattr(module.model.generator, "forward", recording)
+    taken: list[int] = []
+    take = module.take_anchor
+    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
+    assert len(drawn) == 4 and module.continuous_started == 2
+    assert torch.all(drawn[0] == 0)  # iteration 1: both held
+    for solo in drawn[1:3]:  # iterations 2 and 3: c2 alone
+        assert torch.all(solo[:, 1] == 0) and solo[:, 0].abs().min() > 0
+    assert drawn[3].abs().min() > 0
+    assert taken == [4]  # c3's first iteration; not c2's, which starts beside no other code
+    assert torch.isfinite(fit.callback_metrics["improved/continuous_anchor_epoch"])
+
+
 def test_holding_a_code_zeroes_its_value_and_its_generator_input_and_nothing_else():
     codes = improved_module(only()).model.codes
     torch.manual_seed(3)
