@@ -45,6 +45,12 @@ information term likes as well, so a least value away from 0 would point at a be
 code's rho and change with slant, width and thickness and render's names, as trained and turned as
 `improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
+With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
+whose digit changes along its sweep over the prior's range, read by render's independent digit classifier trained on
+that split (evaluation only), and each digit's median change of slant and width over the sweep (the
+digit read at the code's 0): whether a code changes which digit G draws, as a code learned before
+the categorical code has the classes may, and which digits carry a code's width change.
+
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at
 the same latents drawn as each other class: what `improved.continuous_class_agreement` reads at pool
@@ -64,6 +70,7 @@ import torch
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split, to_uint8
+from infogan.evaluation.digit_classifier import predict_digits, train_digit_classifier
 from infogan.evaluation.factors import (
     PROPERTIES,
     SWEEP_STEPS,
@@ -191,6 +198,29 @@ def lean_alone_changes(
         made = [leaned[(slants - slant_degrees(step)).abs().argmin(0), latents] for step in frames]
         found[name] = sweep_effects(made)
     return found
+
+
+def digit_changes(
+    model: InfoGAN, classifier: torch.nn.Module, code: int, n_samples: int = 500, seed: int = 0
+) -> tuple[float, dict[int, tuple[int, float, float]]]:
+    """Code `code` swept over its prior's range (as render's factor metrics sweep it) on `n_samples`
+    latents, each image's digit read by `classifier`: (the share of latents whose digit is not the
+    same at every step, {digit at the code's 0: (latents, median change of slant in degrees, of width
+    in pixels, first step to last)})."""
+    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
+    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
+    frames, middle = frames[:-1], frames[-1]
+    read = torch.stack([predict_digits(classifier, images) for images in frames])  # (steps, N)
+    changed = float((read != read[0]).any(dim=0).float().mean())
+    first, last = frames[0], frames[-1]
+    slant = slant_degrees(last) - slant_degrees(first)
+    width = PROPERTIES["width"](last) - PROPERTIES["width"](first)
+    at_zero = predict_digits(classifier, middle)
+    per_digit = {
+        int(d): (int((at_zero == d).sum()), float(slant[at_zero == d].median()), float(width[at_zero == d].median()))
+        for d in at_zero.unique()
+    }
+    return changed, per_digit
 
 
 def class_effect_cosines(model: InfoGAN, code: int, pool: int, n_samples: int = 64, seed: int = 0) -> list[float]:
@@ -381,10 +411,21 @@ def main() -> None:
         help="each code's width change beside a rotation's and a shear's of its lean",
     )
     p.add_argument(
+        "--digits", type=Path, help="a prepared labelled split (train.pt): which digit each code's sweep draws"
+    )
+    p.add_argument(
         "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
     )
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
+    classifier = None
+    if args.digits:  # render's independent digit classifier, as render trains it
+        render = shipped_render()
+        images, labels = load_split(args.digits)
+        count = render.classifier_images
+        classifier = train_digit_classifier(
+            images[:count], labels[:count], render.seed, render.classifier_epochs, render.classifier_batch_size
+        )
 
     def dependence_line(found: dict[str, tuple[float, float]]) -> str:
         return ", ".join(f"on {name} {slope:+.2f} deg/px (r {r:+.3f})" for name, (slope, r) in found.items())
@@ -435,6 +476,14 @@ def main() -> None:
                         + ", ".join(f"{name} {rho:+.2f} ({change:+.2f})" for name, (rho, change) in effects.items())
                         for how, effects in found.items()
                     )
+                )
+        if classifier is not None:
+            for code in range(model.codes.n_continuous):
+                changed, per_digit = digit_changes(model, classifier, code)
+                print(
+                    f"{path} c{code + 2}: the digit changes along the sweep on {changed:.0%} of latents; per digit "
+                    "at 0 (latents: slant deg, width px): "
+                    + ", ".join(f"{d} ({n}: {s:+.1f}, {w:+.2f})" for d, (n, s, w) in per_digit.items())
                 )
         if args.joint:
             for held in (None, *range(model.codes.n_continuous)):

@@ -15,6 +15,7 @@ from benchmarks.factor_measures import affine, shear
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
+    digit_changes,
     effect_cosine_summary,
     lean_alone_changes,
     reading_responses,
@@ -222,3 +223,42 @@ def test_turned_readings_are_least_dependent_within_classes_where_the_turn_undoe
     within = {angle: value for angle, value, _ in rows}
     assert max(within[60], within[150]) < 0.01 < within[0]
     assert all(value > 3 * max(within[60], within[150]) for angle, value in within.items() if angle not in (60, 150))
+
+
+def test_a_code_that_changes_the_digit_is_told_from_one_that_changes_its_lean():
+    """G draws an upright bar whose width c2 sets (4 to 8 px over the prior's range) and which c3 shears.
+    The stand-in classifier reads a bar of more ink than a 7 px one as a 0 and the rest as a 1: every
+    latent's digit changes along c2's sweep and none along c3's; at 0 every bar reads 1, and c2 widens
+    it 4 px without a lean where c3 leans it without widening it."""
+
+    class Bar(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            width = (6 + 2 * vector[:, -2]).view(-1, 1, 1, 1)
+            columns = torch.arange(28, dtype=torch.float32).view(1, 1, 1, 28)
+            bar = ((columns - 13.5).abs() < width / 2).float().expand(-1, 1, 28, 28).clone()
+            bar[:, :, :5], bar[:, :, 23:] = 0.0, 0.0
+            shearing = torch.eye(2).repeat(len(vector), 1, 1)
+            shearing[:, 0, 1] = 0.3 * vector[:, -1]
+            return affine(bar, shearing) * 2 - 1
+
+    class InkReader(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threshold = torch.nn.Parameter(torch.tensor(18.0 * 7))  # a 7 px bar's ink
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            ink = ((images + 1) / 2).flatten(1).sum(1)
+            logits = torch.zeros(len(images), 10)
+            logits[:, 0], logits[:, 1] = ink - self.threshold, self.threshold - ink
+            return logits
+
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.generator = Bar()
+    (widens, by_width), (leans, by_lean) = (digit_changes(model, InkReader(), code, n_samples=20) for code in (0, 1))
+    assert widens == 1.0 and leans == 0.0
+    assert set(by_width) == set(by_lean) == {1}
+    count, slant, width = by_width[1]
+    assert count == 20 and abs(slant) < 1 and width == pytest.approx(4, abs=0.5)
+    count, slant, width = by_lean[1]
+    assert count == 20 and abs(slant) > 20 and abs(width) < 0.5
