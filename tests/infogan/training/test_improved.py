@@ -976,16 +976,22 @@ def test_with_no_code_started_no_continuous_term_is_paid_and_every_logged_term_i
     assert float(g_losses["total"].detach()) < both["generator_step"]  # the codes' information and overlap left out
 
 
-def test_a_fit_with_a_start_holds_both_codes_then_draws_the_first_and_takes_the_anchor_only_beside_it(monkeypatch):
-    module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_anchor=1.0))
+def record_continuous_inputs(module: InfoGANTraining, monkeypatch) -> list[torch.Tensor]:
+    """A list that gets the two continuous codes' generator inputs at every generator call of `module`."""
     drawn: list[torch.Tensor] = []
     generate = module.model.generator.forward
 
     def recording(vector: torch.Tensor) -> torch.Tensor:
-        drawn.append(vector[:, -2:].detach().clone())  # the two continuous codes' generator inputs
+        drawn.append(vector[:, -2:].detach().clone())
         return generate(vector)
 
     monkeypatch.setattr(module.model.generator, "forward", recording)
+    return drawn
+
+
+def test_a_fit_with_a_start_holds_both_codes_then_draws_the_first_and_takes_the_anchor_only_beside_it(monkeypatch):
+    module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_anchor=1.0))
+    drawn = record_continuous_inputs(module, monkeypatch)
     taken: list[int] = []
     take = module.take_anchor
     module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
@@ -1044,14 +1050,7 @@ def test_a_code_not_started_is_unpaid_in_both_steps_and_not_read_from_real_digit
 
 def test_a_fit_holds_the_second_code_at_zero_until_its_start_and_draws_it_after(monkeypatch):
     module = improved_module(only(continuous_stagger=2, real_continuous_dependence=0.3))
-    drawn: list[torch.Tensor] = []
-    generate = module.model.generator.forward
-
-    def recording(vector: torch.Tensor) -> torch.Tensor:
-        drawn.append(vector[:, -2:].detach().clone())  # the two continuous codes' generator inputs
-        return generate(vector)
-
-    monkeypatch.setattr(module.model.generator, "forward", recording)
+    drawn = record_continuous_inputs(module, monkeypatch)
     fit = trainer()  # test_module's: one epoch, quiet
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
     assert len(drawn) == 4 and module.continuous_started == 2
