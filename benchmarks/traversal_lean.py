@@ -2,7 +2,7 @@
 
     python benchmarks/traversal_lean.py sweeps/NAME/seed_0/model/model.ckpt [more checkpoints]
         [--test data/prepared/mnist/test.pt] [--readers] [--lean-alone] [--turns train.pt]
-        [--joint [--real train.pt]] [--pools N ...]
+        [--digits train.pt] [--joint [--real train.pt]] [--pools N ...]
 
 Render's traversal of a code holds the other codes at 0 (infogan/evaluation/factors.py). Beside a
 slant code, that 0 is a typical lean, and a code that widens digits along the image's x axis leans
@@ -46,10 +46,11 @@ code's rho and change with slant, width and thickness and render's names, as tra
 `improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
-whose digit changes along its sweep over the prior's range, read by render's independent digit classifier trained on
-that split (evaluation only), and each digit's median change of slant and width over the sweep (the
-digit read at the code's 0): whether a code changes which digit G draws, as a code learned before
-the categorical code has the classes may, and which digits carry a code's width change.
+whose digit changes along its sweep over the prior's range, read by render's independent digit
+classifier trained on that split (evaluation only), and each digit's median change of slant and
+width over the sweep (the digit read at the code's 0): whether a code changes which digit G draws,
+as a code learned before the categorical code has the classes may, and which digits carry a code's
+width change.
 
 With `--pools`, it prints for each code and each class of the first categorical code the mean cosine
 of the code's effect on the image (dG/dc, averaged over pool x pool pixel blocks) with its effect at

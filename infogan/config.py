@@ -279,7 +279,7 @@ class ImprovedConfig(Section):
     # iterations for which every continuous code is held at 0 and unpaid before the first (c2) starts;
     # the stagger counts from then. The categorical code learns the digits first, so that the first
     # continuous code learns a change within them: started at once, c2 changed which digit G drew on
-    # about half the latents at iteration 500 (docs/digits.md, round 29); 0: from the first
+    # 61% of latents at iteration 500 (docs/digits.md, round 29); 0: from the first
     continuous_start: Count
     # with continuous_stagger: weight (times lambda_cont) of the information of the codes started
     # before the newest one, as read by a frozen copy of D's trunk and Q's head taken when the newest
