@@ -2,7 +2,7 @@
 
     python benchmarks/traversal_lean.py sweeps/NAME/seed_0/model/model.ckpt [more checkpoints]
         [--test data/prepared/mnist/test.pt] [--readers] [--lean-alone] [--turns train.pt]
-        [--digits train.pt] [--joint [--real train.pt]] [--pools N ...]
+        [--stroke-alone] [--digits train.pt] [--joint [--real train.pt]] [--pools N ...]
 
 Render's traversal of a code holds the other codes at 0 (infogan/evaluation/factors.py). Beside a
 slant code, that 0 is a typical lean, and a code that widens digits along the image's x axis leans
@@ -45,6 +45,11 @@ information term likes as well, so a least value away from 0 would point at a be
 code's rho and change with slant, width and thickness and render's names, as trained and turned as
 `improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
+With `--stroke-alone`, the same for each code's stroke: its slant, width and thickness beside those
+of each latent's digit at the code's 0 thickened or thinned by a pen as far as the code changes its
+thickness. A thicker pen straightens a leaning digit as the slant measure reads it, so a thickness
+code's slant that the pen alone matches is the measure's, not a lean of the code's.
+
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
 whose digit changes along its sweep over the prior's range, read by render's independent digit
 classifier trained on that split (evaluation only), and each digit's median change of slant and
@@ -63,7 +68,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +109,7 @@ from infogan.model.losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import rotate, shear
+from benchmarks.factor_measures import rotate, shear, soft_thicken
 from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
@@ -174,6 +179,32 @@ def sweep_effects(frames: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
     }
 
 
+def made_alone(
+    model: InfoGAN,
+    code: int,
+    matched: str,
+    ways: dict[str, Callable[[torch.Tensor, float], torch.Tensor]],
+    levels: np.ndarray,
+    n_samples: int = 100,
+    seed: int = 0,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """{"code": each property's (rho, median change) over render's sweep of code `code`; each name of
+    `ways`: the same when each latent's digit at the code's 0 is instead transformed that way (ink in
+    [0, 1], one of `levels`) to the level whose `matched` property is nearest the one the code gives
+    it at each step}: what the code's change of `matched` alone does to the other properties."""
+    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
+    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
+    frames, middle = frames[:-1], frames[-1]
+    ink, found = middle.float() / 255, {"code": sweep_effects(frames)}
+    measure, latents = PROPERTIES[matched], torch.arange(len(middle))
+    for name, way in ways.items():
+        moved = torch.stack([to_uint8(way(ink, float(level)) * 2 - 1) for level in levels])  # (levels, N, C, H, W)
+        reached = measure(moved.flatten(0, 1)).view(len(levels), -1)
+        made = [moved[(reached - measure(step)).abs().argmin(0), latents] for step in frames]
+        found[name] = sweep_effects(made)
+    return found
+
+
 def lean_alone_changes(
     model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0, angles: np.ndarray | None = None
 ) -> dict[str, dict[str, tuple[float, float]]]:
@@ -183,22 +214,32 @@ def lean_alone_changes(
     slant the code gives it at each step (the nearest of `angles`, degrees)}. A rotation widens or
     narrows the deslanted digit (docs/model.md), a shear does not: a code whose width change a
     rotation of the same lean matches is a rotation, not a mix of slant and width."""
-    angles = np.linspace(-45, 45, 91) if angles is None else angles
-    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
-    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
-    frames, middle = frames[:-1], frames[-1]
-    ink, found = middle.float() / 255, {"code": sweep_effects(frames)}
     leans = {
-        "rotation": lambda degrees: rotate(ink, -degrees),  # rotate turns the top to the left for degrees > 0
-        "shear": lambda degrees: shear(ink, float(np.tan(np.radians(degrees)))),
+        "rotation": lambda ink, degrees: rotate(ink, -degrees),  # rotate turns the top to the left for degrees > 0
+        "shear": lambda ink, degrees: shear(ink, float(np.tan(np.radians(degrees)))),
     }
-    latents = torch.arange(len(middle))
-    for name, lean in leans.items():
-        leaned = torch.stack([to_uint8(lean(float(a)) * 2 - 1) for a in angles])  # (angles, N, C, H, W)
-        slants = slant_degrees(leaned.flatten(0, 1)).view(len(angles), -1)
-        made = [leaned[(slants - slant_degrees(step)).abs().argmin(0), latents] for step in frames]
-        found[name] = sweep_effects(made)
-    return found
+    angles = np.linspace(-45, 45, 91) if angles is None else angles
+    return made_alone(model, code, "slant", leans, angles, n_samples, seed)
+
+
+def stroke_alone_changes(
+    model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Whether a code's slant change comes with its stroke: as `lean_alone_changes`, with each latent's
+    digit at the code's 0 thickened or thinned ("pen": up to one 3x3 dilation or erosion, blended in
+    steps of 1/20) to the thickness the code gives it. A thicker pen straightens a leaning digit as the
+    slant measure reads it (docs/model.md), so a thickness code's slant rho that the pen alone matches
+    is the measure's, not a lean the code makes."""
+    return made_alone(model, code, "thickness", {"pen": soft_thicken}, np.linspace(-1, 1, 41), n_samples, seed)
+
+
+def alone_line(found: dict[str, dict[str, tuple[float, float]]], made_by: str) -> str:
+    """`made_alone`'s findings on one line: each property's rho (median change), for the code and each way."""
+    return "rho (median change): " + "; ".join(
+        f"{'the code' if how == 'code' else made_by + how}: "
+        + ", ".join(f"{name} {rho:+.2f} ({change:+.2f})" for name, (rho, change) in effects.items())
+        for how, effects in found.items()
+    )
 
 
 def digit_changes(
@@ -412,6 +453,11 @@ def main() -> None:
         help="each code's width change beside a rotation's and a shear's of its lean",
     )
     p.add_argument(
+        "--stroke-alone",
+        action="store_true",
+        help="each code's slant change beside a pen's that changes the stroke as much",
+    )
+    p.add_argument(
         "--digits", type=Path, help="a prepared labelled split (train.pt): which digit each code's sweep draws"
     )
     p.add_argument(
@@ -469,15 +515,10 @@ def main() -> None:
             print(f"{path} turned {', '.join(f'{a:+.0f}' for a in angles)} deg: {effects_line(turned)}")
         if args.lean_alone:
             for code in range(model.codes.n_continuous):
-                found = lean_alone_changes(model, code)
-                print(
-                    f"{path} c{code + 2}, rho (median change): "
-                    + "; ".join(
-                        f"{'the code' if how == 'code' else 'its lean by ' + how}: "
-                        + ", ".join(f"{name} {rho:+.2f} ({change:+.2f})" for name, (rho, change) in effects.items())
-                        for how, effects in found.items()
-                    )
-                )
+                print(f"{path} c{code + 2}, {alone_line(lean_alone_changes(model, code), 'its lean by ')}")
+        if args.stroke_alone:
+            for code in range(model.codes.n_continuous):
+                print(f"{path} c{code + 2}, {alone_line(stroke_alone_changes(model, code), 'its stroke by the ')}")
         if classifier is not None:
             for code in range(model.codes.n_continuous):
                 changed, per_digit = digit_changes(model, classifier, code)

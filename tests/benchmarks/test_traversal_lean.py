@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.factor_measures import affine, shear
+from benchmarks.factor_measures import affine, shear, soft_thicken
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
@@ -22,6 +22,7 @@ from benchmarks.traversal_lean import (
     reading_slant_rho,
     reading_turn_dependence,
     slant_dependence,
+    stroke_alone_changes,
 )
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
@@ -262,3 +263,33 @@ def test_a_code_that_changes_the_digit_is_told_from_one_that_changes_its_lean():
     assert count == 20 and abs(slant) < 1 and width == pytest.approx(4, abs=0.5)
     count, slant, width = by_lean[1]
     assert count == 20 and abs(slant) > 20 and abs(width) < 0.5
+
+
+def test_a_codes_slant_made_by_its_stroke_alone_is_told_from_a_lean_of_its_own():
+    """G draws a bar leaning right: c2 thickens it with a pen, c3 thickens it and shears it too. The
+    pen alone, as far as each code thickens the bar, gives c2's slant change (the measure's: a thicker
+    pen straightens it a little) but not c3's, whose lean is its own and the other way."""
+
+    class Pens(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            bar = torch.zeros(len(vector), 1, 28, 28)
+            bar[:, 0, 5:23, 13:15] = 1.0
+            shearing = torch.eye(2).repeat(len(vector), 1, 1)
+            shearing[:, 0, 1] = 0.4 + 0.2 * vector[:, -1]  # leans right at 0; c3 leans it further
+            leaning = affine(bar, shearing)
+            pen = (0.5 + 0.4 * (vector[:, -2] + vector[:, -1]).clamp(-1, 1)).tolist()
+            thick = torch.stack([soft_thicken(image[None], t)[0] for image, t in zip(leaning, pen, strict=True)])
+            return thick * 2 - 1
+
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.generator = Pens()
+    pen_only, leaning = (stroke_alone_changes(model, code, n_samples=10) for code in (0, 1))
+    rho, change = 0, 1
+    assert pen_only["code"]["thickness"][change] > 0.3, pen_only
+    assert pen_only["pen"]["thickness"][change] == pytest.approx(pen_only["code"]["thickness"][change], abs=0.15)
+    # a thicker pen straightens the leaning bar as measured: a small change, but at every latent
+    assert pen_only["code"]["slant"][rho] < -0.9 and pen_only["pen"]["slant"][rho] < -0.9, pen_only
+    assert pen_only["pen"]["slant"][change] == pytest.approx(pen_only["code"]["slant"][change], abs=0.4)
+    assert leaning["code"]["slant"][rho] > 0.9 and leaning["code"]["slant"][change] > 5, leaning
+    assert leaning["pen"]["slant"][rho] < 0 and abs(leaning["pen"]["slant"][change]) < 2, leaning
