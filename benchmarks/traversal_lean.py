@@ -76,7 +76,7 @@ import torch
 from scipy.stats import spearmanr
 
 from infogan.data.images import load_split, to_uint8
-from infogan.evaluation.digit_classifier import predict_digits, train_digit_classifier
+from infogan.evaluation.digit_classifier import predict_digits
 from infogan.evaluation.factors import (
     PROPERTIES,
     SWEEP_STEPS,
@@ -95,6 +95,7 @@ from infogan.evaluation.metrics import (
     continuous_readings_and_classes,
     predict_continuous,
 )
+from infogan.evaluation.registry import render_digit_classifier
 from infogan.evaluation.traversal import continuous_traversal
 from infogan.model.infogan import InfoGAN, turn_slice
 from infogan.model.load import load_model, read_checkpoint
@@ -179,6 +180,14 @@ def sweep_effects(frames: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
     }
 
 
+def sweep_and_middle(model: InfoGAN, code: int, n_samples: int, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Render's sweep of code `code` over its prior's range (SWEEP_STEPS uint8 image batches) on
+    `n_samples` latents, and the same latents' images at the code's 0."""
+    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
+    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
+    return frames[:-1], frames[-1]
+
+
 def made_alone(
     model: InfoGAN,
     code: int,
@@ -192,9 +201,7 @@ def made_alone(
     `ways`: the same when each latent's digit at the code's 0 is instead transformed that way (ink in
     [0, 1], one of `levels`) to the level whose `matched` property is nearest the one the code gives
     it at each step}: what the code's change of `matched` alone does to the other properties."""
-    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
-    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
-    frames, middle = frames[:-1], frames[-1]
+    frames, middle = sweep_and_middle(model, code, n_samples, seed)
     ink, found = middle.float() / 255, {"code": sweep_effects(frames)}
     measure, latents = PROPERTIES[matched], torch.arange(len(middle))
     for name, way in ways.items():
@@ -249,9 +256,7 @@ def digit_changes(
     latents, each image's digit read by `classifier`: (the share of latents whose digit is not the
     same at every step, {digit at the code's 0: (latents, median change of slant in degrees, of width
     in pixels, first step to last)})."""
-    values = np.linspace(*prior_range(model), SWEEP_STEPS).tolist()
-    frames = [frame.images for frame in continuous_traversal(model, code, [*values, 0.0], n_samples, seed)]
-    frames, middle = frames[:-1], frames[-1]
+    frames, middle = sweep_and_middle(model, code, n_samples, seed)
     read = torch.stack([predict_digits(classifier, images) for images in frames])  # (steps, N)
     changed = float((read != read[0]).any(dim=0).float().mean())
     first, last = frames[0], frames[-1]
@@ -465,14 +470,7 @@ def main() -> None:
     )
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
-    classifier = None
-    if args.digits:  # render's independent digit classifier, as render trains it
-        render = shipped_render()
-        images, labels = load_split(args.digits)
-        count = render.classifier_images
-        classifier = train_digit_classifier(
-            images[:count], labels[:count], render.seed, render.classifier_epochs, render.classifier_batch_size
-        )
+    classifier = render_digit_classifier(shipped_render(), args.digits) if args.digits else None
 
     def dependence_line(found: dict[str, tuple[float, float]]) -> str:
         return ", ".join(f"on {name} {slope:+.2f} deg/px (r {r:+.3f})" for name, (slope, r) in found.items())

@@ -23,7 +23,12 @@ from infogan.config import RenderConfig
 from infogan.data.celeba import load_attributes
 from infogan.data.images import load_split
 from infogan.evaluation import history
-from infogan.evaluation.digit_classifier import classifier_accuracy, generated_digit_purity, train_digit_classifier
+from infogan.evaluation.digit_classifier import (
+    DigitClassifier,
+    classifier_accuracy,
+    generated_digit_purity,
+    train_digit_classifier,
+)
 from infogan.evaluation.factors import factor_effects, factor_names
 from infogan.evaluation.metrics import attribute_information, categorical_code_matching, information_lower_bounds
 from infogan.model.infogan import InfoGAN
@@ -86,6 +91,16 @@ def final_losses(ev: Evaluation) -> dict[str, float]:
     return history.final_losses(ev.history)
 
 
+def render_digit_classifier(config: RenderConfig, train_split: Path) -> DigitClassifier:
+    """The digit classifier render reads generated digits with: trained on the first
+    `config.classifier_images` images of the prepared labelled split `train_split`, as `config` says."""
+    images, labels = load_split(train_split)
+    count = config.classifier_images
+    return train_digit_classifier(
+        images[:count], labels[:count], config.seed, config.classifier_epochs, config.classifier_batch_size
+    )
+
+
 @register_metric
 def generated_digits(ev: Evaluation) -> dict[str, float]:
     """Which digit each class of the first categorical code draws: a small CNN trained on the real
@@ -94,11 +109,7 @@ def generated_digits(ev: Evaluation) -> dict[str, float]:
     model, config = ev.model, ev.config
     if not model.codes.categorical_sizes:
         return {}
-    train_images, train_labels = load_split(ev.data / "train.pt")
-    count = config.classifier_images
-    classifier = train_digit_classifier(
-        train_images[:count], train_labels[:count], config.seed, config.classifier_epochs, config.classifier_batch_size
-    )
+    classifier = render_digit_classifier(config, ev.data / "train.pt")
     purity, class_digits = generated_digit_purity(
         model, classifier, config.purity_samples, config.seed, config.eval_batch_size
     )
