@@ -295,6 +295,15 @@ class ImprovedConfig(Section):
     # in D's step). A live reader can learn to read a code through whatever else moves with it, and
     # then pays G to move that too; a frozen one cannot learn that; false: both pay G
     continuous_anchor_alone: Bool
+    # with continuous_stagger: weight, in G's step, of how far each code started before the newest has
+    # turned its effect on the image from the change it made when the newest started, as a frozen copy
+    # of G taken then makes it (1 - cos over pixel blocks of continuous_hold_pool, on CONTINUOUS_ROWS
+    # latents; infogan/model/losses.py, continuous_effect_drift). The anchor reads an earlier code as Q
+    # read it then; a change added beside it (a lean beside a stroke) does not trouble that reading,
+    # and this term pays for it; 0: off
+    continuous_hold: Weight
+    # the side, in pixels, of the blocks each effect is averaged over for continuous_hold
+    continuous_hold_pool: PositiveInt
     # iterations between turns of the continuous codes, from when every code has started: each turn
     # finds the rotation of the codes whose readings by Q of real training images are least dependent
     # within Q's own classes, and re-expresses G's and Q's weights for it (the same images, the codes
@@ -316,6 +325,16 @@ class ImprovedConfig(Section):
             )
         if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
             raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")
+        if self.continuous_hold > 0 and self.continuous_stagger == 0:
+            raise ValueError(
+                "continuous_hold needs continuous_stagger > 0: G's copy is taken when a later code starts, and "
+                "with no stagger every code starts at once"
+            )
+        if self.continuous_hold > 0 and self.continuous_turn_every > 0:
+            raise ValueError(
+                "continuous_hold and continuous_turn_every cannot be combined: a turn re-expresses G's weights for "
+                "turned codes, and the held copy of G would still make the codes' changes unturned"
+            )
         if self.continuous_anchor_alone and self.continuous_anchor_retake == 0:
             raise ValueError(
                 "continuous_anchor_alone needs continuous_anchor_retake > 0: it is the retaken anchor that pays alone"

@@ -304,6 +304,34 @@ def block_directions(changes: torch.Tensor, pool: int) -> torch.Tensor:
     return F.normalize(coarse, dim=1, eps=1e-8).unflatten(0, changes.shape[:-3])
 
 
+def continuous_effect_drift(
+    generator: torch.nn.Module,
+    held: torch.nn.Module,
+    vector: torch.Tensor,
+    n_continuous: int,
+    codes: int,
+    pool: int,
+    epsilon: float = 0.1,
+) -> torch.Tensor:
+    """The mean over latents and over the first `codes` continuous codes of 1 - cos between each code's
+    effect on the image as `generator` makes it and as `held`, a frozen copy of it, makes it: 0 where
+    every code still makes the change it made when the copy was taken, whatever its size, and more as
+    the change turns into another. Each effect is G(v + epsilon e_j) - G(v - epsilon e_j), averaged over
+    `pool` x `pool` pixel blocks (`block_directions`: a change that only moves a little between
+    neighbouring pixels, as G's drawing of a digit does while it trains, keeps its direction). `vector`:
+    (B, latent_dim) generator inputs whose last n_continuous columns are the continuous codes; the codes
+    after the first `codes` are held at 0 there, as they were while the copy trained. 2 passes of each
+    generator over B inputs per code; no gradient reaches `held`. 0 for no codes."""
+    if codes < 1:
+        return vector.new_zeros(())
+    first = vector.shape[-1] - n_continuous
+    vector = torch.cat([vector[:, : first + codes], vector.new_zeros(vector.shape[0], n_continuous - codes)], dim=1)
+    now = block_directions(code_changes(generator, vector[None], n_continuous, codes, epsilon)[0], pool)
+    with torch.no_grad():
+        then = block_directions(code_changes(held, vector[None], n_continuous, codes, epsilon)[0], pool)
+    return (1 - (now * then).sum(-1)).mean()
+
+
 def continuous_effect_overlap(
     generator: torch.nn.Module,
     vector: torch.Tensor,

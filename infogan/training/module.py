@@ -25,7 +25,9 @@ the one code two generated images share; it learns to in D's step, and G learns 
 With `improved.continuous_stagger`, the continuous codes start one after another (held at 0 and
 unpaid before), and with `improved.continuous_anchor` G's step also pays the earlier codes'
 information as a frozen copy of Q, taken when the newest code started (and, with
-`improved.continuous_anchor_retake`, again later, then reading every code), reads it. With
+`improved.continuous_anchor_retake`, again later, then reading every code), reads it; with
+`improved.continuous_hold`, it also pays for each earlier code's effect on the image turning away from
+the change a frozen copy of G, taken at the same start, makes with it. With
 `improved.continuous_turn_every`, the continuous codes are turned now and then to the pair Q reads
 least dependent within its classes on real images (`turn_codes`): the same networks, the codes
 re-expressed.
@@ -56,6 +58,7 @@ from infogan.model.losses import (
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_dependence,
+    continuous_effect_drift,
     continuous_effect_overlap,
     continuous_marginal_distance,
     continuous_mixed_derivatives,
@@ -105,6 +108,7 @@ class InfoGANTraining(pl.LightningModule):
         # so that it reads every code started
         self.anchor_retaken = False
         self.anchor = self._anchor()  # after the model and the pair head: their initial weights stay the same
+        self.held_generator = self._held_generator()
         self.compile_networks = compile_networks
         # losses are summed on the device and read back only when logged: no per-step sync
         self._window, self._epoch = RunningMeans(), RunningMeans()
@@ -131,6 +135,17 @@ class InfoGANTraining(pl.LightningModule):
             {"trunk": copy.deepcopy(self.model.trunk), "q_head": copy.deepcopy(self.model.q_head)}
         )
         return anchor.requires_grad_(False)
+
+    def _held_generator(self) -> torch.nn.Module | None:
+        """With `improved.continuous_hold` and two continuous codes or more: a frozen copy of G, filled
+        when each later code starts (`take_hold`); else None. Built here, so that a checkpoint holds it."""
+        if self.improved is None or self.improved.continuous_hold == 0 or self.model.codes.n_continuous < 2:
+            return None
+        return copy.deepcopy(self.model.generator).requires_grad_(False)
+
+    def take_hold(self) -> None:
+        """Copy G, weights and batch-norm statistics, into the held generator."""
+        self.held_generator.load_state_dict(self.model.generator.state_dict())
 
     def take_anchor(self) -> None:
         """Copy D's trunk and Q's head, weights and batch-norm statistics, into the anchor."""
@@ -366,6 +381,13 @@ class InfoGANTraining(pl.LightningModule):
             anchored = self.anchored_information(fake, latent)
             total = total + improved.continuous_anchor * self.config.train.lambda_cont * anchored
             losses["improved/continuous_anchor"] = anchored
+        if self.held_generator is not None:  # logged from the first iteration (0 before a second code starts)
+            rows = latent.vector[:CONTINUOUS_ROWS]
+            held = max(self.continuous_started - 1, 0)  # the codes started before the newest
+            n_continuous, pool = self.model.codes.n_continuous, improved.continuous_hold_pool
+            drift = continuous_effect_drift(self.model.generator, self.held_generator, rows, n_continuous, held, pool)
+            total = total + improved.continuous_hold * drift
+            losses["improved/continuous_hold"] = drift
         if improved is not None and self.model.codes.n_continuous > 1:  # the terms between continuous codes
             rows, n_continuous = latent.vector[:CONTINUOUS_ROWS], self.model.codes.n_continuous
             for key, weight, term in (
@@ -448,8 +470,11 @@ class InfoGANTraining(pl.LightningModule):
         opt_d, opt_g = self.optimizers()
         started = self.started_continuous(self.iteration)
         retake = self.improved.continuous_anchor_retake if self.anchor is not None else 0
-        if self.anchor is not None and (started > max(self.continuous_started, 1) or self.iteration == retake):
-            self.take_anchor()  # a code starts beside others, or the retake: the reader so far is kept
+        beside = started > max(self.continuous_started, 1)  # a code starts beside others
+        if self.anchor is not None and (beside or self.iteration == retake):
+            self.take_anchor()  # the reader so far is kept (and again at the retake)
+        if self.held_generator is not None and beside:
+            self.take_hold()  # and the changes the codes so far make
         self.continuous_started = started
         self.anchor_retaken = 0 < retake <= self.iteration and self.started_continuous(retake) == started
         if self.turns_codes():

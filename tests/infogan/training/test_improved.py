@@ -23,6 +23,7 @@ from infogan.model.losses import (
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_dependence,
+    continuous_effect_drift,
     continuous_effect_overlap,
     continuous_marginal_distance,
     continuous_mixed_derivatives,
@@ -32,7 +33,7 @@ from infogan.model.losses import (
 )
 from infogan.training.callbacks import WeightAverage
 from infogan.training.datamodule import DeviceImages
-from infogan.training.module import InfoGANTraining
+from infogan.training.module import CONTINUOUS_ROWS, InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
 from tests.infogan.training.test_module import random_images, trainer
 
@@ -573,6 +574,48 @@ def test_effect_overlap_is_zero_for_codes_that_move_different_pixels_and_one_for
     assert float(continuous_effect_overlap(TwoPatterns(first, second), vector, 2)) == pytest.approx(0.25, rel=1e-5)
 
 
+class GatedSecond(torch.nn.Module):
+    """A stand-in generator: c2 lights the left half, and the right half by c2 * c3, so that c2's change
+    depends on c3 everywhere but at c3 = 0, where it is TwoPatterns(left, right)'s."""
+
+    def __init__(self, left: torch.Tensor, right: torch.Tensor):
+        super().__init__()
+        self.left, self.right = left.view(1, 1, 28, 28), right.view(1, 1, 28, 28)
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        c2, c3 = vector[:, -2].view(-1, 1, 1, 1), vector[:, -1].view(-1, 1, 1, 1)
+        return c2 * self.left + c2 * c3 * self.right
+
+
+def test_effect_drift_asks_nothing_of_a_codes_size_and_counts_how_far_its_change_turned():
+    vector = torch.rand(8, 74, dtype=torch.float64) * 2 - 1
+    left, right = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
+    left[:, :12], right[:, 16:] = 1.0, 1.0  # three 4-pixel blocks a row each, apart
+    held = TwoPatterns(left, right)
+    # c2 makes the same change three times as large, and c3 another: c2 has not turned
+    assert float(continuous_effect_drift(TwoPatterns(3 * left, -right), held, vector, 2, 1, 4)) == pytest.approx(
+        0.0,
+        abs=1e-6,  # the changes are taken in float
+    )
+    # half of c2's change moved to the other half of the image: 1 - cos 45 degrees
+    turned = TwoPatterns(left + right, right)
+    assert float(continuous_effect_drift(turned, held, vector, 2, 1, 4)) == pytest.approx(1 - 0.5**0.5, rel=1e-6)
+    # with both codes held, c3's change reversed adds 1 - cos 180 degrees = 2 to the mean: (0.29 + 2) / 2
+    both = float(continuous_effect_drift(TwoPatterns(left + right, -right), held, vector, 2, 2, 4))
+    assert both == pytest.approx((1 - 0.5**0.5 + 2) / 2, rel=1e-6)
+    assert float(continuous_effect_drift(turned, held, vector, 2, 0, 4)) == 0.0  # no code held yet
+
+
+def test_effect_drift_reads_the_held_codes_with_the_later_ones_at_0_as_the_copy_trained():
+    """The copy was taken before c3 started: it never learned c3, so c2's changes are compared at c3 = 0."""
+    vector = torch.rand(8, 74, dtype=torch.float64) * 2 - 1
+    vector[:, -1] = 1.0  # c3 drawn far from 0: G's change of c2 there is both halves
+    left, right = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
+    left[:, :14], right[:, 14:] = 1.0, 1.0
+    drift = continuous_effect_drift(GatedSecond(left, right), TwoPatterns(left, right), vector, 2, 1, 4)
+    assert float(drift) == pytest.approx(0.0, abs=1e-6)
+
+
 class SharedChange(torch.nn.Module):
     """A stand-in generator: c2 lights the image's left half and c3 its right half plus `share` of c2's
     change, the same way at every latent, or with `turning` that share's sign following the first noise
@@ -1058,6 +1101,60 @@ def test_a_fit_holds_the_second_code_at_zero_until_its_start_and_draws_it_after(
         assert torch.all(first[:, 1] == 0) and first[:, 0].abs().min() > 0
     for later in drawn[2:]:
         assert later.abs().min() > 0
+
+
+def test_the_hold_pays_g_for_the_earlier_codes_turned_change_against_the_frozen_copy_and_nothing_else():
+    module = improved_module(only(continuous_stagger=500, continuous_hold=2.0))
+    plain = improved_module(only(continuous_stagger=500))
+    assert all(not p.requires_grad for p in module.held_generator.parameters()) and plain.held_generator is None
+    latent, fake = latent_and_fake(module)
+    module.continuous_started = plain.continuous_started = 1  # only c2 started: nothing held yet
+    assert float(module.generator_step(fake, latent)["improved/continuous_hold"]) == 0.0
+    module.continuous_started = plain.continuous_started = 2  # c3 starts: G is copied, then G moves on
+    module.take_hold()
+    assert float(module.generator_step(fake, latent)["improved/continuous_hold"].detach()) == pytest.approx(
+        0.0, abs=1e-6
+    )
+    with torch.no_grad():
+        for moved in (module.model.generator, plain.model.generator):
+            for p in moved.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    losses = module.generator_step(fake, latent)
+    rows = latent.vector[:CONTINUOUS_ROWS]
+    direct = continuous_effect_drift(module.model.generator, module.held_generator, rows, 2, 1, 4)
+    assert float(losses["improved/continuous_hold"]) == pytest.approx(float(direct), rel=1e-5) and float(direct) > 0
+    expected = float(plain.generator_step(fake, latent)["total"].detach()) + 2.0 * float(direct)
+    assert float(losses["total"].detach()) == pytest.approx(expected, rel=1e-5)
+    module.zero_grad()
+    losses["improved/continuous_hold"].backward()
+    assert all(p.grad is None for p in module.held_generator.parameters())  # frozen: it only makes the changes
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.generator.parameters())
+
+
+def test_a_fit_takes_the_held_generator_when_the_second_code_starts_and_a_checkpoint_keeps_it(tmp_path):
+    module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_hold=1.0))
+    taken: list[int] = []
+    take = module.take_hold
+    module.take_hold = lambda: (taken.append(module.iteration), take())[1]
+    fit = trainer()  # test_module's: one epoch, quiet
+    fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=5, seed=0))
+    assert taken == [4]  # c3's first iteration; not c2's, which starts beside no other code
+    assert torch.isfinite(fit.callback_metrics["improved/continuous_hold_epoch"])
+    generator = dict(module.model.generator.state_dict())
+    held = module.held_generator.state_dict()
+    assert any(not torch.equal(held[key], generator[key]) for key in generator)  # the copy stayed where it was taken
+    path = tmp_path / "held.ckpt"
+    fit.save_checkpoint(path)
+    again = InfoGANTraining.load_from_checkpoint(path)
+    for key, value in held.items():
+        assert torch.equal(again.held_generator.state_dict()[key], value), key
+
+
+def test_a_hold_without_a_stagger_or_beside_turns_is_refused_with_the_reason():
+    with pytest.raises(InfoGANError, match="continuous_hold needs continuous_stagger > 0"):
+        only(continuous_hold=1.0)
+    with pytest.raises(InfoGANError, match="continuous_hold and continuous_turn_every cannot be combined"):
+        only(continuous_stagger=2, continuous_hold=1.0, continuous_turn_every=10)
 
 
 def test_an_anchor_without_a_stagger_is_refused_with_the_reason():
