@@ -1032,12 +1032,29 @@ def record_continuous_inputs(module: InfoGANTraining, monkeypatch) -> list[torch
     return drawn
 
 
+def record_takes(module: InfoGANTraining, name: str) -> list[int]:
+    """The iterations at which `module` calls its copy-taking method `name` (take_anchor, take_hold),
+    recorded as it runs; the copy is still taken."""
+    taken: list[int] = []
+    take = getattr(module, name)
+    setattr(module, name, lambda: (taken.append(module.iteration), take())[1])
+    return taken
+
+
+def frozen_and_plain(**term: float) -> tuple[InfoGANTraining, InfoGANTraining, Latent, torch.Tensor]:
+    """A module with the stagger and `term` (a frozen copy's weight), the same module without it (the
+    same initial networks), and a latent batch with its fakes; only c2 started in both."""
+    module = improved_module(only(continuous_stagger=500, **term))
+    plain = improved_module(only(continuous_stagger=500))
+    latent, fake = latent_and_fake(module)
+    module.continuous_started = plain.continuous_started = 1
+    return module, plain, latent, fake
+
+
 def test_a_fit_with_a_start_holds_both_codes_then_draws_the_first_and_takes_the_anchor_only_beside_it(monkeypatch):
     module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_anchor=1.0))
     drawn = record_continuous_inputs(module, monkeypatch)
-    taken: list[int] = []
-    take = module.take_anchor
-    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    taken = record_takes(module, "take_anchor")
     fit = trainer()  # test_module's: one epoch, quiet
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
     assert len(drawn) == 4 and module.continuous_started == 2
@@ -1104,11 +1121,8 @@ def test_a_fit_holds_the_second_code_at_zero_until_its_start_and_draws_it_after(
 
 
 def test_the_hold_pays_g_for_the_earlier_codes_turned_change_against_the_frozen_copy_and_nothing_else():
-    module = improved_module(only(continuous_stagger=500, continuous_hold=2.0))
-    plain = improved_module(only(continuous_stagger=500))
+    module, plain, latent, fake = frozen_and_plain(continuous_hold=2.0)
     assert all(not p.requires_grad for p in module.held_generator.parameters()) and plain.held_generator is None
-    latent, fake = latent_and_fake(module)
-    module.continuous_started = plain.continuous_started = 1  # only c2 started: nothing held yet
     assert float(module.generator_step(fake, latent)["improved/continuous_hold"]) == 0.0
     module.continuous_started = plain.continuous_started = 2  # c3 starts: G is copied, then G moves on
     module.take_hold()
@@ -1133,9 +1147,7 @@ def test_the_hold_pays_g_for_the_earlier_codes_turned_change_against_the_frozen_
 
 def test_a_fit_takes_the_held_generator_when_the_second_code_starts_and_a_checkpoint_keeps_it(tmp_path):
     module = improved_module(only(continuous_start=1, continuous_stagger=2, continuous_hold=1.0))
-    taken: list[int] = []
-    take = module.take_hold
-    module.take_hold = lambda: (taken.append(module.iteration), take())[1]
+    taken = record_takes(module, "take_hold")
     fit = trainer()  # test_module's: one epoch, quiet
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=5, seed=0))
     assert taken == [4]  # c3's first iteration; not c2's, which starts beside no other code
@@ -1163,11 +1175,8 @@ def test_an_anchor_without_a_stagger_is_refused_with_the_reason():
 
 
 def test_the_anchor_pays_g_for_the_earlier_code_as_the_frozen_copy_reads_it_and_nothing_else():
-    module = improved_module(only(continuous_stagger=500, continuous_anchor=2.0))
-    plain = improved_module(only(continuous_stagger=500))
+    module, plain, latent, fake = frozen_and_plain(continuous_anchor=2.0)
     assert all(not p.requires_grad for p in module.anchor.parameters()) and plain.anchor is None
-    latent, fake = latent_and_fake(module)
-    module.continuous_started = plain.continuous_started = 1  # only c2 started: nothing anchored yet
     before = module.generator_step(fake, latent)
     assert float(before["improved/continuous_anchor"]) == 0.0
     assert float(before["total"].detach()) == pytest.approx(float(plain.generator_step(fake, latent)["total"].detach()))
@@ -1196,9 +1205,7 @@ def test_the_anchor_pays_g_for_the_earlier_code_as_the_frozen_copy_reads_it_and_
 
 def test_a_fit_takes_the_anchor_when_the_second_code_starts_and_a_checkpoint_keeps_it(tmp_path):
     module = improved_module(only(continuous_stagger=2, continuous_anchor=1.0))
-    taken: list[int] = []
-    take = module.take_anchor
-    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    taken = record_takes(module, "take_anchor")
     fit = trainer()  # test_module's: one epoch, quiet
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
     assert taken == [3]  # iteration 3 is c3's first
@@ -1215,9 +1222,7 @@ def test_a_fit_takes_the_anchor_when_the_second_code_starts_and_a_checkpoint_kee
 
 def test_a_retaken_anchor_is_taken_again_at_its_iteration_and_then_reads_every_code():
     module = improved_module(only(continuous_stagger=2, continuous_anchor=1.0, continuous_anchor_retake=4))
-    taken: list[int] = []
-    take = module.take_anchor
-    module.take_anchor = lambda: (taken.append(module.iteration), take())[1]
+    taken = record_takes(module, "take_anchor")
     fit = trainer()  # test_module's: one epoch, quiet
     fit.fit(module, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0))
     assert taken == [3, 4]  # c3's first iteration, then the retake
