@@ -470,7 +470,9 @@ class InfoGANTraining(pl.LightningModule):
         opt_d, opt_g = self.optimizers()
         started = self.started_continuous(self.iteration)
         retake = self.improved.continuous_anchor_retake if self.anchor is not None else 0
-        beside = started > max(self.continuous_started, 1)  # a code starts beside others
+        # a code starts beside others; from the iteration before (not the state kept), so that a run resumed
+        # from a checkpoint written just before a code's start still takes its copies there
+        beside = started > max(self.started_continuous(self.iteration - 1), 1)
         if self.anchor is not None and (beside or self.iteration == retake):
             self.take_anchor()  # the reader so far is kept (and again at the retake)
         if self.held_generator is not None and beside:

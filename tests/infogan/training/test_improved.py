@@ -36,6 +36,7 @@ from infogan.training.datamodule import DeviceImages
 from infogan.training.module import CONTINUOUS_ROWS, InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
 from tests.infogan.training.test_module import random_images, trainer
+from tests.infogan.training.test_weight_average import SaveAt
 
 
 def digits(n: int = 8) -> torch.Tensor:
@@ -1160,6 +1161,20 @@ def test_a_fit_takes_the_held_generator_when_the_second_code_starts_and_a_checkp
     again = InfoGANTraining.load_from_checkpoint(path)
     for key, value in held.items():
         assert torch.equal(again.held_generator.state_dict()[key], value), key
+
+
+def test_a_run_resumed_just_before_the_second_code_starts_takes_the_anchor_and_the_hold_there(tmp_path):
+    """A resumed module starts with every code counted as started; the copies are still taken at c3's
+    first iteration, not left as the checkpoint had them (the initial weights, for a checkpoint written
+    before it)."""
+    config = only(continuous_stagger=2, continuous_anchor=1.0, continuous_hold=1.0)
+    path = tmp_path / "before_c3.ckpt"
+    data = DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0)
+    trainer(callbacks=[SaveAt(path, 2)]).fit(improved_module(config), datamodule=data)
+    resumed = improved_module(config)
+    anchors, holds = record_takes(resumed, "take_anchor"), record_takes(resumed, "take_hold")
+    trainer().fit(resumed, datamodule=DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0), ckpt_path=path)
+    assert anchors == [3] and holds == [3]  # iteration 3 is c3's first, the first after the checkpoint
 
 
 def test_a_hold_without_a_stagger_or_beside_turns_is_refused_with_the_reason():
