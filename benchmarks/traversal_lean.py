@@ -2,7 +2,7 @@
 
     python benchmarks/traversal_lean.py sweeps/NAME/seed_0/model/model.ckpt [more checkpoints]
         [--test data/prepared/mnist/test.pt] [--readers] [--lean-alone] [--turns train.pt]
-        [--stroke-alone] [--digits train.pt] [--joint [--real train.pt]] [--pools N ...]
+        [--stroke-alone] [--digits train.pt] [--joint [--real train.pt]] [--pools N ...] [--trained]
 
 Render's traversal of a code holds the other codes at 0 (infogan/evaluation/factors.py). Beside a
 slant code, that 0 is a typical lean, and a code that widens digits along the image's x axis leans
@@ -28,9 +28,14 @@ code's mean cosine with a pure shear's change of the same digits.
 
 With `--joint`, it prints how slant goes with thickness and with width within each class over many
 generated digits (the pooled within-class regression slope, degrees per pixel, and correlation),
-drawn from the priors and again with each continuous code held at 0; with `--real`, a prepared split
-(train.pt), the same over its digits by their labels: whether a code reproduces the data's own
-dependence between two properties.
+drawn from the priors, again with each continuous code held at 0, and with every one held at 0 (z
+alone), and how widely the digits of one class spread in slant, width and thickness (the pooled
+within-class standard deviation); with `--real`, a prepared split (train.pt), the same over its
+digits by their labels: whether a code reproduces the data's own dependence between two properties,
+and how much of the data's spread each code and z give.
+
+With `--trained`, every reading is of a training checkpoint's networks as trained rather than of
+their moving average (`improved.ema_decay`), which lags them by a few hundred iterations.
 
 With `--lean-alone`, it prints each code's rho and median change of slant, width and thickness over
 render's sweep beside those its lean alone would give: each latent's digit at the code's 0 turned, or
@@ -358,18 +363,27 @@ def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, t
     return {name: within_class_slope(measured["slant"], measured[name], classes) for name in ("thickness", "width")}
 
 
-def generated_dependence(
-    model: InfoGAN, held: int | None = None, n_samples: int = 6000, seed: int = 3
-) -> dict[str, tuple[float, float]]:
-    """`slant_dependence` over `n_samples` digits drawn from the priors (seeded), by the class of the first
-    categorical code; with `held`, that continuous code at 0 in every latent."""
+def within_class_spread(images: torch.Tensor, classes: torch.Tensor) -> dict[str, float]:
+    """uint8 (N, 1, H, W) digits and their classes -> {property: its pooled within-class standard
+    deviation} (degrees or pixels): how widely the digits of one class spread in each property."""
+    return {
+        name: float(class_centred(measure(images).double(), classes).square().mean().sqrt())
+        for name, measure in PROPERTIES.items()
+    }
+
+
+def generated_digits(
+    model: InfoGAN, held: Sequence[int] = (), n_samples: int = 6000, seed: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n_samples` uint8 digits drawn from the priors (seeded) with the continuous codes in `held` at 0
+    in every latent, and the class of the first categorical code of each."""
     latent = model.codes.sample(n_samples, generator=torch.Generator().manual_seed(seed))
     vector = latent.vector.clone()
-    if held is not None:
-        vector[:, vector.shape[1] - model.codes.n_continuous + held] = 0
+    for code in held:
+        vector[:, vector.shape[1] - model.codes.n_continuous + code] = 0
     with torch.no_grad():
         images = torch.cat([to_uint8(model.generator(part)) for part in vector.split(500)])
-    return slant_dependence(images, latent.categorical[:, 0])
+    return images, latent.categorical[:, 0]
 
 
 def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor) -> list[dict[int, float]]:
@@ -468,17 +482,26 @@ def main() -> None:
     p.add_argument(
         "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
     )
+    p.add_argument(
+        "--trained", action="store_true", help="read a training checkpoint's networks as trained, not their average"
+    )
     args = p.parse_args()
     test = load_split(args.test) if args.test else None
     classifier = render_digit_classifier(shipped_render(), args.digits) if args.digits else None
 
-    def dependence_line(found: dict[str, tuple[float, float]]) -> str:
-        return ", ".join(f"on {name} {slope:+.2f} deg/px (r {r:+.3f})" for name, (slope, r) in found.items())
+    def joint_line(images: torch.Tensor, classes: torch.Tensor) -> str:
+        found, spread = slant_dependence(images, classes), within_class_spread(images, classes)
+        return (
+            "slant within classes "
+            + ", ".join(f"on {name} {slope:+.2f} deg/px (r {r:+.3f})" for name, (slope, r) in found.items())
+            + f"; spread within classes: slant {spread['slant']:.2f} deg, width {spread['width']:.2f} px, "
+            f"thickness {spread['thickness']:.3f} px"
+        )
 
     if args.joint and args.real:
-        print(f"{args.real}: slant within classes {dependence_line(slant_dependence(*load_split(args.real)))}")
+        print(f"{args.real}: {joint_line(*load_split(args.real))}")
     for path in args.checkpoints:
-        model = load_model(path)
+        model = load_model(path, trained=args.trained)
         digits, reading = {}, None
         if test is not None:
             digits = categorical_code_matching(model, *test)[1]
@@ -526,10 +549,10 @@ def main() -> None:
                     + ", ".join(f"{d} ({n}: {s:+.1f}, {w:+.2f})" for d, (n, s, w) in per_digit.items())
                 )
         if args.joint:
-            for held in (None, *range(model.codes.n_continuous)):
-                drawn = "from the priors" if held is None else f"with c{held + 2} at 0"
-                found = generated_dependence(model, held)
-                print(f"{path} generated, {drawn}: slant within classes {dependence_line(found)}")
+            every = tuple(range(model.codes.n_continuous))
+            for held in ((), *((code,) for code in every), every):
+                drawn = "with " + ", ".join(f"c{code + 2}" for code in held) + " at 0" if held else "from the priors"
+                print(f"{path} generated, {drawn}: {joint_line(*generated_digits(model, held))}")
         if args.readers:
             latents = model.codes.sample(256, generator=torch.Generator().manual_seed(1)).vector
             with torch.no_grad():

@@ -60,8 +60,11 @@ def network_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return state_dict
 
 
-def load_model(path: Path, map_location: str | torch.device = "cpu") -> InfoGAN:
-    """The InfoGAN networks saved in `path`, in eval mode, with clear errors for a bad file."""
+def load_model(path: Path, map_location: str | torch.device = "cpu", trained: bool = False) -> InfoGAN:
+    """The InfoGAN networks saved in `path`, in eval mode, with clear errors for a bad file. With
+    `trained`, a training checkpoint's networks as trained (`current_model_state`, which Lightning keeps
+    beside the moving average of `improved.ema_decay` that the checkpoint's state dict holds), where it
+    holds them."""
     data = read_checkpoint(path)
     try:
         config = build(ModelConfig, data["hyper_parameters"]["model"], "model")
@@ -70,8 +73,9 @@ def load_model(path: Path, map_location: str | torch.device = "cpu") -> InfoGAN:
             f"{path}: its hyperparameters do not describe a model this version can build ({err})"
         ) from None
     model = InfoGAN(config)
+    weights = data.get("current_model_state", data["state_dict"]) if trained else data["state_dict"]
     try:
-        model.load_state_dict(network_weights(data["state_dict"]))
+        model.load_state_dict(network_weights(weights))
     except RuntimeError as err:
         raise InfoGANError(
             f"{path}: its weights do not match the model its hyperparameters describe ({str(err).splitlines()[0]})"

@@ -17,12 +17,14 @@ from benchmarks.traversal_lean import (
     code_leans,
     digit_changes,
     effect_cosine_summary,
+    generated_digits,
     lean_alone_changes,
     reading_responses,
     reading_slant_rho,
     reading_turn_dependence,
     slant_dependence,
     stroke_alone_changes,
+    within_class_spread,
 )
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
@@ -144,6 +146,38 @@ def test_slant_dependence_reads_a_lean_that_grows_with_the_stroke_within_each_cl
     slope, r = found["thickness"]
     assert slope == pytest.approx(5.5, abs=0.5) and r > 0.95, found
     assert set(found) == {"thickness", "width"}
+
+
+def test_the_within_class_spread_pools_each_class_about_its_own_mean():
+    """Class 0: upright bars 2 and 4 px wide; class 1: bars 6 and 8 px wide. The width measure reads a bar
+    of w pixel columns as sqrt(w^2 - 1) px (the columns' variance is (w^2 - 1) / 12), so each class's
+    two widths lie half their difference from its mean, and the pooled spread is the root mean square
+    of those halves (1.04 px), though the widths over both classes spread further (2.3 px); nothing
+    leans, so slant spreads by 0."""
+    bars = []
+    for w in (2, 4, 6, 8):
+        bar = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+        bar[:, :, 4:24, 14 - w // 2 : 14 - w // 2 + w] = 255
+        bars.append(bar)
+    spread = within_class_spread(torch.cat(bars), torch.tensor([0, 0, 1, 1]))
+    assert set(spread) == {"slant", "width", "thickness"}
+    halves = [(math.sqrt(b * b - 1) - math.sqrt(a * a - 1)) / 2 for a, b in ((2, 4), (6, 8))]
+    expected = math.sqrt(sum(h * h for h in halves) / 2)
+    assert spread["width"] == pytest.approx(expected, abs=1e-4) and spread["slant"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_generated_digits_hold_the_codes_named_at_0_and_only_those():
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    drawn, classes = generated_digits(model, (), n_samples=40)
+    held, same_classes = generated_digits(model, (0,), n_samples=40)
+    both, _ = generated_digits(model, (0, 1), n_samples=40)
+    assert drawn.shape == (40, 1, 28, 28) and drawn.dtype == torch.uint8 and torch.equal(classes, same_classes)
+    assert not torch.equal(drawn, held) and not torch.equal(held, both)
+    latent = model.codes.sample(40, generator=torch.Generator().manual_seed(3))
+    vector = latent.vector.clone()
+    vector[:, -2:] = 0
+    with torch.no_grad():
+        assert torch.equal(both, to_uint8(model.generator(vector)))
 
 
 def test_the_effect_cosine_summary_keeps_an_overlap_made_the_same_way_apart_from_one_that_turns():

@@ -26,6 +26,26 @@ def test_the_training_modules_checkpoint_loads_as_the_pure_model(tmp_path):
         assert torch.equal(model.state_dict()[key], value), key
 
 
+def test_trained_reads_the_networks_as_trained_beside_their_average_and_the_average_where_alone(tmp_path):
+    """A training checkpoint with a moving average holds the average in its state dict and the trained
+    networks in `current_model_state` (Lightning's WeightAveraging); `trained` picks the latter."""
+    torch.manual_seed(0)
+    average, trained = InfoGAN(shipped_model(**TINY)), InfoGAN(shipped_model(**TINY))
+    hyper = {"model": average.config.to_dict()}
+    path = tmp_path / "last.ckpt"
+    torch.save(
+        {"state_dict": average.state_dict(), "current_model_state": trained.state_dict(), "hyper_parameters": hyper},
+        path,
+    )
+    weight = "generator.fc.0.weight"
+    assert torch.equal(load_model(path).state_dict()[weight], average.state_dict()[weight])
+    assert torch.equal(load_model(path, trained=True).state_dict()[weight], trained.state_dict()[weight])
+    assert not torch.equal(average.state_dict()[weight], trained.state_dict()[weight])
+    alone = tmp_path / "model.ckpt"
+    torch.save({"state_dict": average.state_dict(), "hyper_parameters": hyper}, alone)
+    assert torch.equal(load_model(alone, trained=True).state_dict()[weight], average.state_dict()[weight])
+
+
 def test_settings_only_training_reads_do_not_stop_a_model_from_loading(tmp_path):
     """A checkpoint of an older version: its optimizer section under another name, with a key since
     removed and one missing; its weights at the top of the state dict."""
