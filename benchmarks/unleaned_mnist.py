@@ -72,9 +72,9 @@ def main() -> None:
         dependence = slant_dependence(split, labels)
         print(
             f"{name}: slant within classes on "
-            + ", on ".join(f"{p} {slope:+.2f} deg/px (r {r:+.3f})" for p, (slope, r) in dependence.items())
+            + ", on ".join(f"{prop} {slope:+.2f} deg/px (r {r:+.3f})" for prop, (slope, r) in dependence.items())
             + "; mean "
-            + ", ".join(f"{p} {PROPERTIES[p](split).mean():+.3f}" for p in PROPERTIES)
+            + ", ".join(f"{prop} {measure(split).mean():+.3f}" for prop, measure in PROPERTIES.items())
         )
 
 
