@@ -482,6 +482,7 @@ def main() -> None:
     p.add_argument(
         "--readers", action="store_true", help="how Q's and the anchor's readings move with each code and a shear"
     )
+    p.add_argument("--names", action="store_true", help="each code's rhos and changes, and the names render gives")
     p.add_argument(
         "--trained", action="store_true", help="read a training checkpoint's networks as trained, not their average"
     )
@@ -524,6 +525,8 @@ def main() -> None:
                     for k, cos in enumerate(class_effect_cosines(model, code, pool))
                 )
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
+        if args.names:
+            print(f"{path}: {effects_line(model)}")
         if args.turns:
             readings, classes = continuous_readings_and_classes(model, load_split(args.turns)[0])  # one pass
             turns = reading_turn_dependence(readings, classes, model.codes.categorical_sizes[0])

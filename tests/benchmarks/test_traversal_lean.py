@@ -17,6 +17,7 @@ from benchmarks.traversal_lean import (
     code_leans,
     digit_changes,
     effect_cosine_summary,
+    effects_line,
     generated_digits,
     lean_alone_changes,
     reading_responses,
@@ -327,3 +328,29 @@ def test_a_codes_slant_made_by_its_stroke_alone_is_told_from_a_lean_of_its_own()
     assert pen_only["pen"]["slant"][change] == pytest.approx(pen_only["code"]["slant"][change], abs=0.4)
     assert leaning["code"]["slant"][rho] > 0.9 and leaning["code"]["slant"][change] > 5, leaning
     assert leaning["pen"]["slant"][rho] < 0 and abs(leaning["pen"]["slant"][change]) < 2, leaning
+
+
+def test_the_names_line_gives_each_codes_rhos_and_changes_and_render_s_names():
+    """G draws an upright ring stretched across as c3 says, then sheared as c2 says. The line gives c2
+    a slant rho of 1 and c3 a width rho of -1 (narrower as c3 grows), each with its change. Render's
+    rule names c2 slant but not c3: the resampled ring's measured slant moves by hundredths of a degree
+    with c3, steadily enough for a rho over the rule's 0.3."""
+
+    class StretchAndShear(torch.nn.Module):
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            ring = torch.zeros(len(vector), 1, 28, 28)
+            ring[:, 0, 5:23, 10:18] = 1.0
+            ring[:, 0, 7:21, 12:16] = 0.0
+            transform = torch.eye(2).repeat(len(vector), 1, 1)
+            transform[:, 0, 0] = 1.0 + 0.3 * vector[:, -1]
+            transform[:, 0, 1] = 0.3 * vector[:, -2] * transform[:, 0, 0]  # the shear after the stretch
+            return affine(ring, transform) * 2 - 1
+
+    torch.manual_seed(0)
+    model = InfoGAN(shipped_model(**TINY)).eval()
+    model.generator = StretchAndShear()
+    line = effects_line(model)
+    c2, c3, names = line.split("; ")
+    assert c2.startswith("c2 slant +1.00 (+3") and "width +0.0" in c2, line
+    assert c3.startswith("c3 slant +0.") and "(+0.00)" in c3 and "width -1.00 (-6." in c3, line
+    assert names == "names c2 slant", line
