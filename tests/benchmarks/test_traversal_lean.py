@@ -333,8 +333,8 @@ def test_a_codes_slant_made_by_its_stroke_alone_is_told_from_a_lean_of_its_own()
 def test_the_names_line_gives_each_codes_rhos_and_changes_and_render_s_names():
     """G draws an upright ring stretched across as c3 says, then sheared as c2 says. The line gives c2
     a slant rho of 1 and c3 a width rho of -1 (narrower as c3 grows), each with its change. Render's
-    rule names c2 slant but not c3: the resampled ring's measured slant moves by hundredths of a degree
-    with c3, steadily enough for a rho over the rule's 0.3."""
+    rule names c2 slant but not c3: the resampled ring's measured slant moves by less than a hundredth
+    of a degree with c3, steadily enough for a rho over the rule's 0.3."""
 
     class StretchAndShear(torch.nn.Module):
         def forward(self, vector: torch.Tensor) -> torch.Tensor:
