@@ -257,6 +257,11 @@ class ImprovedConfig(Section):
     # Q learns from both in D's step. A code earns only as much as its effect stands out of the
     # noise, so a faint effect Q could read exactly earns little; 0: off
     continuous_read_noise: Weight
+    # weight, in D's step, of how far Q's reading of each continuous code moves when only the other
+    # continuous codes are drawn anew (z and the categorical codes kept), on CONTINUOUS_ROWS latents
+    # (infogan/model/losses.py, continuous_cross_reading): Q must read each code from its own change,
+    # so G is not paid for a code that also makes a little of another's change; 0: not computed
+    continuous_cross_reading: Weight
     # weight of InfoGAN-CR's contrastive term: a pair head told two generated images that share one
     # code's value (the others and z drawn anew) must name that code, and G must make it easy; in both
     # steps, on CONTRASTIVE_ROWS pairs (infogan/model/codes.py, share_one_code); 0: not computed

@@ -107,6 +107,21 @@ class LatentCodes:
         noise = latent.vector[:, : self.noise_dim]
         return self.assemble(noise, (latent.categorical + shift) % sizes, latent.continuous)
 
+    def redraw_other_continuous(
+        self, latent: Latent, started: int, generator: torch.Generator | None = None
+    ) -> tuple[Latent, torch.Tensor]:
+        """For each row of `latent`, a latent that keeps z, the categorical codes and one of the first
+        `started` continuous codes (drawn uniformly), and draws the other started ones anew from the
+        prior; the codes not started stay as they are (`improved.continuous_cross_reading`). Returns the
+        new latent and the kept code's index (B,)."""
+        n, device = latent.vector.shape[0], latent.vector.device
+        kept = (torch.rand(n, generator=generator, device=device) * started).long().clamp_max_(started - 1)
+        drawn = self.sample_continuous(n, generator, device)
+        codes = torch.arange(self.n_continuous, device=device)
+        redrawn = (codes[None] < started) & (codes[None] != kept[:, None])  # (B, n_continuous)
+        continuous = torch.where(redrawn, drawn, latent.continuous)
+        return self.assemble(latent.vector[:, : self.noise_dim], latent.categorical, continuous), kept
+
     @property
     def n_codes(self) -> int:
         """The categorical codes and the continuous ones, z not counted."""

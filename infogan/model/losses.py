@@ -166,6 +166,21 @@ def continuous_dependence(mean: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def continuous_cross_reading(mean: torch.Tensor, moved_mean: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """How far Q's reading of one continuous code moves when only the other continuous codes change:
+    the mean over rows of the squared difference, in the code's units, between Q's mean of code
+    `kept` (B,) read from an image, `mean` (B, n_continuous), and from the image drawn from the same
+    latent with the other codes drawn anew, `moved_mean` (`LatentCodes.redraw_other_continuous`).
+
+    Q can read a code partly through a change another code makes (a width code through a lean, where
+    the width code also leans the digits a little); the information term then pays G for making that
+    change with both codes. Asking Q's reading of each code to stay where it is while the others move
+    takes that pay away. No factor is named: it asks only that each code be read from its own change.
+    """
+    pick = kept[:, None]
+    return (mean.float().gather(1, pick) - moved_mean.float().gather(1, pick)).square().mean()
+
+
 def continuous_class_dependence(mean: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
     """`continuous_dependence` within each class: its value over the rows of each class with 3 rows or
     more, weighted by their count, over all the rows. `mean`: (B, n_continuous), Q's means; `classes`:

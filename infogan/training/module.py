@@ -20,6 +20,8 @@ the continuous codes' mixed second derivatives (`improved.continuous_hessian`) a
 their effects on the image (`improved.continuous_orthogonal`), and a code's effect turned the other way
 on another class (`improved.continuous_class_agreement`). With `improved.continuous_read_noise`,
 G's continuous information term is read by Q from noisy fakes, which Q learns to read in D's step. With
+`improved.continuous_cross_reading`, D's step also asks Q's reading of each continuous code to stay
+where it is when only the other continuous codes change (`cross_reading`). With
 `improved.contrastive`, both steps add InfoGAN-CR's term: a pair head (not part of the model) names
 the one code two generated images share; it learns to in D's step, and G learns to make it easy.
 With `improved.continuous_stagger`, the continuous codes start one after another (held at 0 and
@@ -57,6 +59,7 @@ from infogan.model.losses import (
     categorical_self_label,
     continuous_class_dependence,
     continuous_class_disagreement,
+    continuous_cross_reading,
     continuous_dependence,
     continuous_effect_drift,
     continuous_effect_overlap,
@@ -276,11 +279,32 @@ class InfoGANTraining(pl.LightningModule):
                 noisy = self.noisy_continuous_information(fake.detach(), latent)
                 losses["total"] = losses["total"] + self.config.train.lambda_cont * self.continuous_sum(noisy)
                 losses["improved/continuous_read_noise_d"] = noisy.sum()
+            if improved.continuous_cross_reading > 0 and self.model.codes.n_continuous > 1:
+                # logged from the first iteration (0 until a second code starts), so every iteration has its keys
+                cross = self.cross_reading(fake.detach(), latent)
+                losses["total"] = losses["total"] + improved.continuous_cross_reading * cross
+                losses["improved/continuous_cross_reading"] = cross
             if pairs is not None:
                 contrastive = self.contrastive_loss(fake.detach(), pairs[0].detach(), pairs[1])
                 losses["total"] = losses["total"] + improved.contrastive * contrastive
                 losses["improved/contrastive_d"] = contrastive
         return losses
+
+    def cross_reading(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
+        """`improved.continuous_cross_reading`'s term on the first CONTINUOUS_ROWS latents: how far Q's
+        reading of one started continuous code moves between `fake` and the image G draws with the other
+        started codes drawn anew (`continuous_cross_reading`); 0 while fewer than two have started. The
+        second images are drawn without a graph: the term teaches Q, not G."""
+        started = self.continuous_started
+        if started < 2:
+            return fake.new_zeros((), dtype=torch.float32)
+        rows = Latent(*(part[:CONTINUOUS_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+        moved, kept = self.model.codes.redraw_other_continuous(rows, started)
+        with torch.no_grad():
+            moved_fake = self.model.generator(moved.vector)
+        # one batch, so that both images are normalised by the same batch statistics
+        means = self.model.encode(torch.cat([fake[: len(kept)], moved_fake])).continuous_mean
+        return continuous_cross_reading(means[: len(kept)], means[len(kept) :], kept)
 
     def contrastive_pairs(self, latent: Latent) -> tuple[torch.Tensor, torch.Tensor] | None:
         """With `improved.contrastive`: for the first CONTRASTIVE_ROWS latents, a partner sharing one

@@ -22,6 +22,7 @@ from infogan.model.losses import (
     categorical_self_label,
     continuous_class_dependence,
     continuous_class_disagreement,
+    continuous_cross_reading,
     continuous_dependence,
     continuous_effect_drift,
     continuous_effect_overlap,
@@ -841,6 +842,61 @@ def test_read_noise_adds_q_reading_noisy_fakes_to_ds_step_beside_the_clean_one()
     losses["total"].backward()  # it teaches Q, through the trunk and Q's head, and never G (its fakes are detached)
     assert on.model.q_head.out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in on.model.generator.parameters())
+
+
+def test_a_redrawn_latent_keeps_z_the_class_and_one_started_code_and_draws_the_other_started_codes_anew():
+    codes = improved_module(only()).model.codes
+    torch.manual_seed(3)
+    latent = codes.sample(400)
+    moved, kept = codes.redraw_other_continuous(latent, started=2)
+    assert codes.n_continuous == 2 and set(kept.tolist()) == {0, 1}
+    assert torch.equal(moved.vector[:, : codes.noise_dim], latent.vector[:, : codes.noise_dim])
+    assert torch.equal(moved.categorical, latent.categorical)
+    same = moved.continuous == latent.continuous  # (B, 2)
+    assert same[kept == 0, 0].all() and same[kept == 1, 1].all()
+    assert not same[kept == 0, 1].any() and not same[kept == 1, 0].any()
+    rebuilt = codes.assemble(moved.vector[:, : codes.noise_dim], moved.categorical, moved.continuous)
+    assert torch.equal(rebuilt.vector, moved.vector)
+    # with a stagger, a code not started yet stays held at 0
+    held = codes.hold_continuous(latent, 1)
+    moved, kept = codes.redraw_other_continuous(held, started=1)
+    assert (kept == 0).all() and torch.equal(moved.vector, held.vector)
+
+
+def test_the_cross_reading_is_zero_for_readers_of_each_code_alone_and_sees_a_code_read_through_another():
+    codes = improved_module(only()).model.codes  # the uniform prior: each code's variance 1/3
+    torch.manual_seed(4)
+    latent = codes.sample(20_000)
+    moved, kept = codes.redraw_other_continuous(latent, started=2)
+    assert continuous_cross_reading(latent.continuous, moved.continuous, kept) == 0
+    # a reader of c3 that adds 0.3 of c2: rows that keep c3 move by 0.3 times c2's change (variance 2/3)
+    share = torch.tensor([[1.0, 0.0], [0.3, 1.0]])
+    read, read_moved = latent.continuous @ share.t(), moved.continuous @ share.t()
+    expected = 0.5 * 0.3**2 * 2 / 3  # half the rows keep c3
+    assert float(continuous_cross_reading(read, read_moved, kept)) == pytest.approx(expected, rel=0.05)
+
+
+def test_the_cross_reading_teaches_q_in_ds_step_once_two_codes_have_started_and_never_g():
+    off, on = improved_module(only()), improved_module(only(continuous_cross_reading=2.0))
+    real = to_model_range(random_images(16))
+    latent, fake = latent_and_fake(on)
+    assert "improved/continuous_cross_reading" not in off.discriminator_step(real, fake, latent)
+    on.continuous_started = 1  # c3 held: no other code to move, so nothing to read apart
+    assert float(on.discriminator_step(real, fake, latent)["improved/continuous_cross_reading"]) == 0
+    on.continuous_started = off.continuous_started = 2
+    torch.manual_seed(6)
+    losses = on.discriminator_step(real, fake, latent)
+    torch.manual_seed(6)
+    plain = off.discriminator_step(real, fake, latent)
+    cross = losses["improved/continuous_cross_reading"]
+    assert float(cross.detach()) > 0
+    assert float(losses["total"].detach()) == pytest.approx(
+        float(plain["total"].detach()) + 2.0 * float(cross.detach()), rel=1e-5
+    )
+    losses["total"].backward()
+    assert on.model.q_head.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in on.model.generator.parameters())
+    assert "improved/continuous_cross_reading" not in on.generator_step(fake, latent)
 
 
 def test_a_partner_keeps_exactly_one_code_and_draws_z_and_the_others_anew():
