@@ -24,6 +24,10 @@ class Latent:
     categorical: torch.Tensor  # (B, n_categorical) long, class index of each categorical code
     continuous: torch.Tensor  # (B, n_continuous) float
 
+    def first(self, n: int) -> Latent:
+        """The first n rows of the batch (the terms computed on part of it)."""
+        return Latent(self.vector[:n], self.categorical[:n], self.continuous[:n])
+
 
 class LatentCodes:
     """Samples latents from the priors and assembles chosen code values into generator inputs."""

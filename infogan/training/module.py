@@ -298,7 +298,7 @@ class InfoGANTraining(pl.LightningModule):
         started = self.continuous_started
         if started < 2:
             return fake.new_zeros((), dtype=torch.float32)
-        rows = Latent(*(part[:CONTINUOUS_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+        rows = latent.first(CONTINUOUS_ROWS)
         moved, kept = self.model.codes.redraw_other_continuous(rows, started)
         with torch.no_grad():
             moved_fake = self.model.generator(moved.vector)
@@ -311,7 +311,7 @@ class InfoGANTraining(pl.LightningModule):
         code (LatentCodes.share_one_code), generated; returns the partners' images and the kept codes."""
         if self.pair_head is None:
             return None
-        first = Latent(*(part[:CONTRASTIVE_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+        first = latent.first(CONTRASTIVE_ROWS)
         partner, kept = self.model.codes.share_one_code(
             first, continuous_only=self.improved.contrastive_codes == "continuous"
         )
@@ -424,7 +424,7 @@ class InfoGANTraining(pl.LightningModule):
                     total = total + weight * value
                     losses[f"improved/{key}"] = value
         if improved is not None and improved.continuous_class_agreement > 0 and self.model.codes.categorical_sizes:
-            rows = Latent(*(part[:CONTINUOUS_ROWS] for part in (latent.vector, latent.categorical, latent.continuous)))
+            rows = latent.first(CONTINUOUS_ROWS)
             other = self.model.codes.other_class(rows)  # the codes not started are held at 0 in both
             value = continuous_class_disagreement(
                 self.model.generator,

@@ -1333,7 +1333,7 @@ def test_a_contrastive_partner_holds_the_codes_not_started_as_its_first_does():
     torch.manual_seed(5)
     partners, _ = module.contrastive_pairs(latent)
     torch.manual_seed(5)
-    first = Latent(*(part[:64] for part in (latent.vector, latent.categorical, latent.continuous)))
+    first = latent.first(64)
     drawn, _ = module.model.codes.share_one_code(first, continuous_only=True)
     assert drawn.continuous[:, 1].abs().max() > 0  # drawn anew, as a started code would be
     held = module.model.codes.hold_continuous(drawn, 1)
