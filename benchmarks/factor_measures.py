@@ -6,7 +6,8 @@ Render names a continuous code after slant, width or thickness from the per-late
 correlation between the code and each measure (infogan/evaluation/factors.py, docs/model.md). Here
 the "code" is a known transformation instead: each of `--images` digits is sheared, stretched (along
 the image's x axis, or across the digit's own axis), rotated or thickened in 9 steps, and the same
-correlation is taken for every measure. A measure should follow its own transformation (|rho| near 1)
+correlation is taken for every measure, and for a slant read from each digit's one-pixel skeleton
+(`skeleton_slant`, which a pen's width does not enter). A measure should follow its own transformation (|rho| near 1)
 and ignore the others (near 0); where it does not, a code doing that transformation would be read as
 moving that property too. Prints one row per transformation: each measure's mean rho and its mean
 change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and the
@@ -19,6 +20,7 @@ score slant and width (or thickness) as two codes, and turned into mixes of the 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +34,7 @@ from infogan.evaluation.factors import PROPERTIES, ink_moments, per_column_spear
 from infogan.model.losses import continuous_class_dependence, continuous_dependence
 
 Transform = Callable[[torch.Tensor, float], torch.Tensor]
+Measures = dict[str, Callable[[torch.Tensor], torch.Tensor]]
 
 
 def affine(images: torch.Tensor, matrix: Sequence[Sequence[float]] | torch.Tensor) -> torch.Tensor:
@@ -79,6 +82,45 @@ def thicken(images: torch.Tensor, steps: float) -> torch.Tensor:
     return images
 
 
+def skeleton(ink: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool digits -> the same digits thinned to lines one pixel wide, by Zhang and Suen's
+    two-pass thinning (1984): each pass removes the ink pixels on one side of the strokes that have 2 to
+    6 inked neighbours and one run of them, until nothing changes, so a stroke of any width leaves the
+    same centre line."""
+    lines = ink.clone()
+    height, width = lines.shape[1:]
+    while True:
+        removed_any = False
+        for first_pass in (True, False):
+            padded = F.pad(lines, (1, 1, 1, 1))
+            # the 8 neighbours clockwise from the one above (row index grows downward): p2 .. p9
+            p2, p3, p4, p5, p6, p7, p8, p9 = (
+                padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+                for dy, dx in ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+            )
+            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
+            inked = sum(p.int() for p in ring[:8])
+            runs = sum((~a & b).int() for a, b in itertools.pairwise(ring))
+            # the first pass takes the ink on the strokes' east and south sides, the second on their west and north
+            side = ~(p2 & p4 & p6) & ~(p4 & p6 & p8) if first_pass else ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            remove = lines & (inked >= 2) & (inked <= 6) & (runs == 1) & side
+            if remove.any():
+                lines = lines & ~remove
+                removed_any = True
+        if not removed_any:
+            return lines
+
+
+def skeleton_slant(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right: render's shear
+    atan(mu11 / mu02), read from the skeleton of the digit binarised at half intensity instead of from
+    its ink, so that a pen's width does not enter it (a measure under study beside render's)."""
+    lines = skeleton(images[:, 0] > 127)
+    return slant_degrees(lines[:, None].to(torch.uint8) * 255)
+
+
+WITH_SKELETON: Measures = {**PROPERTIES, "skeleton slant": skeleton_slant}
+
 SWEEPS: dict[str, tuple[Transform, list[float]]] = {
     "shear -0.4..0.4": (shear, np.linspace(-0.4, 0.4, 9).tolist()),
     "shear 0..0.4": (shear, np.linspace(0.0, 0.4, 9).tolist()),
@@ -93,14 +135,14 @@ LEAN_SPLIT = ("stretch 0.75..1.25", "in-frame stretch", "erode, keep, dilate")
 
 
 def transformation_correlations(
-    images: torch.Tensor, transform: Transform, values: Sequence[float]
+    images: torch.Tensor, transform: Transform, values: Sequence[float], measures: Measures = PROPERTIES
 ) -> dict[str, tuple[float, float]]:
     """uint8 (N, 1, H, W) digits -> {property: (mean per-digit Spearman rho with the transformation's
-    value, mean change of the property from the first value to the last)}."""
+    value, mean change of the property from the first value to the last)}, for each of `measures`."""
     ink = images.float() / 255
     swept = torch.stack([(transform(ink, v).clamp(0, 1) * 255).round().to(torch.uint8) for v in values])
     out = {}
-    for name, measure in PROPERTIES.items():
+    for name, measure in measures.items():
         measured = measure(swept.flatten(0, 1)).view(len(values), -1).numpy()
         rho = per_column_spearman(measured)
         out[name] = (float(np.nanmean(rho)), float(np.mean(measured[-1] - measured[0])))
@@ -193,20 +235,23 @@ def main() -> None:
         f"{len(images)} MNIST {args.split} digits ({right:.0%} leaning right); "
         "mean per-digit Spearman rho (mean change over the sweep)"
     )
-    print(f"{'transformation':22s}" + "".join(f"{name:>22s}" for name in PROPERTIES))
+    print(f"{'transformation':22s}" + "".join(f"{name:>22s}" for name in WITH_SKELETON))
     for label, (transform, values) in SWEEPS.items():
-        found = transformation_correlations(images, transform, values)
+        found = transformation_correlations(images, transform, values, WITH_SKELETON)
         print(f"{label:22s}" + "".join(f"{rho:+12.2f} ({change:+6.2f})" for rho, change in found.values()))
     by_lean = {
         label: [
-            transformation_correlations(images[mask], *SWEEPS[label])["slant"][0] for mask in (leans > 0, leans <= 0)
+            transformation_correlations(images[mask], *SWEEPS[label], WITH_SKELETON) for mask in (leans > 0, leans <= 0)
         ]
         for label in LEAN_SPLIT
     }
     overlaps = {t.__name__: change_overlap(images, shear, t) for t in (stretch, stretch_in_frame)}
     print("cos^2 of a shear's change with a stretch's: " + ", ".join(f"{k} {v:.3f}" for k, v in overlaps.items()))
-    for label, (right_rho, left_rho) in by_lean.items():
-        print(f"{label}: slant rho on the digits leaning right {right_rho:+.2f}, left {left_rho:+.2f}")
+    for label, (right, left) in by_lean.items():
+        print(
+            f"{label}: on the digits leaning right, left: slant rho {right['slant'][0]:+.2f}, {left['slant'][0]:+.2f}; "
+            f"skeleton slant rho {right['skeleton slant'][0]:+.2f}, {left['skeleton slant'][0]:+.2f}"
+        )
     for lean in (0.0, 1.2, 2.4):
         signed, squared = leaning_thickening_overlap(images, lean)
         print(

@@ -53,7 +53,9 @@ code's rho and change with slant, width and thickness and render's names, as tra
 With `--stroke-alone`, the same for each code's stroke: its slant, width and thickness beside those
 of each latent's digit at the code's 0 thickened or thinned by a pen as far as the code changes its
 thickness. A thicker pen straightens a leaning digit as the slant measure reads it, so a thickness
-code's slant that the pen alone matches is the measure's, not a lean of the code's.
+code's slant that the pen alone matches is the measure's, not a lean of the code's. Each line gives
+the slant read from the digits' one-pixel skeletons too (`skeleton_slant` of
+benchmarks/factor_measures.py), which the pen's width does not enter.
 
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
 whose digit changes along its sweep over the prior's range, read by render's independent digit
@@ -115,7 +117,7 @@ from infogan.model.losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import rotate, shear, soft_thicken
+from benchmarks.factor_measures import WITH_SKELETON, Measures, rotate, shear, soft_thicken
 from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
@@ -176,12 +178,13 @@ def shear_cosines(model: InfoGAN, latents: torch.Tensor, step: float = 0.1) -> l
     return [(float(c.mean()), float(c.abs().mean())) for c in cosines]
 
 
-def sweep_effects(frames: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
+def sweep_effects(frames: list[torch.Tensor], measures: Measures = PROPERTIES) -> dict[str, tuple[float, float]]:
     """{property: (mean per-latent Spearman rho over the sweep, median change from its first step to its
-    last)} for a sweep of uint8 image batches, one per step, as render's factor metrics take them."""
+    last)} for a sweep of uint8 image batches, one per step, as render's factor metrics take them, for
+    each of `measures`."""
     return {
         name: sweep_effect(torch.stack([measure(images) for images in frames]).numpy())  # (steps, N)
-        for name, measure in PROPERTIES.items()
+        for name, measure in measures.items()
     }
 
 
@@ -201,19 +204,20 @@ def made_alone(
     levels: np.ndarray,
     n_samples: int = 100,
     seed: int = 0,
+    measures: Measures = PROPERTIES,
 ) -> dict[str, dict[str, tuple[float, float]]]:
-    """{"code": each property's (rho, median change) over render's sweep of code `code`; each name of
+    """{"code": each of `measures`' (rho, median change) over render's sweep of code `code`; each name of
     `ways`: the same when each latent's digit at the code's 0 is instead transformed that way (ink in
     [0, 1], one of `levels`) to the level whose `matched` property is nearest the one the code gives
     it at each step}: what the code's change of `matched` alone does to the other properties."""
     frames, middle = sweep_and_middle(model, code, n_samples, seed)
-    ink, found = middle.float() / 255, {"code": sweep_effects(frames)}
+    ink, found = middle.float() / 255, {"code": sweep_effects(frames, measures)}
     measure, latents = PROPERTIES[matched], torch.arange(len(middle))
     for name, way in ways.items():
         moved = torch.stack([to_uint8(way(ink, float(level)) * 2 - 1) for level in levels])  # (levels, N, C, H, W)
         reached = measure(moved.flatten(0, 1)).view(len(levels), -1)
         made = [moved[(reached - measure(step)).abs().argmin(0), latents] for step in frames]
-        found[name] = sweep_effects(made)
+        found[name] = sweep_effects(made, measures)
     return found
 
 
@@ -235,14 +239,16 @@ def lean_alone_changes(
 
 
 def stroke_alone_changes(
-    model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0
+    model: InfoGAN, code: int, n_samples: int = 100, seed: int = 0, measures: Measures = PROPERTIES
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """Whether a code's slant change comes with its stroke: as `lean_alone_changes`, with each latent's
     digit at the code's 0 thickened or thinned ("pen": up to one 3x3 dilation or erosion, blended in
     steps of 1/20) to the thickness the code gives it. A thicker pen straightens a leaning digit as the
     slant measure reads it (docs/model.md), so a thickness code's slant rho that the pen alone matches
-    is the measure's, not a lean the code makes."""
-    return made_alone(model, code, "thickness", {"pen": soft_thicken}, np.linspace(-1, 1, 41), n_samples, seed)
+    is the measure's, not a lean the code makes; `measures` with benchmarks/factor_measures.py's
+    `skeleton_slant` reads the same slant with the pen's width left out."""
+    pen, levels = {"pen": soft_thicken}, np.linspace(-1, 1, 41)
+    return made_alone(model, code, "thickness", pen, levels, n_samples, seed, measures)
 
 
 def alone_line(found: dict[str, dict[str, tuple[float, float]]], made_by: str) -> str:
@@ -542,7 +548,8 @@ def main() -> None:
                 print(f"{path} c{code + 2}, {alone_line(lean_alone_changes(model, code), 'its lean by ')}")
         if args.stroke_alone:
             for code in range(model.codes.n_continuous):
-                print(f"{path} c{code + 2}, {alone_line(stroke_alone_changes(model, code), 'its stroke by the ')}")
+                found = stroke_alone_changes(model, code, measures=WITH_SKELETON)
+                print(f"{path} c{code + 2}, {alone_line(found, 'its stroke by the ')}")
         if classifier is not None:
             for code in range(model.codes.n_continuous):
                 changed, per_digit = digit_changes(model, classifier, code)

@@ -7,10 +7,13 @@ import pytest
 
 from benchmarks.factor_measures import (
     SWEEPS,
+    WITH_SKELETON,
     change_overlap,
     leaning_thickening_overlap,
     rotation_dependence,
     shear,
+    skeleton,
+    skeleton_slant,
     stretch,
     stretch_in_frame,
     thicken,
@@ -18,6 +21,7 @@ from benchmarks.factor_measures import (
 )
 from infogan.data.mnist import load_mnist_split
 from infogan.evaluation.factors import slant_degrees
+from tests.infogan.evaluation.test_factors import stroke
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +102,27 @@ def test_within_the_classes_slant_and_width_score_least_as_themselves_and_over_t
     }
     assert found[0][1] < 0.75 * found[45][1]
     assert found[45][0] < found[0][0]
+
+
+@pytest.mark.parametrize("angle", [-30.0, -15.0, 0.0, 15.0, 30.0])
+@pytest.mark.parametrize("width", [2, 3, 4, 6])
+def test_the_skeleton_is_a_line_one_pixel_wide_at_the_strokes_angle(angle, width):
+    image = stroke(angle, width)
+    lines = skeleton(image[:, 0] > 127)
+    assert int(lines.sum()) >= 10  # a line remains, not a dot
+    assert int(lines[0].sum(dim=1).max()) <= 2  # no row crosses more than a diagonal step of it
+    assert bool((skeleton(lines) == lines).all())  # nothing left to thin
+    assert float(skeleton_slant(image)) == pytest.approx(angle, abs=2.0)
+
+
+def test_a_wider_pen_moves_the_ink_slant_and_not_the_skeletons():
+    """A thick stroke's flat ends add height to its ink, which the shear mu11 / mu02 reads as less
+    lean; its centre line leans as the stroke does."""
+    thin, thick = stroke(30.0, 2), stroke(30.0, 6)
+    assert float(slant_degrees(thin) - slant_degrees(thick)) > 2.5
+    assert abs(float(skeleton_slant(thin) - skeleton_slant(thick))) < 1.0
+
+
+def test_the_skeleton_slant_follows_a_shear_of_real_digits(digits):
+    sheared = transformation_correlations(digits, shear, [-0.4, -0.2, 0.0, 0.2, 0.4], WITH_SKELETON)
+    assert sheared["skeleton slant"][0] > 0.9 and sheared["skeleton slant"][1] > 0, sheared
