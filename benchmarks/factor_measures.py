@@ -7,9 +7,9 @@ correlation between the code and each measure (infogan/evaluation/factors.py, do
 the "code" is a known transformation instead: each of `--images` digits is sheared, stretched (along
 the image's x axis, or across the digit's own axis), rotated or thickened in 9 steps, and the same
 correlation is taken for every measure, and for a slant read from each digit's one-pixel skeleton
-(`skeleton_slant`, which a pen's width does not enter). A measure should follow its own transformation (|rho| near 1)
-and ignore the others (near 0); where it does not, a code doing that transformation would be read as
-moving that property too. Prints one row per transformation: each measure's mean rho and its mean
+(`skeleton_slant`, meant to leave a pen's width out). A measure should follow its own transformation
+(|rho| near 1) and ignore the others (near 0); where it does not, a code doing that transformation
+would be read as moving that property too. Prints one row per transformation: each measure's mean rho and its mean
 change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and the
 slant rho of each stretch and of the thickness change on the digits leaning each way; last, the mean
 cosine and cos^2 between a shear's change and a thickening's that leans the digits 0, 1.2 or 2.4 degrees.
@@ -114,7 +114,8 @@ def skeleton(ink: torch.Tensor) -> torch.Tensor:
 def skeleton_slant(images: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right: render's shear
     atan(mu11 / mu02), read from the skeleton of the digit binarised at half intensity instead of from
-    its ink, so that a pen's width does not enter it (a measure under study beside render's)."""
+    its ink, so that a pen's width is left out (a measure under study beside render's; docs/model.md
+    gives its sways)."""
     lines = skeleton(images[:, 0] > 127)
     return slant_degrees(lines[:, None].to(torch.uint8) * 255)
 

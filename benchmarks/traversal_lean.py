@@ -55,7 +55,7 @@ of each latent's digit at the code's 0 thickened or thinned by a pen as far as t
 thickness. A thicker pen straightens a leaning digit as the slant measure reads it, so a thickness
 code's slant that the pen alone matches is the measure's, not a lean of the code's. Each line gives
 the slant read from the digits' one-pixel skeletons too (`skeleton_slant` of
-benchmarks/factor_measures.py), which the pen's width does not enter.
+benchmarks/factor_measures.py), meant to leave the pen's width out.
 
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
 whose digit changes along its sweep over the prior's range, read by render's independent digit
