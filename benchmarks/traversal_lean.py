@@ -51,11 +51,12 @@ code's rho and change with slant, width and thickness and render's names, as tra
 `improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
 With `--stroke-alone`, the same for each code's stroke: its slant, width and thickness beside those
-of each latent's digit at the code's 0 thickened or thinned by a pen as far as the code changes its
-thickness. A thicker pen straightens a leaning digit as the slant measure reads it, so a thickness
-code's slant that the pen alone matches is the measure's, not a lean of the code's. Each line gives
-the slant read from the digits' one-pixel skeletons too (`skeleton_slant` of
-benchmarks/factor_measures.py), meant to leave the pen's width out.
+of each latent's digit at the code's 0 thickened or thinned as far as the code changes its thickness,
+by a square pen (3x3) and by a round one (the 3x3 cross). A thicker square pen straightens a leaning
+digit as the slant measure reads it, the round one much less, so a thickness code's slant that the
+pens alone match is the measure's, not a lean of the code's. Each line gives the slant read from the
+digits' one-pixel skeletons too (`skeleton_slant` of benchmarks/factor_measures.py), meant to leave
+the pen's width out.
 
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
 whose digit changes along its sweep over the prior's range, read by render's independent digit
@@ -117,7 +118,7 @@ from infogan.model.losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import WITH_SKELETON, Measures, rotate, shear, soft_thicken
+from benchmarks.factor_measures import WITH_SKELETON, Measures, rotate, shear, soft_thicken, soft_thicken_round
 from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
@@ -243,11 +244,12 @@ def stroke_alone_changes(
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """Whether a code's slant change comes with its stroke: as `lean_alone_changes`, with each latent's
     digit at the code's 0 thickened or thinned ("pen": up to one 3x3 dilation or erosion, blended in
-    steps of 1/20) to the thickness the code gives it. A thicker pen straightens a leaning digit as the
-    slant measure reads it (docs/model.md), so a thickness code's slant rho that the pen alone matches
-    is the measure's, not a lean the code makes; `measures` with benchmarks/factor_measures.py's
+    steps of 1/20; "round pen": the same by the 3x3 cross) to the thickness the code gives it. The
+    square pen straightens a leaning digit as the slant measure reads it and the cross much less
+    (docs/model.md), so a thickness code's slant rho that the pens alone match is the measure's, not a
+    lean the code makes; `measures` with benchmarks/factor_measures.py's
     `skeleton_slant` reads the same slant with the pen's width left out."""
-    pen, levels = {"pen": soft_thicken}, np.linspace(-1, 1, 41)
+    pen, levels = {"pen": soft_thicken, "round pen": soft_thicken_round}, np.linspace(-1, 1, 41)
     return made_alone(model, code, "thickness", pen, levels, n_samples, seed, measures)
 
 

@@ -17,6 +17,7 @@ from benchmarks.factor_measures import (
     stretch,
     stretch_in_frame,
     thicken,
+    thicken_round,
     transformation_correlations,
 )
 from infogan.data.mnist import load_mnist_split
@@ -126,3 +127,9 @@ def test_a_wider_pen_moves_the_ink_slant_and_not_the_skeletons():
 def test_the_skeleton_slant_follows_a_shear_of_real_digits(digits):
     sheared = transformation_correlations(digits, shear, [-0.4, -0.2, 0.0, 0.2, 0.4], WITH_SKELETON)
     assert sheared["skeleton slant"][0] > 0.9 and sheared["skeleton slant"][1] > 0, sheared
+
+
+def test_a_round_pen_thickens_and_leaves_the_skeleton_slant(digits):
+    found = transformation_correlations(digits, thicken_round, [-1.0, 0.0, 1.0], WITH_SKELETON)
+    assert found["thickness"][0] > 0.97 and found["thickness"][1] > 0, found
+    assert abs(found["skeleton slant"][0]) < 0.1, found
