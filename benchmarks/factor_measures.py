@@ -9,10 +9,11 @@ the image's x axis, or across the digit's own axis), rotated or thickened in 9 s
 correlation is taken for every measure, and for a slant read from each digit's one-pixel skeleton
 (`skeleton_slant`, meant to leave a pen's width out). A measure should follow its own transformation
 (|rho| near 1) and ignore the others (near 0); where it does not, a code doing that transformation
-would be read as moving that property too. Prints one row per transformation: each measure's mean rho and its mean
-change over the sweep; then cos^2 between a shear's change to the image and each stretch's, and the
-slant rho of each stretch and of the thickness change on the digits leaning each way; last, the mean
-cosine and cos^2 between a shear's change and a thickening's that leans the digits 0, 1.2 or 2.4 degrees.
+would be read as moving that property too. Prints one row per transformation: each measure's mean
+rho and its mean change over the sweep; then cos^2 between a shear's change to the image and each
+stretch's, and both slants' rho for each stretch and each pen's thickening on the digits leaning each
+way; last, the mean cosine and cos^2 between a shear's change and a thickening's that leans the
+digits 0, 1.2 or 2.4 degrees.
 With `--rotations`, over the whole split: how the dependence terms on Q's readings of real digits
 score slant and width (or thickness) as two codes, and turned into mixes of the two.
 """
@@ -85,7 +86,8 @@ def thicken(images: torch.Tensor, steps: float) -> torch.Tensor:
 def cross_pen(images: torch.Tensor, dilate: bool) -> torch.Tensor:
     """One dilation (or erosion) of the ink by the 3x3 cross, the roundest pen a 3x3 grid holds: each
     pixel takes the largest (smallest) of itself and its four edge neighbours. The 3x3 square of
-    `thicken` reaches further along the diagonals, which leans a leaning digit's ink moments."""
+    `thicken` reaches further along the diagonals, which straightens a leaning digit as its ink moments
+    read it (docs/model.md)."""
     h, w = images.shape[-2:]
     padded = F.pad(images, (1, 1, 1, 1), value=0.0)
     near = [

@@ -117,8 +117,8 @@ def test_the_skeleton_is_a_line_one_pixel_wide_at_the_strokes_angle(angle, width
 
 
 def test_a_wider_pen_moves_the_ink_slant_and_not_the_skeletons():
-    """A thick stroke's flat ends add height to its ink, which the shear mu11 / mu02 reads as less
-    lean; its centre line leans as the stroke does."""
+    """A thick stroke's ink spreads across the stroke as well as along it, which the shear
+    mu11 / mu02 reads as less lean; its centre line leans as the stroke does."""
     thin, thick = stroke(30.0, 2), stroke(30.0, 6)
     assert float(slant_degrees(thin) - slant_degrees(thick)) > 2.5
     assert abs(float(skeleton_slant(thin) - skeleton_slant(thick))) < 1.0
