@@ -21,6 +21,7 @@ score slant and width (or thickness) as two codes, and turned into mixes of the 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from infogan.model.losses import continuous_class_dependence, continuous_depende
 
 Transform = Callable[[torch.Tensor, float], torch.Tensor]
 Measures = dict[str, Callable[[torch.Tensor], torch.Tensor]]
+Pen = Callable[[torch.Tensor, bool], torch.Tensor]  # one dilation (True) or erosion of the ink
 
 
 def affine(images: torch.Tensor, matrix: Sequence[Sequence[float]] | torch.Tensor) -> torch.Tensor:
@@ -76,31 +78,33 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     return affine(images, [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
 
 
-def thicken(images: torch.Tensor, steps: float) -> torch.Tensor:
-    """`steps` 3x3 dilations (> 0) or erosions (< 0) of the ink."""
-    for _ in range(abs(int(steps))):
-        images = F.max_pool2d(images, 3, 1, 1) if steps > 0 else -F.max_pool2d(-images, 3, 1, 1)
-    return images
+def neighbours(images: torch.Tensor, offsets: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """(..., H, W) -> for each (dy, dx) of `offsets` (each -1, 0 or 1; dy down), the image as each pixel
+    sees its neighbour there, 0 beyond the edge."""
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1))
+    return [padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+
+
+def square_pen(images: torch.Tensor, dilate: bool) -> torch.Tensor:
+    """One dilation (or erosion) of the ink by the 3x3 square: each pixel takes the largest (smallest)
+    of its 3x3 neighbourhood."""
+    return F.max_pool2d(images, 3, 1, 1) if dilate else -F.max_pool2d(-images, 3, 1, 1)
 
 
 def cross_pen(images: torch.Tensor, dilate: bool) -> torch.Tensor:
     """One dilation (or erosion) of the ink by the 3x3 cross, the roundest pen a 3x3 grid holds: each
-    pixel takes the largest (smallest) of itself and its four edge neighbours. The 3x3 square of
-    `thicken` reaches further along the diagonals, which straightens a leaning digit as its ink moments
-    read it (docs/model.md)."""
-    h, w = images.shape[-2:]
-    padded = F.pad(images, (1, 1, 1, 1), value=0.0)
-    near = [
-        padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-    ]
-    stacked = torch.stack(near)
+    pixel takes the largest (smallest) of itself and its four edge neighbours. The square reaches
+    further along the diagonals, which straightens a leaning digit as its ink moments read it
+    (docs/model.md)."""
+    stacked = torch.stack(neighbours(images, ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))))
     return stacked.amax(0) if dilate else stacked.amin(0)
 
 
-def thicken_round(images: torch.Tensor, steps: float) -> torch.Tensor:
-    """`steps` dilations (> 0) or erosions (< 0) of the ink by the 3x3 cross."""
+def thicken(images: torch.Tensor, steps: float, pen: Pen = square_pen) -> torch.Tensor:
+    """`steps` dilations (> 0) or erosions (< 0) of the ink by `pen`."""
     for _ in range(abs(int(steps))):
-        images = cross_pen(images, steps > 0)
+        images = pen(images, steps > 0)
     return images
 
 
@@ -110,15 +114,12 @@ def skeleton(ink: torch.Tensor) -> torch.Tensor:
     6 inked neighbours and one run of them, until nothing changes, so a stroke of any width leaves the
     same centre line."""
     lines = ink.clone()
-    height, width = lines.shape[1:]
     while True:
         removed_any = False
         for first_pass in (True, False):
-            padded = F.pad(lines, (1, 1, 1, 1))
             # the 8 neighbours clockwise from the one above (row index grows downward): p2 .. p9
-            p2, p3, p4, p5, p6, p7, p8, p9 = (
-                padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
-                for dy, dx in ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+            p2, p3, p4, p5, p6, p7, p8, p9 = neighbours(
+                lines, ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
             )
             ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
             inked = sum(p.int() for p in ring[:8])
@@ -152,7 +153,7 @@ SWEEPS: dict[str, tuple[Transform, list[float]]] = {
     "stretch 0.75..1.25": (stretch, np.linspace(0.75, 1.25, 9).tolist()),
     "in-frame stretch": (stretch_in_frame, np.linspace(0.75, 1.25, 9).tolist()),
     "erode, keep, dilate": (thicken, [-1.0, 0.0, 1.0]),
-    "the same by a cross": (thicken_round, [-1.0, 0.0, 1.0]),
+    "the same by a cross": (functools.partial(thicken, pen=cross_pen), [-1.0, 0.0, 1.0]),
 }
 # the sweeps that should leave slant alone, whose slant rho main also splits by the digits' lean
 LEAN_SPLIT = ("stretch 0.75..1.25", "in-frame stretch", "erode, keep, dilate", "the same by a cross")
@@ -183,16 +184,10 @@ def change_overlap(images: torch.Tensor, first: Transform, second: Transform, st
     return float(F.cosine_similarity(*changes, dim=1).square().mean())
 
 
-def soft_thicken(images: torch.Tensor, t: float) -> torch.Tensor:
-    """Thicken by a fraction t of a 3x3 dilation (t > 0) or erosion (t < 0), |t| <= 1: a blend of the
-    image and its dilated or eroded copy, so that a thickness can change by less than a step."""
-    moved = F.max_pool2d(images, 3, 1, 1) if t > 0 else -F.max_pool2d(-images, 3, 1, 1)
-    return (1 - abs(t)) * images + abs(t) * moved
-
-
-def soft_thicken_round(images: torch.Tensor, t: float) -> torch.Tensor:
-    """`soft_thicken` by the 3x3 cross (`cross_pen`) instead of the square."""
-    return (1 - abs(t)) * images + abs(t) * cross_pen(images, t > 0)
+def soft_thicken(images: torch.Tensor, t: float, pen: Pen = square_pen) -> torch.Tensor:
+    """Thicken by a fraction t of one dilation (t > 0) or erosion (t < 0) by `pen`, |t| <= 1: a blend of
+    the image and its dilated or eroded copy, so that a thickness can change by less than a step."""
+    return (1 - abs(t)) * images + abs(t) * pen(images, t > 0)
 
 
 def leaning_thickening_overlap(

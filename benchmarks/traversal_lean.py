@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -118,7 +119,7 @@ from infogan.model.losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import WITH_SKELETON, Measures, rotate, shear, soft_thicken, soft_thicken_round
+from benchmarks.factor_measures import WITH_SKELETON, Measures, cross_pen, rotate, shear, soft_thicken
 from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
@@ -249,7 +250,8 @@ def stroke_alone_changes(
     (docs/model.md), so a thickness code's slant rho that the pens alone match is the measure's, not a
     lean the code makes; `measures` with benchmarks/factor_measures.py's
     `skeleton_slant` reads the same slant with the pen's width left out."""
-    pen, levels = {"pen": soft_thicken, "round pen": soft_thicken_round}, np.linspace(-1, 1, 41)
+    pen = {"pen": soft_thicken, "round pen": functools.partial(soft_thicken, pen=cross_pen)}
+    levels = np.linspace(-1, 1, 41)
     return made_alone(model, code, "thickness", pen, levels, n_samples, seed, measures)
 
 

@@ -3,12 +3,15 @@ transformation and ignores the ones that leave its property alone."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from benchmarks.factor_measures import (
     SWEEPS,
     WITH_SKELETON,
     change_overlap,
+    cross_pen,
     leaning_thickening_overlap,
     rotation_dependence,
     shear,
@@ -17,7 +20,6 @@ from benchmarks.factor_measures import (
     stretch,
     stretch_in_frame,
     thicken,
-    thicken_round,
     transformation_correlations,
 )
 from infogan.data.mnist import load_mnist_split
@@ -130,6 +132,7 @@ def test_the_skeleton_slant_follows_a_shear_of_real_digits(digits):
 
 
 def test_a_round_pen_thickens_and_leaves_the_skeleton_slant(digits):
-    found = transformation_correlations(digits, thicken_round, [-1.0, 0.0, 1.0], WITH_SKELETON)
+    round_pen = functools.partial(thicken, pen=cross_pen)
+    found = transformation_correlations(digits, round_pen, [-1.0, 0.0, 1.0], WITH_SKELETON)
     assert found["thickness"][0] > 0.97 and found["thickness"][1] > 0, found
     assert abs(found["skeleton slant"][0]) < 0.1, found
