@@ -6,10 +6,10 @@ Render names a continuous code after slant, width or thickness from the per-late
 correlation between the code and each measure (infogan/evaluation/factors.py, docs/model.md). Here
 the "code" is a known transformation instead: each of `--images` digits is sheared, stretched (along
 the image's x axis, or across the digit's own axis), rotated or thickened in 9 steps, and the same
-correlation is taken for every measure, and for a slant read from each digit's one-pixel skeleton
-(`skeleton_slant`, meant to leave a pen's width out). A measure should follow its own transformation
-(|rho| near 1) and ignore the others (near 0); where it does not, a code doing that transformation
-would be read as moving that property too. Prints one row per transformation: each measure's mean
+correlation is taken for every measure, and for the shear of the ink itself (`ink_slant`, render's
+slant until it read the skeleton's, which reads a thicker pen as less lean). A measure should follow
+its own transformation (|rho| near 1) and ignore the others (near 0); where it does not, a code doing
+that transformation would be read as moving that property too. Prints one row per transformation: each measure's mean
 rho and its mean change over the sweep; then cos^2 between a shear's change to the image and each
 stretch's, and both slants' rho for each stretch and each pen's thickening on the digits leaning each
 way; last, the mean cosine and cos^2 between a shear's change and a thickening's that leans the
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from infogan.data.mnist import load_mnist_split
-from infogan.evaluation.factors import PROPERTIES, ink_moments, per_column_spearman, slant_degrees
+from infogan.evaluation.factors import PROPERTIES, ink_moments, ink_slant, neighbours, per_column_spearman
 from infogan.model.losses import continuous_class_dependence, continuous_dependence
 
 Transform = Callable[[torch.Tensor, float], torch.Tensor]
@@ -78,14 +77,6 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     return affine(images, [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
 
 
-def neighbours(images: torch.Tensor, offsets: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-    """(..., H, W) -> for each (dy, dx) of `offsets` (each -1, 0 or 1; dy down), the image as each pixel
-    sees its neighbour there, 0 beyond the edge."""
-    h, w = images.shape[-2:]
-    padded = F.pad(images, (1, 1, 1, 1))
-    return [padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
-
-
 def square_pen(images: torch.Tensor, dilate: bool) -> torch.Tensor:
     """One dilation (or erosion) of the ink by the 3x3 square: each pixel takes the largest (smallest)
     of its 3x3 neighbourhood."""
@@ -108,42 +99,7 @@ def thicken(images: torch.Tensor, steps: float, pen: Pen = square_pen) -> torch.
     return images
 
 
-def skeleton(ink: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool digits -> the same digits thinned to lines one pixel wide, by Zhang and Suen's
-    two-pass thinning (1984): each pass removes the ink pixels on one side of the strokes that have 2 to
-    6 inked neighbours and one run of them, until nothing changes, so a stroke of any width leaves the
-    same centre line."""
-    lines = ink.clone()
-    while True:
-        removed_any = False
-        for first_pass in (True, False):
-            # the 8 neighbours clockwise from the one above (row index grows downward): p2 .. p9
-            p2, p3, p4, p5, p6, p7, p8, p9 = neighbours(
-                lines, ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
-            )
-            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
-            inked = sum(p.int() for p in ring[:8])
-            runs = sum((~a & b).int() for a, b in itertools.pairwise(ring))
-            # the first pass takes the ink on the strokes' east and south sides, the second on their west and north
-            side = ~(p2 & p4 & p6) & ~(p4 & p6 & p8) if first_pass else ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
-            remove = lines & (inked >= 2) & (inked <= 6) & (runs == 1) & side
-            if remove.any():
-                lines = lines & ~remove
-                removed_any = True
-        if not removed_any:
-            return lines
-
-
-def skeleton_slant(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right: render's shear
-    atan(mu11 / mu02), read from the skeleton of the digit binarised at half intensity instead of from
-    its ink, so that a pen's width is left out (a measure under study beside render's; docs/model.md
-    gives its sways)."""
-    lines = skeleton(images[:, 0] > 127)
-    return slant_degrees(lines[:, None].to(torch.uint8) * 255)
-
-
-WITH_SKELETON: Measures = {**PROPERTIES, "skeleton slant": skeleton_slant}
+WITH_INK_SLANT: Measures = {**PROPERTIES, "ink slant": ink_slant}
 
 SWEEPS: dict[str, tuple[Transform, list[float]]] = {
     "shear -0.4..0.4": (shear, np.linspace(-0.4, 0.4, 9).tolist()),
@@ -191,14 +147,14 @@ def soft_thicken(images: torch.Tensor, t: float, pen: Pen = square_pen) -> torch
 
 
 def leaning_thickening_overlap(
-    images: torch.Tensor, lean_degrees: float, slant_degrees: float = 44.0
+    images: torch.Tensor, lean_degrees: float, shear_degrees: float = 44.0
 ) -> tuple[float, float]:
     """A thickening (half a 3x3 erosion to half a dilation) that also leans the digits left by
-    `lean_degrees` over that range, against a shear that leans them right by `slant_degrees`: the mean
+    `lean_degrees` over that range, against a shear that leans them right by `shear_degrees`: the mean
     over digits of the cosine between the two changes, and of its square. The signed mean is what
     `improved.continuous_shared_effect` pays, the square what `improved.continuous_orthogonal` pays."""
     ink = images.float() / 255
-    slant, lean = (math.tan(math.radians(d / 2)) for d in (slant_degrees, lean_degrees))
+    slant, lean = (math.tan(math.radians(d / 2)) for d in (shear_degrees, lean_degrees))
     sheared = shear(ink, slant) - shear(ink, -slant)
     thickened = shear(soft_thicken(ink, 0.5), -lean) - shear(soft_thicken(ink, -0.5), lean)
     cosines = F.cosine_similarity(sheared.flatten(1), thickened.flatten(1), dim=1)
@@ -253,19 +209,20 @@ def main() -> None:
     )
     args = p.parse_args()
     images = spread(load_mnist_split(args.raw_dir, args.split)[0], args.images)
-    leans = slant_degrees(images)
+    leans = ink_slant(images)
     right = float((leans > 0).float().mean())
     print(
         f"{len(images)} MNIST {args.split} digits ({right:.0%} leaning right); "
         "mean per-digit Spearman rho (mean change over the sweep)"
     )
-    print(f"{'transformation':22s}" + "".join(f"{name:>22s}" for name in WITH_SKELETON))
+    print(f"{'transformation':22s}" + "".join(f"{name:>22s}" for name in WITH_INK_SLANT))
     for label, (transform, values) in SWEEPS.items():
-        found = transformation_correlations(images, transform, values, WITH_SKELETON)
+        found = transformation_correlations(images, transform, values, WITH_INK_SLANT)
         print(f"{label:22s}" + "".join(f"{rho:+12.2f} ({change:+6.2f})" for rho, change in found.values()))
     by_lean = {
         label: [
-            transformation_correlations(images[mask], *SWEEPS[label], WITH_SKELETON) for mask in (leans > 0, leans <= 0)
+            transformation_correlations(images[mask], *SWEEPS[label], WITH_INK_SLANT)
+            for mask in (leans > 0, leans <= 0)
         ]
         for label in LEAN_SPLIT
     }
@@ -274,7 +231,7 @@ def main() -> None:
     for label, (right, left) in by_lean.items():
         print(
             f"{label}: on the digits leaning right, left: slant rho {right['slant'][0]:+.2f}, {left['slant'][0]:+.2f}; "
-            f"skeleton slant rho {right['skeleton slant'][0]:+.2f}, {left['skeleton slant'][0]:+.2f}"
+            f"ink slant rho {right['ink slant'][0]:+.2f}, {left['ink slant'][0]:+.2f}"
         )
     for lean in (0.0, 1.2, 2.4):
         signed, squared = leaning_thickening_overlap(images, lean)

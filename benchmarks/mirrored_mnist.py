@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.traversal_lean import slant_dependence
 from infogan.data.images import load_split, save_split
-from infogan.evaluation.factors import slant_degrees
+from infogan.evaluation.factors import ink_slant
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         for name, digits in (("as prepared", images), ("mirrored", mirrored)):
             slope, r = slant_dependence(digits, labels)["thickness"]
             print(
-                f"{split}, {name}: mean slant {slant_degrees(digits).mean():+.2f} deg, slant within classes on "
+                f"{split}, {name}: mean slant {ink_slant(digits).mean():+.2f} deg, slant within classes on "
                 f"thickness {slope:+.2f} deg/px (r {r:+.3f})"
             )
     for name in ("neighbours.pt", "manifest.json"):

@@ -53,10 +53,9 @@ code's rho and change with slant, width and thickness and render's names, as tra
 With `--stroke-alone`, the same for each code's stroke: its slant, width and thickness beside those
 of each latent's digit at the code's 0 thickened or thinned as far as the code changes its thickness,
 by a square pen (3x3) and by a round one (the 3x3 cross). A thicker square pen straightens a leaning
-digit as the slant measure reads it, the round one much less, so a thickness code's slant that the
-pens alone match is the measure's, not a lean of the code's. Each line gives the slant read from the
-digits' one-pixel skeletons too (`skeleton_slant` of benchmarks/factor_measures.py), meant to leave
-the pen's width out.
+digit as the ink's shear reads it, the round one much less; render's slant, read from the digits'
+one-pixel skeletons, leaves the pen's width out. Each line gives the ink's shear too (`ink_slant`),
+so a thickness code's lean can be told from what a pen alone does to that reading.
 
 With `--digits`, a prepared labelled split (train.pt), it prints for each code the share of latents
 whose digit changes along its sweep over the prior's range, read by render's independent digit
@@ -93,9 +92,9 @@ from infogan.evaluation.factors import (
     correlation_key,
     factor_effects,
     factor_names,
+    ink_slant,
     per_column_spearman,
     prior_range,
-    slant_degrees,
     sweep_effect,
     sweep_measurements,
 )
@@ -119,7 +118,7 @@ from infogan.model.losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
-from benchmarks.factor_measures import WITH_SKELETON, Measures, cross_pen, rotate, shear, soft_thicken
+from benchmarks.factor_measures import WITH_INK_SLANT, Measures, cross_pen, rotate, shear, soft_thicken
 from pipeline.params import shipped_render
 
 Reader = tuple[torch.nn.Module, torch.nn.Module]  # D's trunk and Q's head
@@ -246,10 +245,9 @@ def stroke_alone_changes(
     """Whether a code's slant change comes with its stroke: as `lean_alone_changes`, with each latent's
     digit at the code's 0 thickened or thinned ("pen": up to one 3x3 dilation or erosion, blended in
     steps of 1/20; "round pen": the same by the 3x3 cross) to the thickness the code gives it. The
-    square pen straightens a leaning digit as the slant measure reads it and the cross much less
-    (docs/model.md), so a thickness code's slant rho that the pens alone match is the measure's, not a
-    lean the code makes; `measures` with benchmarks/factor_measures.py's
-    `skeleton_slant` reads the same slant with the pen's width left out."""
+    square pen straightens a leaning digit as the ink's shear reads it and the cross much less
+    (docs/model.md), so where `measures` holds benchmarks/factor_measures.py's "ink slant", a
+    thickness code's rho in it that the pens alone match is that measure's, not a lean the code makes."""
     pen = {"pen": soft_thicken, "round pen": functools.partial(soft_thicken, pen=cross_pen)}
     levels = np.linspace(-1, 1, 41)
     return made_alone(model, code, "thickness", pen, levels, n_samples, seed, measures)
@@ -275,7 +273,7 @@ def digit_changes(
     read = torch.stack([predict_digits(classifier, images) for images in frames])  # (steps, N)
     changed = float((read != read[0]).any(dim=0).float().mean())
     first, last = frames[0], frames[-1]
-    slant = slant_degrees(last) - slant_degrees(first)
+    slant = PROPERTIES["slant"](last) - PROPERTIES["slant"](first)
     width = PROPERTIES["width"](last) - PROPERTIES["width"](first)
     at_zero = predict_digits(classifier, middle)
     per_digit = {
@@ -368,9 +366,10 @@ def within_class_slope(y: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) 
 
 def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, tuple[float, float]]:
     """uint8 (N, 1, H, W) digits and their classes -> {property: (slope, correlation)} for thickness and
-    width: `within_class_slope` of slant on the property (degrees per pixel)."""
-    measured = {name: measure(images) for name, measure in PROPERTIES.items()}
-    return {name: within_class_slope(measured["slant"], measured[name], classes) for name in ("thickness", "width")}
+    width: `within_class_slope` of the ink's shear (`ink_slant`, the slant rounds 26-31 of docs/digits.md
+    read, and the one benchmarks/unleaned_mnist.py shears out) on the property (degrees per pixel)."""
+    slant = ink_slant(images)
+    return {name: within_class_slope(slant, PROPERTIES[name](images), classes) for name in ("thickness", "width")}
 
 
 def within_class_spread(images: torch.Tensor, classes: torch.Tensor) -> dict[str, float]:
@@ -400,7 +399,7 @@ def reading_slant_rho(model: InfoGAN, images: torch.Tensor, labels: torch.Tensor
     """Per continuous code, {digit: Spearman rho between Q's mean reading of the code and the measured
     slant} over the uint8 `images` of each label."""
     readings = predict_continuous(model, images).numpy()
-    slant, labels = slant_degrees(images).numpy(), labels.numpy()
+    slant, labels = ink_slant(images).numpy(), labels.numpy()
     return [
         {int(d): float(spearmanr(readings[labels == d, code], slant[labels == d])[0]) for d in np.unique(labels)}
         for code in range(readings.shape[1])
@@ -552,7 +551,7 @@ def main() -> None:
                 print(f"{path} c{code + 2}, {alone_line(lean_alone_changes(model, code), 'its lean by ')}")
         if args.stroke_alone:
             for code in range(model.codes.n_continuous):
-                found = stroke_alone_changes(model, code, measures=WITH_SKELETON)
+                found = stroke_alone_changes(model, code, measures=WITH_INK_SLANT)
                 print(f"{path} c{code + 2}, {alone_line(found, 'its stroke by the ')}")
         if classifier is not None:
             for code in range(model.codes.n_continuous):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from benchmarks.factor_measures import affine
 from benchmarks.traversal_lean import class_centred, slant_dependence, within_class_slope
 from infogan.data.images import load_split, save_split
-from infogan.evaluation.factors import PROPERTIES, slant_degrees
+from infogan.evaluation.factors import PROPERTIES, ink_slant
 
 
 def unlean(images: torch.Tensor, labels: torch.Tensor, on: str = "thickness", chunk: int = 5000) -> torch.Tensor:
@@ -41,7 +41,7 @@ def unlean(images: torch.Tensor, labels: torch.Tensor, on: str = "thickness", ch
     becomes slant - slope * (P - its class's mean P), P being the property `on` ("thickness" or
     "width") and slope the pooled within-class slope of slant on P: within the classes, slant no
     longer follows P."""
-    slant, factor = slant_degrees(images).double(), PROPERTIES[on](images).double()
+    slant, factor = ink_slant(images).double(), PROPERTIES[on](images).double()
     slope = within_class_slope(slant, factor, labels)[0]
     target = slant - slope * class_centred(factor, labels)
     shears = (torch.tan(torch.deg2rad(target)) - torch.tan(torch.deg2rad(slant))).float()

@@ -1,11 +1,15 @@
 """What each continuous code controls: the measured slant, width and stroke thickness of generated digits.
 
-Each property is measured on uint8 images with bright ink on a dark ground, as in MNIST, from the
-ink's intensity-weighted central moments mu_pq (x to the right, y up):
+Each property is measured on uint8 images with bright ink on a dark ground, as in MNIST, from
+central moments mu_pq (x to the right, y up):
 
-- slant: the shear of the ink, atan(mu11 / mu02), in degrees, so a digit leaning right ('/') has a
-  positive slant. It is the shear that MNIST deskewing removes.
-- width: the horizontal spread of the deslanted digit, sqrt(12 * (mu20 - mu11^2 / mu02)) pixels:
+- slant: the shear atan(mu11 / mu02), in degrees, of the digit's skeleton, so a digit leaning right
+  ('/') has a positive slant. The skeleton is the digit binarised at half intensity and thinned to
+  lines one pixel wide (Zhang and Suen's thinning, averaged with its mirror image's): a stroke of any
+  width leaves the same centre line, so the pen's width is left out. The same shear read from the
+  ink itself (`ink_slant`, the shear MNIST deskewing removes) reads a thicker pen as less lean,
+  since a wide stroke's ink spreads across it too.
+- width: the ink's horizontal spread once deslanted, sqrt(12 * (mu20 - mu11^2 / mu02)) pixels:
   the ink's horizontal variance once the shear x' = x - (mu11 / mu02) * y is taken out, scaled so
   that a filled upright bar of width w measures w. Slant alone leaves it unchanged; a wider 0 or a
   narrower 1 moves it.
@@ -25,8 +29,9 @@ after a property only when the evidence is clear (docs/model.md).
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,10 +56,57 @@ def ink_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return tuple((ink * a * b).sum((1, 2)) / mass for a, b in ((dx, dx), (dx, dy), (dy, dy)))
 
 
-def slant_degrees(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right; 0 for a blank image."""
+def ink_slant(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N,) the ink's shear atan(mu11 / mu02) in degrees, positive leaning right;
+    0 for a blank image."""
     _, mu11, mu02 = ink_moments(images)
     return torch.rad2deg(torch.atan(mu11 / mu02.clamp_min(1e-6)))
+
+
+def neighbours(images: torch.Tensor, offsets: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """(..., H, W) -> for each (dy, dx) of `offsets` (each -1, 0 or 1; dy down), the image as each pixel
+    sees its neighbour there, 0 beyond the edge."""
+    h, w = images.shape[-2:]
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    return [padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+
+
+def skeleton(ink: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool digits -> the same digits thinned to lines one pixel wide, by Zhang and Suen's
+    two-pass thinning (1984): each pass removes the ink pixels on one side of the strokes that have 2 to
+    6 inked neighbours and one run of them, until nothing changes, so a stroke of any width leaves the
+    same centre line."""
+    lines = ink.clone()
+    while True:
+        removed_any = False
+        for first_pass in (True, False):
+            # the 8 neighbours clockwise from the one above (row index grows downward): p2 .. p9
+            p2, p3, p4, p5, p6, p7, p8, p9 = neighbours(
+                lines, ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+            )
+            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
+            inked = sum(p.int() for p in ring[:8])
+            runs = sum((~a & b).int() for a, b in itertools.pairwise(ring))
+            # the first pass takes the ink on the strokes' east and south sides, the second on their west and north
+            side = ~(p2 & p4 & p6) & ~(p4 & p6 & p8) if first_pass else ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            remove = lines & (inked >= 2) & (inked <= 6) & (runs == 1) & side
+            if remove.any():
+                lines = lines & ~remove
+                removed_any = True
+        if not removed_any:
+            return lines
+
+
+def skeleton_slant(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N,) slant in degrees, positive leaning right: the shear of the digit's
+    skeleton (the digit binarised at half intensity, then thinned), so that a pen's width is left out;
+    0 for a blank image. Zhang and Suen's passes take each stroke's east and south sides first, which
+    can turn a centre line a degree one way, so the digit and its mirror image are both thinned and
+    their shears averaged (the mirror's with its sign turned back): an upright shape reads upright."""
+    shears = [
+        ink_slant(skeleton(digits[:, 0] > 127)[:, None].to(torch.uint8) * 255) for digits in (images, images.flip(-1))
+    ]
+    return (shears[0] - shears[1]) / 2
 
 
 def deslanted_width(images: torch.Tensor) -> torch.Tensor:
@@ -73,7 +125,7 @@ def stroke_thickness(images: torch.Tensor) -> torch.Tensor:
 
 
 PROPERTIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "slant": slant_degrees,
+    "slant": skeleton_slant,
     "width": deslanted_width,
     "thickness": stroke_thickness,
 }

@@ -10,7 +10,7 @@ import torch
 from benchmarks import mirrored_mnist
 from infogan.data.images import load_split, save_split
 from infogan.data.mnist import load_mnist_split
-from infogan.evaluation.factors import slant_degrees
+from infogan.evaluation.factors import ink_slant
 
 
 def test_both_splits_are_mirrored_and_the_rest_copied(mnist_fixture_dir, tmp_path, monkeypatch):
@@ -27,6 +27,6 @@ def test_both_splits_are_mirrored_and_the_rest_copied(mnist_fixture_dir, tmp_pat
     for split, (first, last) in (("train", (0, 200)), ("test", (200, 300))):
         found, found_labels = load_split(out / f"{split}.pt")
         assert torch.equal(found, images[first:last].flip(-1)) and torch.equal(found_labels, labels[first:last])
-        assert torch.allclose(slant_degrees(found), -slant_degrees(images[first:last]), atol=1e-3)
+        assert torch.allclose(ink_slant(found), -ink_slant(images[first:last]), atol=1e-3)
     assert torch.equal(torch.load(out / "neighbours.pt"), neighbours)
     assert (out / "manifest.json").read_text() == '{"dataset": "mnist"}'

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.factor_measures import affine, shear, soft_thicken
+from benchmarks.factor_measures import WITH_INK_SLANT, affine, shear, soft_thicken
 from benchmarks.traversal_lean import (
     class_effect_cosines,
     code_leans,
@@ -29,7 +29,7 @@ from benchmarks.traversal_lean import (
 )
 from infogan.data.images import to_uint8
 from infogan.data.mnist import load_mnist_split
-from infogan.evaluation.factors import slant_degrees
+from infogan.evaluation.factors import ink_slant
 from infogan.evaluation.metrics import continuous_readings_and_classes
 from infogan.model.infogan import InfoGAN
 from infogan.model.networks import CodeParams
@@ -69,7 +69,7 @@ def test_q_reading_against_real_slant_is_taken_per_digit(mnist_fixture_dir):
     model = InfoGAN(shipped_model(**TINY)).eval()
 
     def encode(batch):
-        slant = slant_degrees(to_uint8(batch))
+        slant = ink_slant(to_uint8(batch))
         return SimpleNamespace(continuous_mean=torch.stack([slant, -slant], dim=1))
 
     model.encode = encode
@@ -302,8 +302,9 @@ def test_a_code_that_changes_the_digit_is_told_from_one_that_changes_its_lean():
 
 def test_a_codes_slant_made_by_its_stroke_alone_is_told_from_a_lean_of_its_own():
     """G draws a bar leaning right: c2 thickens it with a pen, c3 thickens it and shears it too. The
-    pen alone, as far as each code thickens the bar, gives c2's slant change (the measure's: a thicker
-    pen straightens it a little) but not c3's, whose lean is its own and the other way."""
+    pen alone, as far as each code thickens the bar, gives c2's change of the ink's shear (the
+    measure's: a thicker pen straightens it a little) but not c3's, whose lean is its own and the
+    other way."""
 
     class Pens(torch.nn.Module):
         def forward(self, vector: torch.Tensor) -> torch.Tensor:
@@ -319,22 +320,23 @@ def test_a_codes_slant_made_by_its_stroke_alone_is_told_from_a_lean_of_its_own()
     torch.manual_seed(0)
     model = InfoGAN(shipped_model(**TINY)).eval()
     model.generator = Pens()
-    pen_only, leaning = (stroke_alone_changes(model, code, n_samples=10) for code in (0, 1))
+    pen_only, leaning = (stroke_alone_changes(model, code, n_samples=10, measures=WITH_INK_SLANT) for code in (0, 1))
     rho, change = 0, 1
     assert pen_only["code"]["thickness"][change] > 0.3, pen_only
     assert pen_only["pen"]["thickness"][change] == pytest.approx(pen_only["code"]["thickness"][change], abs=0.15)
     # a thicker pen straightens the leaning bar as measured: a small change, but at every latent
-    assert pen_only["code"]["slant"][rho] < -0.9 and pen_only["pen"]["slant"][rho] < -0.9, pen_only
-    assert pen_only["pen"]["slant"][change] == pytest.approx(pen_only["code"]["slant"][change], abs=0.4)
-    assert leaning["code"]["slant"][rho] > 0.9 and leaning["code"]["slant"][change] > 5, leaning
-    assert leaning["pen"]["slant"][rho] < 0 and abs(leaning["pen"]["slant"][change]) < 2, leaning
+    assert pen_only["code"]["ink slant"][rho] < -0.9 and pen_only["pen"]["ink slant"][rho] < -0.9, pen_only
+    assert pen_only["pen"]["ink slant"][change] == pytest.approx(pen_only["code"]["ink slant"][change], abs=0.4)
+    assert leaning["code"]["ink slant"][rho] > 0.9 and leaning["code"]["ink slant"][change] > 5, leaning
+    assert leaning["pen"]["ink slant"][rho] < 0 and abs(leaning["pen"]["ink slant"][change]) < 2, leaning
 
 
 def test_the_names_line_gives_each_codes_rhos_and_changes_and_render_s_names():
     """G draws an upright ring stretched across as c3 says, then sheared as c2 says. The line gives c2
-    a slant rho of 1 and c3 a width rho of -1 (narrower as c3 grows), each with its change. Render's
-    rule names c2 slant but not c3: the resampled ring's measured slant moves by less than a hundredth
-    of a degree with c3, steadily enough for a rho over the rule's 0.3."""
+    a slant rho of 1 and c3 a width rho of -1 (narrower as c3 grows), each with its change, and
+    render's names: c2 slant, c3 width. The upright ring's skeleton, read with its mirror image's,
+    does not lean at any width (its rho is undefined); the ink's shear of the resampled ring moves
+    by less than a hundredth of a degree, steadily, which read a rho over the rule's 0.3."""
 
     class StretchAndShear(torch.nn.Module):
         def forward(self, vector: torch.Tensor) -> torch.Tensor:
@@ -352,5 +354,5 @@ def test_the_names_line_gives_each_codes_rhos_and_changes_and_render_s_names():
     line = effects_line(model)
     c2, c3, names = line.split("; ")
     assert c2.startswith("c2 slant +1.00 (+3") and "width +0.0" in c2, line
-    assert c3.startswith("c3 slant +0.") and "(+0.00)" in c3 and "width -1.00 (-6." in c3, line
-    assert names == "names c2 slant", line
+    assert c3.startswith("c3 slant +nan (+0.00)") and "width -1.00 (-6." in c3, line
+    assert names == "names c2 slant, c3 width", line

@@ -9,7 +9,7 @@ import torch
 from benchmarks.traversal_lean import slant_dependence
 from benchmarks.unleaned_mnist import unlean
 from infogan.data.mnist import load_mnist_split
-from infogan.evaluation.factors import PROPERTIES, slant_degrees
+from infogan.evaluation.factors import PROPERTIES, ink_slant
 
 
 @pytest.mark.parametrize("on", ["thickness", "width"])
@@ -25,6 +25,4 @@ def test_unleaning_takes_the_lean_with_the_property_out_and_keeps_the_rest(mnist
     assert float(measure(after).mean()) == pytest.approx(float(measure(images).mean()), rel=0.02)
     for digit in range(10):
         mine = labels == digit
-        assert float(slant_degrees(after[mine]).mean()) == pytest.approx(
-            float(slant_degrees(images[mine]).mean()), abs=0.5
-        )
+        assert float(ink_slant(after[mine]).mean()) == pytest.approx(float(ink_slant(images[mine]).mean()), abs=0.5)

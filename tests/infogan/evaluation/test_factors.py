@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from infogan.evaluation.factors import (
+    PROPERTIES,
     deslanted_width,
     factor_effects,
     factor_names,
+    ink_slant,
     per_column_spearman,
-    slant_degrees,
+    skeleton,
+    skeleton_slant,
     stroke_thickness,
 )
 from infogan.model.infogan import InfoGAN
@@ -38,15 +41,35 @@ def stroke(angle_from_vertical: float, width: float, length: float = 18.0) -> to
 
 
 @pytest.mark.parametrize("angle", [-30.0, -15.0, 0.0, 15.0, 30.0])
-def test_slant_recovers_the_angle_of_a_stroke(angle):
-    measured = float(slant_degrees(stroke(angle, width=3)))
+def test_the_ink_slant_recovers_the_angle_of_a_stroke(angle):
+    measured = float(ink_slant(stroke(angle, width=3)))
     assert measured == pytest.approx(angle, abs=3.0)
 
 
-def test_slant_is_positive_leaning_right_and_monotonic():
+@pytest.mark.parametrize("measure", [ink_slant, PROPERTIES["slant"]])
+def test_a_slant_is_positive_leaning_right_and_monotonic(measure):
     angles = [-25, -10, 0, 10, 25]
-    measured = slant_degrees(torch.cat([stroke(a, 3) for a in angles])).tolist()
+    measured = measure(torch.cat([stroke(a, 3) for a in angles])).tolist()
     assert measured == sorted(measured) and measured[0] < 0 < measured[-1]
+
+
+@pytest.mark.parametrize("angle", [-30.0, -15.0, 0.0, 15.0, 30.0])
+@pytest.mark.parametrize("width", [2, 3, 4, 6])
+def test_the_skeleton_is_a_line_one_pixel_wide_at_the_strokes_angle(angle, width):
+    image = stroke(angle, width)
+    lines = skeleton(image[:, 0] > 127)
+    assert int(lines.sum()) >= 10  # a line remains, not a dot
+    assert int(lines[0].sum(dim=1).max()) <= 2  # no row crosses more than a diagonal step of it
+    assert bool((skeleton(lines) == lines).all())  # nothing left to thin
+    assert float(skeleton_slant(image)) == pytest.approx(angle, abs=2.0)
+
+
+def test_a_wider_pen_moves_the_ink_slant_and_not_the_skeletons():
+    """A thick stroke's ink spreads across the stroke as well as along it, which the shear
+    mu11 / mu02 reads as less lean; its centre line leans as the stroke does."""
+    thin, thick = stroke(30.0, 2), stroke(30.0, 6)
+    assert float(ink_slant(thin) - ink_slant(thick)) > 2.5
+    assert abs(float(skeleton_slant(thin) - skeleton_slant(thick))) < 1.0
 
 
 @pytest.mark.parametrize("width", [2, 3, 4, 6])
@@ -81,7 +104,7 @@ def test_width_ignores_the_slant(shear):
     """The same box leaned over keeps its width, though its slant and its horizontal extent change."""
     upright, leaning = parallelogram(8, 0.0), parallelogram(8, shear)
     assert float(deslanted_width(leaning)) == pytest.approx(float(deslanted_width(upright)), rel=0.1)
-    assert abs(float(slant_degrees(leaning))) > 10  # it does lean
+    assert abs(float(ink_slant(leaning))) > 10  # it does lean
 
 
 def test_width_grows_with_width_whatever_the_slant():
@@ -92,7 +115,8 @@ def test_width_grows_with_width_whatever_the_slant():
 
 def test_blank_images_measure_zero_not_nan():
     blank = torch.zeros(2, 1, SIZE, SIZE, dtype=torch.uint8)
-    assert slant_degrees(blank).tolist() == [0.0, 0.0]
+    assert ink_slant(blank).tolist() == [0.0, 0.0]
+    assert skeleton_slant(blank).tolist() == [0.0, 0.0]
     assert deslanted_width(blank).tolist() == [0.0, 0.0]
     assert stroke_thickness(blank).tolist() == [0.0, 0.0]
 
