@@ -9,11 +9,11 @@ the image's x axis, or across the digit's own axis), rotated or thickened in 9 s
 correlation is taken for every measure, and for the shear of the ink itself (`ink_slant`, render's
 slant until it read the skeleton's, which reads a thicker pen as less lean). A measure should follow
 its own transformation (|rho| near 1) and ignore the others (near 0); where it does not, a code doing
-that transformation would be read as moving that property too. Prints one row per transformation: each measure's mean
-rho and its mean change over the sweep; then cos^2 between a shear's change to the image and each
-stretch's, and both slants' rho for each stretch and each pen's thickening on the digits leaning each
-way; last, the mean cosine and cos^2 between a shear's change and a thickening's that leans the
-digits 0, 1.2 or 2.4 degrees.
+that transformation would be read as moving that property too. Prints one row per transformation:
+each measure's mean rho and its mean change over the sweep; then cos^2 between a shear's change to
+the image and each stretch's, and both slants' rho for each stretch and each pen's thickening on the
+digits leaning each way; last, the mean cosine and cos^2 between a shear's change and a thickening's
+that leans the digits 0, 1.2 or 2.4 degrees.
 With `--rotations`, over the whole split: how the dependence terms on Q's readings of real digits
 score slant and width (or thickness) as two codes, and turned into mixes of the two.
 """
