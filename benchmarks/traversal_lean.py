@@ -364,20 +364,26 @@ def within_class_slope(y: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) 
     return float(y @ x / (x @ x)), float(torch.corrcoef(torch.stack((y, x)))[0, 1])
 
 
+# What the data's own slant dependence and spread are read with: render's width and thickness, and the
+# ink's shear for slant (`ink_slant`: the slant rounds 26-31 of docs/digits.md read, and the one
+# benchmarks/unleaned_mnist.py shears out)
+DATA_MEASURES: Measures = {**PROPERTIES, "slant": ink_slant}
+
+
 def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, tuple[float, float]]:
     """uint8 (N, 1, H, W) digits and their classes -> {property: (slope, correlation)} for thickness and
-    width: `within_class_slope` of the ink's shear (`ink_slant`, the slant rounds 26-31 of docs/digits.md
-    read, and the one benchmarks/unleaned_mnist.py shears out) on the property (degrees per pixel)."""
-    slant = ink_slant(images)
-    return {name: within_class_slope(slant, PROPERTIES[name](images), classes) for name in ("thickness", "width")}
+    width: `within_class_slope` of slant on the property (degrees per pixel), by DATA_MEASURES."""
+    measured = {name: measure(images) for name, measure in DATA_MEASURES.items()}
+    return {name: within_class_slope(measured["slant"], measured[name], classes) for name in ("thickness", "width")}
 
 
 def within_class_spread(images: torch.Tensor, classes: torch.Tensor) -> dict[str, float]:
     """uint8 (N, 1, H, W) digits and their classes -> {property: its pooled within-class standard
-    deviation} (degrees or pixels): how widely the digits of one class spread in each property."""
+    deviation} (degrees or pixels), by DATA_MEASURES: how widely the digits of one class spread in each
+    property."""
     return {
         name: float(class_centred(measure(images).double(), classes).square().mean().sqrt())
-        for name, measure in PROPERTIES.items()
+        for name, measure in DATA_MEASURES.items()
     }
 
 

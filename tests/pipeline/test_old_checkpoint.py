@@ -92,9 +92,10 @@ def test_a_model_trained_by_2984f4a_renders_the_same_files(tmp_path, prepared_mn
         f"factor/continuous_{code}/{prop}_change" for code in (0, 1) for prop in ("slant", "width", "thickness")
     }
     assert added == measured_since
-    remeasured = {f"factor/continuous_{code}/slant_spearman" for code in (0, 1)}  # the skeleton's shear since
-    for key in remeasured:
-        assert -1.0 <= metrics[key] <= 1.0, key
+    # slant is the skeleton's shear since 2026-12-07 (docs/model.md): what today's render read, on a Zen 5
+    remeasured = {"factor/continuous_0/slant_spearman": 0.38857, "factor/continuous_1/slant_spearman": -0.09595}
+    for key, value in remeasured.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-4), key
     for key, value in before.items():
         if key in remeasured:
             continue
