@@ -320,6 +320,10 @@ class ImprovedConfig(Section):
     # (1 - decay) * trained, from the first iteration (infogan/training/callbacks.py, WeightAverage;
     # StyleGAN's G_ema, here over G, D and Q); 0: the trained networks themselves
     ema_decay: Annotated[Float, Field(ge=0, lt=1)]
+    # the iteration after which both learning rates (train.lr_d, train.lr_g) fall linearly, step by
+    # step, from their values to 0 after the run's last iteration; a code's effect that is right by
+    # then keeps while the digits settle, and late drift costs less; 0: constant to the end
+    lr_decay_start: Count
 
     @model_validator(mode="after")
     def _anchored_codes_start_apart(self) -> ImprovedConfig:

@@ -492,6 +492,7 @@ class InfoGANTraining(pl.LightningModule):
         if partners is not None:
             partners = to_model_range(partners).contiguous(memory_format=self._memory_format())
         opt_d, opt_g = self.optimizers()
+        self.set_learning_rates(opt_d, opt_g)
         started = self.started_continuous(self.iteration)
         retake = self.improved.continuous_anchor_retake if self.anchor is not None else 0
         # a code starts beside others; from the iteration before (not the state kept), so that a run resumed
@@ -528,6 +529,24 @@ class InfoGANTraining(pl.LightningModule):
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
             self._log_losses(None, last_of_epoch)
+
+    def learning_rate_scale(self, iteration: int) -> float:
+        """The share of train.lr_d and train.lr_g the step at `iteration` (counted from 1) takes: 1 up
+        to `improved.lr_decay_start` N, then falling linearly, (T - iteration + 1) / (T - N) over the
+        run's T iterations, to 1 / (T - N) at its last; 1 throughout with N 0 or at least T."""
+        start = self.improved.lr_decay_start if self.improved is not None else 0
+        total = self.trainer.max_epochs * self.trainer.num_training_batches
+        if start == 0 or start >= total or iteration <= start:
+            return 1.0
+        return max(total - iteration + 1, 0) / (total - start)
+
+    def set_learning_rates(self, opt_d, opt_g) -> None:
+        """Give both optimizers this iteration's learning rates (`learning_rate_scale`); set every
+        step from the iteration alone, so a run resumed from a checkpoint takes the same ones."""
+        scale = self.learning_rate_scale(self.iteration)
+        for optimizer, rate in ((opt_d, self.config.train.lr_d), (opt_g, self.config.train.lr_g)):
+            for group in optimizer.optimizer.param_groups:
+                group["lr"] = rate * scale
 
     def turns_codes(self) -> bool:
         """Whether this iteration starts with `turn_codes`: with `improved.continuous_turn_every` N > 0,

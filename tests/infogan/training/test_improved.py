@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -1386,3 +1387,35 @@ def test_a_fit_turns_the_codes_after_every_n_iterations_once_all_have_started_ev
     assert len(turns[0][1]) == 1 and -45 <= turns[0][1][0] < 45
     assert turns[0][1][0] != 0  # a turn that moved the codes, so that the checks could fail
     assert checked == [True]
+
+
+class LearningRates(pl.Callback):
+    """Each optimizer's learning rate as each iteration's steps took it."""
+
+    def __init__(self):
+        self.rates: list[float] = []  # D's, then G's, iteration by iteration
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        self.rates += [opt.param_groups[0]["lr"] for opt in trainer.optimizers]
+
+
+def test_learning_rates_fall_linearly_after_the_decay_start_and_a_resumed_run_takes_the_same(tmp_path):
+    train = shipped_train()
+    full = (train.lr_d, train.lr_g)
+    expected = [*full, *full, *(rate * s for s in (2 / 3, 1 / 3) for rate in full)]  # N 1 of T 4
+    seen, path = LearningRates(), tmp_path / "half.ckpt"
+    data = DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0)
+    trainer(callbacks=[seen, SaveAt(path, 2)]).fit(improved_module(only(lr_decay_start=1)), datamodule=data)
+    assert seen.rates == pytest.approx(expected)
+    again = LearningRates()
+    data = DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0)
+    trainer(callbacks=[again]).fit(improved_module(only(lr_decay_start=1)), datamodule=data, ckpt_path=path)
+    assert again.rates == pytest.approx(expected[4:])
+
+
+@pytest.mark.parametrize(("start", "recipe"), [(0, "improved"), (4, "improved"), (1, "paper")])
+def test_learning_rates_stay_constant_when_off_past_the_end_or_under_the_paper_recipe(start, recipe):
+    seen, train = LearningRates(), shipped_train()
+    data = DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0)
+    trainer(callbacks=[seen]).fit(improved_module(only(lr_decay_start=start), recipe), datamodule=data)
+    assert seen.rates == pytest.approx([train.lr_d, train.lr_g] * 4)
