@@ -370,10 +370,13 @@ def within_class_slope(y: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) 
 DATA_MEASURES: Measures = {**PROPERTIES, "slant": ink_slant}
 
 
-def slant_dependence(images: torch.Tensor, classes: torch.Tensor) -> dict[str, tuple[float, float]]:
+def slant_dependence(
+    images: torch.Tensor, classes: torch.Tensor, slant: Callable[[torch.Tensor], torch.Tensor] = ink_slant
+) -> dict[str, tuple[float, float]]:
     """uint8 (N, 1, H, W) digits and their classes -> {property: (slope, correlation)} for thickness and
-    width: `within_class_slope` of slant on the property (degrees per pixel), by DATA_MEASURES."""
-    measured = {name: measure(images) for name, measure in DATA_MEASURES.items()}
+    width: `within_class_slope` of slant on the property (degrees per pixel), by DATA_MEASURES, or with
+    `slant` in place of its slant (render's `skeleton_slant`)."""
+    measured = {name: measure(images) for name, measure in {**DATA_MEASURES, "slant": slant}.items()}
     return {name: within_class_slope(measured["slant"], measured[name], classes) for name in ("thickness", "width")}
 
 

@@ -71,7 +71,11 @@ def run_name(dataset: str, recipe: str, seed: int, now: datetime | None = None) 
 
 
 def client_for(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri)
+    """A client of the store at `uri`. MLflow opens the store as the client is made, and builds a new
+    SQLite store's tables then, so that is done under `store_lock`: two sweeps started together on a
+    new store would otherwise both build them, and one fails (`table experiments already exists`)."""
+    with store_lock(uri):
+        return MlflowClient(tracking_uri=uri)
 
 
 def check_reachable(uri: str) -> None:
@@ -135,9 +139,10 @@ def sqlite_path(uri: str) -> Path:
 
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
-    """For an SQLite store, hold an exclusive lock on `<db>.lock` while the store may be created:
-    MLflow builds a new database's tables on first use, and two processes doing that at once (two
-    seeds of a sweep starting together) can break it. Other stores need no lock."""
+    """For an SQLite store, hold an exclusive lock on `<db>.lock` while the store or an experiment in
+    it may be created: MLflow builds a new database's tables on first use, and two processes doing
+    that at once (two seeds of a sweep, or two sweeps, starting together) can break it. Other stores
+    need no lock. Not reentrant: a process holding it waits forever to take it again."""
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -159,8 +164,8 @@ def start_run(
     uri = tracking_uri(tracking)
     name = experiment_name(dataset)
     try:
-        with store_lock(uri):
-            client = client_for(uri)  # a new SQLite store gets its tables here
+        client = client_for(uri)  # a new SQLite store gets its tables here
+        with store_lock(uri):  # and the dataset's experiment, once
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 root = Path(tracking.artifact_root).resolve() / name

@@ -204,6 +204,27 @@ def create_run_in(uri: str, queue) -> None:
         queue.put(f"failed: {err!r}")
 
 
+def open_store_in(uri: str, queue) -> None:
+    try:
+        queue.put(len(tracking.client_for(uri).search_experiments()))
+    except Exception as err:  # reported to the test, which fails on it
+        queue.put(f"failed: {err!r}")
+
+
+def test_clients_made_at_once_in_processes_on_a_new_sqlite_store_all_open_it(tmp_path):
+    """As two sweeps started together do, before either has a run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=open_store_in, args=(uri, queue)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert results == [1, 1, 1]  # MLflow's Default experiment, in one store built once
+
+
 def test_two_processes_can_create_one_new_sqlite_store_at_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     context = multiprocessing.get_context("spawn")
