@@ -50,6 +50,11 @@ information term likes as well, so a least value away from 0 would point at a be
 code's rho and change with slant, width and thickness and render's names, as trained and turned as
 `improved.continuous_turn_every` would turn it on the split (the training split, as training does).
 
+With `--final-turn`, each code's rho and change with slant, width and thickness and render's names,
+as trained and turned as `improved.continuous_final_turn` turns it when training ends (the codes'
+least mixed second derivative, `final_turn`): what that option would have made of a model trained
+without it.
+
 With `--stroke-alone`, the same for each code's stroke: its slant, width and thickness beside those
 of each latent's digit at the code's 0 thickened or thinned as far as the code changes its thickness,
 by a square pen (3x3) and by a round one (the 3x3 cross). A thicker square pen straightens a leaning
@@ -116,6 +121,7 @@ from infogan.model.losses import (
     least_dependent_turn,
     plane_turn,
 )
+from infogan.training.module import final_turn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: benchmarks/ is found from the root
 from benchmarks.factor_measures import WITH_INK_SLANT, Measures, cross_pen, rotate, shear, soft_thicken
@@ -502,6 +508,11 @@ def main() -> None:
     )
     p.add_argument("--names", action="store_true", help="each code's rhos and changes, and the names render gives")
     p.add_argument(
+        "--final-turn",
+        action="store_true",
+        help="the names before and after the turn improved.continuous_final_turn would give the model",
+    )
+    p.add_argument(
         "--trained", action="store_true", help="read a training checkpoint's networks as trained, not their average"
     )
     args = p.parse_args()
@@ -545,6 +556,14 @@ def main() -> None:
                 print(f"    mean cos of each class's effect with the others', {pool}x{pool} blocks: {cosines}")
         if args.names:
             print(f"{path}: {effects_line(model)}")
+        if args.final_turn:
+            turn, angles = final_turn(model)
+            turned = copy.deepcopy(model)
+            with torch.no_grad():
+                for tensor, dim, index in turned.continuous_slices():
+                    turn_slice(tensor, dim, index, turn)
+            print(f"{path} as trained: {effects_line(model)}")
+            print(f"{path} finally turned {', '.join(f'{a:+.1f}' for a in angles)} deg: {effects_line(turned)}")
         if args.turns:
             readings, classes = continuous_readings_and_classes(model, load_split(args.turns)[0])  # one pass
             turns = reading_turn_dependence(readings, classes, model.codes.categorical_sizes[0])

@@ -324,6 +324,11 @@ class ImprovedConfig(Section):
     # step, from their values to 0 after the run's last iteration; a code's effect that is right by
     # then keeps while the digits settle, and late drift costs less; 0: constant to the end
     lr_decay_start: Count
+    # when training ends, turn the continuous codes to the rotation at which they act most separately
+    # on the image (least mixed second derivative; infogan/model/losses.py, least_mixed_turn). With
+    # model.<dataset>.continuous_prior gaussian only: under that prior a turn changes neither the images
+    # nor what Q reads, so the objective leaves the codes' axes free; false: the axes training left
+    continuous_final_turn: Bool
 
     @model_validator(mode="after")
     def _anchored_codes_start_apart(self) -> ImprovedConfig:
@@ -406,6 +411,12 @@ class TrainingConfig(Section):
             improved = build(ImprovedConfig, improved, "improved")
         if improved is None and train.recipe == "improved":
             raise InfoGANError("the improved recipe needs its settings (the params section improved)")
+        if improved is not None and improved.continuous_final_turn and model.continuous_prior != "gaussian":
+            raise InfoGANError(
+                "improved.continuous_final_turn needs model.<dataset>.continuous_prior: gaussian, got "
+                f"{model.continuous_prior}: only under a Gaussian prior does a turn of the codes leave the images "
+                "G draws as they were"
+            )
         return cls(model=model, train=train, improved=improved)
 
     def improved_terms(self) -> ImprovedConfig | None:

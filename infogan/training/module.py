@@ -71,6 +71,7 @@ from infogan.model.losses import (
     generator_loss,
     information_loss,
     least_dependent_turn,
+    least_mixed_turn,
 )
 from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
@@ -78,7 +79,21 @@ from infogan.training.callbacks import WeightAverage
 
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
 CONTINUOUS_ROWS = 32
+# latents the final turn's mixed derivative is averaged over (improved.continuous_final_turn): 4 generator
+# passes over them for each of 61 angles, seconds on a CPU
+FINAL_TURN_LATENTS = 1024
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
+
+
+def final_turn(model: InfoGAN) -> tuple[torch.Tensor, list[float]]:
+    """`least_mixed_turn` of `model`'s continuous codes, as `improved.continuous_final_turn` finds it:
+    over FINAL_TURN_LATENTS latents drawn from a generator seeded 0, with batch norm reading its running
+    statistics (the model is left in eval mode), as render draws."""
+    device = next(model.parameters()).device
+    draw = torch.Generator(device=device).manual_seed(0)
+    vector = model.codes.sample(FINAL_TURN_LATENTS, generator=draw, device=device).vector
+    model.eval()
+    return least_mixed_turn(model.generator, vector, model.codes.n_continuous)
 
 
 class InfoGANTraining(pl.LightningModule):
@@ -529,6 +544,22 @@ class InfoGANTraining(pl.LightningModule):
             self._log_losses(losses, last_of_epoch)
         elif last_of_epoch:  # a skipped iteration's losses are not averaged in, but the epoch still closes
             self._log_losses(None, last_of_epoch)
+
+    def on_train_end(self) -> None:
+        """With `improved.continuous_final_turn`: turn the continuous codes of the networks the run
+        saves (the moving average, which Lightning's weight averaging has put in place by now) to
+        `least_mixed_turn` over FINAL_TURN_LATENTS latents from a fixed seed, and log each pair's angle."""
+        if self.improved is None or not self.improved.continuous_final_turn or self.model.codes.n_continuous < 2:
+            return
+        was_training = self.model.training
+        turn, angles = final_turn(self.model)
+        turn = self.trainer.strategy.broadcast(turn, src=0)  # every rank turns alike
+        with torch.no_grad():
+            for tensor, dim, index in self.model.continuous_slices():
+                turn_slice(tensor, dim, index, turn)
+        self.model.train(was_training)
+        for logger in self.loggers:
+            logger.log_metrics({"improved/continuous_final_turn_degrees": angles[0]}, step=self.iteration)
 
     def learning_rate_scale(self, iteration: int) -> float:
         """The share of train.lr_d and train.lr_g the step at `iteration` (counted from 1) takes: 1 up

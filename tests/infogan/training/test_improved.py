@@ -3,6 +3,7 @@ to the training step; and Q's fixed-std option for continuous codes."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,11 +11,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+import infogan.training.module as training_module
 from infogan.config import ImprovedConfig
 from infogan.data.images import to_model_range
 from infogan.errors import InfoGANError
 from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
+from infogan.model.infogan import turn_slice
 from infogan.model.losses import (
     categorical_consistency,
     categorical_entropies,
@@ -31,6 +34,7 @@ from infogan.model.losses import (
     continuous_mixed_derivatives,
     continuous_shared_effect,
     gaussian_nll,
+    least_mixed_turn,
     plane_turn,
 )
 from infogan.training.callbacks import WeightAverage
@@ -1419,3 +1423,61 @@ def test_learning_rates_stay_constant_when_off_past_the_end_or_under_the_paper_r
     data = DeviceImages(random_images(), 32, batches_per_epoch=4, seed=0)
     trainer(callbacks=[seen]).fit(improved_module(only(lr_decay_start=start), recipe), datamodule=data)
     assert seen.rates == pytest.approx([train.lr_d, train.lr_g] * 4)
+
+
+@pytest.mark.parametrize("mixed_by", [7.0, -11.5])
+def test_the_least_mixed_turn_undoes_a_turn_of_two_factors_that_each_act_alone(mixed_by):
+    """Two pixels, each a square of one factor; the codes are the factors turned by `mixed_by` degrees.
+    Only the turn back leaves each pixel to one code (mixed derivative 0)."""
+    mixing = plane_turn(2, 0, 1, mixed_by)
+
+    def generator(v: torch.Tensor) -> torch.Tensor:
+        factors = v[:, -2:] @ mixing  # row form: the factors are mixing.T @ codes
+        return factors.square()[:, :, None, None]
+
+    vector = torch.cat([torch.zeros(64, 3), torch.randn(64, 2, generator=torch.Generator().manual_seed(0))], dim=1)
+    turn, angles = least_mixed_turn(generator, vector, 2)
+    assert angles == [-mixed_by]
+    assert torch.allclose(turn @ mixing, torch.eye(2), atol=1e-6)
+
+    def turned(v: torch.Tensor) -> torch.Tensor:  # G with its codes turned as the result says
+        return generator(torch.cat([v[:, :3], v[:, 3:] @ turn], dim=1))
+
+    mixed_before, mixed_after = (float(continuous_mixed_derivatives(g, vector, 2, 1.0)) for g in (generator, turned))
+    assert mixed_before > 0.01 and mixed_after < 1e-9, (mixed_before, mixed_after)
+
+
+class Networks(pl.Callback):
+    """A copy of the module's networks at the end of training, before the module's own on_train_end."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.model = copy.deepcopy(pl_module.model)
+
+
+def test_the_final_turn_turns_the_saved_average_so_it_draws_the_same_images_from_turned_codes(monkeypatch):
+    monkeypatch.setattr(training_module, "FINAL_TURN_LATENTS", 64)  # the test's speed; the search is the same
+    config = only(continuous_final_turn=True, ema_decay=0.5)
+    module = InfoGANTraining(shipped_model(continuous_prior="gaussian"), shipped_train(), config)
+    before, average = Networks(), WeightAverage(0.5)
+    data = DeviceImages(random_images(), 32, batches_per_epoch=3, seed=0)
+    trainer(callbacks=[average, before]).fit(module, datamodule=data)  # the copy after the average is put in place
+    old = before.model.eval()
+    draw = torch.Generator().manual_seed(0)
+    vector = old.codes.sample(64, generator=draw).vector
+    turn, angles = least_mixed_turn(old.generator, vector, 2)
+    assert angles[0] != 0  # a turn to find: the test would not see one left out
+    turned = copy.deepcopy(old)
+    with torch.no_grad():
+        for tensor, dim, index in turned.continuous_slices():
+            turn_slice(tensor, dim, index, turn)
+    saved = {k: v for k, v in module.model.state_dict().items()}
+    assert all(torch.equal(saved[k], v) for k, v in turned.state_dict().items())
+    new_codes = vector.clone()
+    new_codes[:, -2:] = vector[:, -2:] @ turn.T  # the same latents, their codes as the turned model reads them
+    with torch.no_grad():
+        assert torch.allclose(module.model.eval().generator(new_codes), old.generator(vector), atol=1e-5)
+
+
+def test_a_final_turn_under_a_uniform_prior_is_refused_with_the_reason():
+    with pytest.raises(InfoGANError, match=r"continuous_final_turn needs model\.<dataset>\.continuous_prior: gaussian"):
+        InfoGANTraining(shipped_model(), shipped_train(), only(continuous_final_turn=True))
