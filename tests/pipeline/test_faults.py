@@ -196,45 +196,44 @@ def test_tolerant_logger_records_a_failed_call_instead_of_raising(monkeypatch):
     assert len(logger.failures) == 1 and logger.failures[0].startswith("metrics at step 3: ")
 
 
-def create_run_in(uri: str, queue) -> None:
+def create_run_in(uri: str) -> str:
     params = TrackingConfig(uri=uri, artifact_root=str(Path(uri[len("sqlite:///") :]).parent / "art"))
+    return tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0")
+
+
+def open_store_in(uri: str) -> int:
+    return len(tracking.client_for(uri).search_experiments())
+
+
+def report_to(queue, work, uri: str) -> None:
     try:
-        queue.put(tracking.start_run(params, "mnist", {"train": {"seed": 0}}, {}, "mnist-paper-seed0"))
+        queue.put(work(uri))
     except Exception as err:  # reported to the test, which fails on it
         queue.put(f"failed: {err!r}")
 
 
-def open_store_in(uri: str, queue) -> None:
-    try:
-        queue.put(len(tracking.client_for(uri).search_experiments()))
-    except Exception as err:  # reported to the test, which fails on it
-        queue.put(f"failed: {err!r}")
-
-
-def test_clients_made_at_once_in_processes_on_a_new_sqlite_store_all_open_it(tmp_path):
-    """As two sweeps started together do, before either has a run."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def at_once_in_processes(work, uri: str, n: int) -> list:
+    """work(uri) in n new processes started together, and what each returned (or how it failed)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=open_store_in, args=(uri, queue)) for _ in range(3)]
+    workers = [context.Process(target=report_to, args=(queue, work, uri)) for _ in range(n)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=300) for _ in workers]
     for worker in workers:
         worker.join(timeout=60)
+    return results
+
+
+def test_clients_made_at_once_in_processes_on_a_new_sqlite_store_all_open_it(tmp_path):
+    """As two sweeps started together do, before either has a run."""
+    results = at_once_in_processes(open_store_in, f"sqlite:///{tmp_path / 'mlflow.db'}", 3)
     assert results == [1, 1, 1]  # MLflow's Default experiment, in one store built once
 
 
 def test_two_processes_can_create_one_new_sqlite_store_at_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    workers = [context.Process(target=create_run_in, args=(uri, queue)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
+    results = at_once_in_processes(create_run_in, uri, 2)
     assert not any(str(r).startswith("failed") for r in results), results
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("infogan-mnist")
