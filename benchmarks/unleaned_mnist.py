@@ -13,8 +13,8 @@ stroke. The test split, the neighbour table and the manifest are copied as they 
 few degrees, so a digit's nearest images hardly change. The labels are used only to take the
 dependence out within each class; this is an experiment on the data, not a recipe, and nothing in
 the pipeline reads it. Round 26 of docs/digits.md ran the recipe on it: the thickness code leaned all
-the same, so that dependence is not why. `--slant skeleton` takes out the skeleton's slant (render's) instead; one
-pass leaves a quarter of it (round 36: -2.27 to -0.60 degrees a pixel).
+the same, so that dependence is not why. `--slant skeleton` takes out the slant of the skeleton
+(render's slant) instead; one pass leaves a quarter of it (round 36: -2.27 to -0.60 degrees a pixel).
 
 `--on width` does the same for the digits' deslanted width: within most classes narrower digits lean
 further right (pooled slope -0.95 degrees a pixel, r -0.17), and round 31 asked whether that is what

@@ -321,8 +321,8 @@ class ImprovedConfig(Section):
     # StyleGAN's G_ema, here over G, D and Q); 0: the trained networks themselves
     ema_decay: Annotated[Float, Field(ge=0, lt=1)]
     # the iteration after which both learning rates (train.lr_d, train.lr_g) fall linearly, step by
-    # step, from their values to 0 after the run's last iteration; a code's effect that is right by
-    # then keeps while the digits settle, and late drift costs less; 0: constant to the end
+    # step, from their values to 0 after the run's last iteration, to leave less step for the codes'
+    # late drift (it did not keep c3 from leaning: docs/digits.md, round 36); 0: constant to the end
     lr_decay_start: Count
     # when training ends, turn the continuous codes to the rotation at which they act most separately
     # on the image (least mixed second derivative; infogan/model/losses.py, least_mixed_turn). With
