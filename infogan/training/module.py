@@ -80,7 +80,7 @@ from infogan.training.callbacks import WeightAverage
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
 CONTINUOUS_ROWS = 32
 # latents the final turn's mixed derivative is averaged over (improved.continuous_final_turn): 4 generator
-# passes over them for each of 61 angles, seconds on a CPU
+# passes over them for each of 61 angles, 68 s with two threads on a 2-core Zen 5 (docs/digits.md, round 36)
 FINAL_TURN_LATENTS = 1024
 CONTRASTIVE_ROWS = 64  # latents of each batch that get a partner sharing one code (one more G pass each)
 
