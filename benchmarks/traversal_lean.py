@@ -110,7 +110,7 @@ from infogan.evaluation.metrics import (
 )
 from infogan.evaluation.registry import render_digit_classifier
 from infogan.evaluation.traversal import continuous_traversal
-from infogan.model.infogan import InfoGAN, turn_slice
+from infogan.model.infogan import InfoGAN
 from infogan.model.load import load_model, read_checkpoint
 from infogan.model.losses import (
     block_directions,
@@ -451,11 +451,14 @@ def turned_model(model: InfoGAN, readings: torch.Tensor, classes: torch.Tensor) 
     them, given Q's readings and classes of the real images (`continuous_readings_and_classes`):
     `least_dependent_turn` within the classes, a degree apart; and each pair's angle."""
     turn, angles = least_dependent_turn(readings, classes, model.codes.categorical_sizes[0])
+    return turned_copy(model, turn), angles
+
+
+def turned_copy(model: InfoGAN, turn: torch.Tensor) -> InfoGAN:
+    """A copy of `model` with its continuous codes turned by `turn` (`InfoGAN.turn_continuous`)."""
     turned = copy.deepcopy(model)
-    with torch.no_grad():
-        for tensor, dim, index in turned.continuous_slices():
-            turn_slice(tensor, dim, index, turn)
-    return turned, angles
+    turned.turn_continuous(turn)
+    return turned
 
 
 def effects_line(model: InfoGAN) -> str:
@@ -558,10 +561,7 @@ def main() -> None:
             print(f"{path}: {effects_line(model)}")
         if args.final_turn:
             turn, angles = final_turn(model)
-            turned = copy.deepcopy(model)
-            with torch.no_grad():
-                for tensor, dim, index in turned.continuous_slices():
-                    turn_slice(tensor, dim, index, turn)
+            turned = turned_copy(model, turn)
             print(f"{path} as trained: {effects_line(model)}")
             print(f"{path} finally turned {', '.join(f'{a:+.1f}' for a in angles)} deg: {effects_line(turned)}")
         if args.turns:

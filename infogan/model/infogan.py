@@ -38,6 +38,14 @@ class InfoGAN(nn.Module):
         first = self.generator.fc[0]  # a linear layer without bias: the latent's first use
         return [(first.weight, 1, slice(latent_dim - n, latent_dim)), *self.q_head.continuous_slices()]
 
+    def turn_continuous(self, turn: torch.Tensor) -> None:
+        """In place: re-express every weight `continuous_slices` names for the continuous codes turned
+        by `turn` (n, n), the new codes being turn @ the old (`turn_slice`): G draws from the new codes
+        what it drew from the old, and Q reads the new ones."""
+        with torch.no_grad():
+            for tensor, dim, index in self.continuous_slices():
+                turn_slice(tensor, dim, index, turn)
+
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """Generate images (B, C, H, W) in [-1, 1] from latent vectors (B, latent_dim)."""
         return self.generator(latent)

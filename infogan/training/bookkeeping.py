@@ -22,6 +22,11 @@ def iterations_done(trainer: pl.Trainer) -> int:
     return trainer.fit_loop.epoch_loop.total_batch_idx + 1
 
 
+def iterations_planned(trainer: pl.Trainer) -> int:
+    """The training iterations the whole run makes: its epochs times the batches of each."""
+    return trainer.max_epochs * trainer.num_training_batches
+
+
 @dataclass
 class Losses:
     """One iteration's named scalar losses, stacked into one tensor on their device."""

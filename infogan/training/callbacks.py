@@ -23,7 +23,7 @@ from infogan.evaluation.history import HISTORY_KEYS
 from infogan.evaluation.metrics import categorical_code_matching
 from infogan.evaluation.traversal import sample_grid
 from infogan.model.infogan import InfoGAN
-from infogan.training.bookkeeping import iterations_done
+from infogan.training.bookkeeping import iterations_done, iterations_planned
 
 
 class WeightAverage(WeightAveraging):
@@ -124,7 +124,7 @@ class ProgressLines(pl.Callback):
         if not trainer.is_global_zero:
             return
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        done, total = iterations_done(trainer), trainer.max_epochs * trainer.num_training_batches
+        done, total = iterations_done(trainer), iterations_planned(trainer)
         per_second = self.iterations / elapsed
         row = self.evaluation.history[-1] if self.evaluation.history else {}
         values = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "iteration"))

@@ -74,7 +74,7 @@ from infogan.model.losses import (
     least_mixed_turn,
 )
 from infogan.model.networks import CodeParams, PairHead
-from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done
+from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done, iterations_planned
 from infogan.training.callbacks import WeightAverage
 
 # latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
@@ -89,9 +89,8 @@ def final_turn(model: InfoGAN) -> tuple[torch.Tensor, list[float]]:
     """`least_mixed_turn` of `model`'s continuous codes, as `improved.continuous_final_turn` finds it:
     over FINAL_TURN_LATENTS latents drawn from a generator seeded 0, with batch norm reading its running
     statistics (the model is left in eval mode), as render draws."""
-    device = next(model.parameters()).device
-    draw = torch.Generator(device=device).manual_seed(0)
-    vector = model.codes.sample(FINAL_TURN_LATENTS, generator=draw, device=device).vector
+    draw = torch.Generator(device=model.device).manual_seed(0)
+    vector = model.codes.sample(FINAL_TURN_LATENTS, generator=draw, device=model.device).vector
     model.eval()
     return least_mixed_turn(model.generator, vector, model.codes.n_continuous)
 
@@ -553,10 +552,7 @@ class InfoGANTraining(pl.LightningModule):
             return
         was_training = self.model.training
         turn, angles = final_turn(self.model)
-        turn = self.trainer.strategy.broadcast(turn, src=0)  # every rank turns alike
-        with torch.no_grad():
-            for tensor, dim, index in self.model.continuous_slices():
-                turn_slice(tensor, dim, index, turn)
+        self.model.turn_continuous(self.trainer.strategy.broadcast(turn, src=0))  # every rank turns alike
         self.model.train(was_training)
         for logger in self.loggers:
             logger.log_metrics({"improved/continuous_final_turn_degrees": angles[0]}, step=self.iteration)
@@ -566,10 +562,10 @@ class InfoGANTraining(pl.LightningModule):
         to `improved.lr_decay_start` N, then falling linearly, (T - iteration + 1) / (T - N) over the
         run's T iterations, to 1 / (T - N) at its last; 1 throughout with N 0 or at least T."""
         start = self.improved.lr_decay_start if self.improved is not None else 0
-        total = self.trainer.max_epochs * self.trainer.num_training_batches
+        total = iterations_planned(self.trainer)
         if start == 0 or start >= total or iteration <= start:
             return 1.0
-        return max(total - iteration + 1, 0) / (total - start)
+        return (total - iteration + 1) / (total - start)
 
     def set_learning_rates(self, opt_d, opt_g) -> None:
         """Give both optimizers this iteration's learning rates (`learning_rate_scale`); set every

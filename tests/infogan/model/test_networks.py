@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from infogan.config import ModelConfig
-from infogan.model.infogan import InfoGAN, turn_slice
+from infogan.model.infogan import InfoGAN
 from infogan.model.losses import plane_turn
 from infogan.model.networks import LEAK, AdversarialHead, CodeParams, DiscriminatorTrunk, Generator, QHead
 from pipeline.params import shipped_model
@@ -218,8 +218,8 @@ def test_dcgan_initialisation():
 
 
 def test_turning_the_continuous_slices_keeps_the_images_and_turns_q_s_readings():
-    """After the weights `continuous_slices` names are turned by T, G draws from T c what it drew from c,
-    and Q reads T times what it read; nothing else moves."""
+    """After the weights `continuous_slices` names are turned by T (`turn_continuous`), G draws from
+    T c what it drew from c, and Q reads T times what it read; nothing else moves."""
     torch.manual_seed(0)
     model = InfoGAN(
         shipped_model(g_fc=(16,), g_base_channels=8, g_upconv=(4,), d_conv=(4, 8), d_fc=(8,), q_hidden=8)
@@ -231,8 +231,7 @@ def test_turning_the_continuous_slices_keeps_the_images_and_turns_q_s_readings()
         before = model.encode(images)
         other = {k: v.clone() for k, v in model.state_dict().items()}
         turn = plane_turn(2, 0, 1, 25.0)
-        for tensor, dim, index in model.continuous_slices():
-            turn_slice(tensor, dim, index, turn)
+        model.turn_continuous(turn)
         turned = model.codes.assemble(latent.vector[:, :62], latent.categorical, latent.continuous @ turn.T)
         assert model(turned.vector) == pytest.approx(images, abs=1e-5)
         after = model.encode(images)

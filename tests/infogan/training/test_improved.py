@@ -17,7 +17,6 @@ from infogan.data.images import to_model_range
 from infogan.errors import InfoGANError
 from infogan.model.augment import affine_jitter, nuisance, thickness_jitter
 from infogan.model.codes import Latent
-from infogan.model.infogan import turn_slice
 from infogan.model.losses import (
     categorical_consistency,
     categorical_entropies,
@@ -1467,9 +1466,7 @@ def test_the_final_turn_turns_the_saved_average_so_it_draws_the_same_images_from
     turn, angles = least_mixed_turn(old.generator, vector, 2)
     assert angles[0] != 0  # a turn to find: the test would not see one left out
     turned = copy.deepcopy(old)
-    with torch.no_grad():
-        for tensor, dim, index in turned.continuous_slices():
-            turn_slice(tensor, dim, index, turn)
+    turned.turn_continuous(turn)
     saved = {k: v for k, v in module.model.state_dict().items()}
     assert all(torch.equal(saved[k], v) for k, v in turned.state_dict().items())
     new_codes = vector.clone()
