@@ -235,6 +235,10 @@ class ImprovedConfig(Section):
     # weight of the continuous codes' squared mixed second derivative d2G/(dc_i dc_j) in G's step, on
     # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
     continuous_hessian: Weight
+    # weight of the same mixed derivative divided by the two codes' squared first derivatives dG/dc_i
+    # and dG/dc_j (continuous_mixed_derivatives with relative=True): a code cannot lower it by
+    # changing the image less; 0: not computed
+    continuous_hessian_relative: Weight
     # weight of the squared cosine between the continuous codes' effects on the image, dG/dc_i and
     # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed

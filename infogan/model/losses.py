@@ -311,6 +311,8 @@ def continuous_mixed_derivatives(
     n_continuous: int,
     epsilon: float = 0.1,
     started: int | None = None,
+    relative: bool = False,
+    floor: float = 1e-3,
 ) -> torch.Tensor:
     """The mean over pairs of continuous codes and over pixels of the squared mixed second derivative
     d2 G / (dc_i dc_j), i != j, of the generated images, by central differences of step `epsilon`.
@@ -321,6 +323,13 @@ def continuous_mixed_derivatives(
     the codes act separately. `vector`: (B, latent_dim) generator inputs whose last n_continuous
     columns are the continuous codes; 4 generator passes over B inputs per pair. `started`: only the
     first this many codes are paired (all when None), as with `improved.continuous_stagger`.
+
+    `relative`: each pair's mean square is divided by the product of the two codes' mean squared first
+    derivatives dG/dc_i and dG/dc_j, taken from the same four images, each plus `floor`. A code whose
+    whole effect is scaled down scales its mixed derivative and its own first derivative together, so
+    it cannot lower this value by changing the image less, as it can the plain one (by the square of
+    the scale). The floor keeps a code that hardly changes the image (one just started, or a model
+    whose codes do nothing) from being weighed as if its every change were mixed.
     """
     first = vector.shape[1] - n_continuous
     paired = n_continuous if started is None else started
@@ -331,8 +340,14 @@ def continuous_mixed_derivatives(
         for row, (a, b) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
             steps[row, first + i], steps[row, first + j] = a * epsilon, b * epsilon
         images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (4, vector.shape[0]))
-        mixed = (images[0] - images[1] - images[2] + images[3]) / (4 * epsilon**2)
-        terms.append(mixed.float().square().mean())
+        up_up, up_down, down_up, down_down = images
+        mixed = (up_up - up_down - down_up + down_down) / (4 * epsilon**2)
+        term = mixed.float().square().mean()
+        if relative:
+            along_i = (up_up + up_down - down_up - down_down) / (4 * epsilon)
+            along_j = (up_up - up_down + down_up - down_down) / (4 * epsilon)
+            term = term / ((along_i.float().square().mean() + floor) * (along_j.float().square().mean() + floor))
+        terms.append(term)
     return torch.stack(terms).mean() if terms else vector.new_zeros(())
 
 

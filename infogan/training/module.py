@@ -16,7 +16,8 @@ Q's class of real images: its consistency between x and T(x), the mutual informa
 two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), and the entropies
 H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images and
 each one's distance from its prior (`real_image_terms`); and, in the generator step,
-the continuous codes' mixed second derivatives (`improved.continuous_hessian`) and the overlap of
+the continuous codes' mixed second derivatives (`improved.continuous_hessian`, or relative to their
+first derivatives, `improved.continuous_hessian_relative`) and the overlap of
 their effects on the image (`improved.continuous_orthogonal`), and a code's effect turned the other way
 on another class (`improved.continuous_class_agreement`). With `improved.continuous_read_noise`,
 G's continuous information term is read by Q from noisy fakes, which Q learns to read in D's step. With
@@ -38,6 +39,7 @@ re-expressed.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import pytorch_lightning as pl
@@ -430,6 +432,11 @@ class InfoGANTraining(pl.LightningModule):
             rows, n_continuous = latent.vector[:CONTINUOUS_ROWS], self.model.codes.n_continuous
             for key, weight, term in (
                 ("continuous_hessian", improved.continuous_hessian, continuous_mixed_derivatives),
+                (
+                    "continuous_hessian_relative",
+                    improved.continuous_hessian_relative,
+                    functools.partial(continuous_mixed_derivatives, relative=True),
+                ),
                 ("continuous_orthogonal", improved.continuous_orthogonal, continuous_effect_overlap),
                 ("continuous_shared_effect", improved.continuous_shared_effect, continuous_shared_effect),
             ):

@@ -555,6 +555,43 @@ def test_mixed_derivatives_are_zero_for_codes_that_act_apart_and_exact_for_a_pro
     assert float(continuous_mixed_derivatives(mixed, vector, 2)) > 0.1
 
 
+class ThirdsWithAProduct(torch.nn.Module):
+    """A stand-in generator: c2 = a darkens the left third, c3 = b the middle third scaled by `scale`,
+    and their product a * b the right third scaled by `scale`: a second code weakened as a whole."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, vector: torch.Tensor) -> torch.Tensor:
+        a, b = vector[:, -2].view(-1, 1, 1, 1), vector[:, -1].view(-1, 1, 1, 1)
+        images = vector.new_zeros(vector.shape[0], 1, 28, 27)
+        images[..., :9], images[..., 9:18], images[..., 18:] = a, self.scale * b, self.scale * a * b
+        return images
+
+
+def test_relative_mixed_derivatives_are_zero_for_codes_apart_and_not_lowered_by_a_weaker_code():
+    vector = (torch.rand(8, 74) * 2 - 1).double()
+    apart = CodeProduct(lambda a, b: torch.sin(2 * a) + b**3)
+    assert float(continuous_mixed_derivatives(apart, vector, 2, relative=True)) == pytest.approx(0.0, abs=1e-6)
+    a2, b2 = float(vector[:, -2].square().mean()), float(vector[:, -1].square().mean())
+    plain, relative = {}, {}
+    for scale in (1.0, 0.1):
+        generator = ThirdsWithAProduct(scale)
+        plain[scale] = float(continuous_mixed_derivatives(generator, vector, 2))
+        relative[scale] = float(continuous_mixed_derivatives(generator, vector, 2, relative=True, floor=0.0))
+        # each third is a third of the pixels: mixed = s on the right; d/da = 1 left, s b right;
+        # d/db = s middle, s a right
+        expected = (scale**2 / 3) / ((1 + scale**2 * b2) / 3 * (scale**2 + scale**2 * a2) / 3)
+        assert relative[scale] == pytest.approx(expected, rel=1e-6)
+    assert plain[0.1] == pytest.approx(plain[1.0] / 100, rel=1e-6)  # the plain term is paid by a weaker code
+    assert relative[0.1] > relative[1.0]  # this one is not
+    floored = float(continuous_mixed_derivatives(ThirdsWithAProduct(0.1), vector, 2, relative=True))
+    assert floored == pytest.approx(plain[0.1] / ((1 + 0.01 * b2) / 3 + 1e-3) / (0.01 * (1 + a2) / 3 + 1e-3), rel=1e-6)
+    nothing = CodeProduct(lambda a, b: 0 * a * b)  # codes that do nothing: 0, not 0 / 0
+    assert float(continuous_mixed_derivatives(nothing, vector, 2, relative=True)) == 0.0
+
+
 class TwoPatterns(torch.nn.Module):
     """A stand-in generator: c2 scales one pattern and c3 another, the last two latent columns."""
 
@@ -774,7 +811,7 @@ def test_the_generator_step_pays_class_agreement_only_when_asked():
 
 
 def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_have_started():
-    keys = ("continuous_orthogonal", "continuous_hessian", "continuous_shared_effect")
+    keys = ("continuous_orthogonal", "continuous_hessian", "continuous_hessian_relative", "continuous_shared_effect")
     module = improved_module(only(continuous_stagger=500, **dict.fromkeys(keys, 1.0)))
     latent, fake = latent_and_fake(module)
     module.continuous_started = 1
@@ -787,7 +824,12 @@ def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_h
 
 @pytest.mark.parametrize(
     ("key", "largest"),
-    [("continuous_hessian", math.inf), ("continuous_orthogonal", 1.0), ("continuous_shared_effect", 1.0)],
+    [
+        ("continuous_hessian", math.inf),
+        ("continuous_hessian_relative", math.inf),
+        ("continuous_orthogonal", 1.0),
+        ("continuous_shared_effect", 1.0),
+    ],
 )
 def test_the_generator_step_adds_a_weighted_term_between_continuous_codes_only_when_asked(key, largest):
     off = improved_module(only())
