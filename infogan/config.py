@@ -210,6 +210,13 @@ class ImprovedConfig(Section):
     # categorical_self_label); 0: not computed
     self_label: Weight
     self_label_threshold: Annotated[Float, Field(gt=0, le=1)]
+    # weight of virtual adversarial training on real images (IMSAT's VAT): KL(Q(c | x) || Q(c | x + r)),
+    # the first held fixed, r the perturbation of its norm that changes Q's class fastest
+    # (infogan/model/losses.py, categorical_virtual_adversarial); 0: not computed
+    real_vat: Weight
+    # r's norm as a share of each image's distance to the neighbour it is compared with this epoch
+    # (IMSAT takes 0.25 of the distance to the 10th nearest); needs neighbours > 0
+    real_vat_radius: Annotated[Float, Field(gt=0)]
     # weight of the dependence between the continuous codes Q reads from real images, which the
     # prior draws independently: their squared correlations and those of their squares
     # (infogan/model/losses.py, continuous_dependence); 0: not computed
@@ -340,6 +347,11 @@ class ImprovedConfig(Section):
             raise ValueError(
                 "continuous_anchor needs continuous_stagger > 0: the anchor is the reader taken when a later code "
                 "starts, and with no stagger every code starts at once"
+            )
+        if self.real_vat > 0 and self.neighbours == 0:
+            raise ValueError(
+                "real_vat needs neighbours > 0: its perturbation's norm is a share of each image's distance to "
+                "the neighbour it is compared with"
             )
         if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
             raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")

@@ -110,6 +110,33 @@ def categorical_self_label(
     return total
 
 
+def categorical_virtual_adversarial(
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    target_logits: torch.Tensor,
+    sizes: tuple[int, ...],
+    radius: torch.Tensor,
+) -> torch.Tensor:
+    """Virtual adversarial training (Miyato et al., TPAMI 2018) as IMSAT uses it (Hu et al., ICML
+    2017): `categorical_consistency` between the classes `target_logits` (held fixed) and
+    `logits_of(images + r)`, where each image's r has L2 norm `radius` (B,) and points where the
+    classes change fastest. That direction is one power iteration's: the gradient, with respect to
+    a random perturbation of the same norm, of the divergence it makes (a finite step as large as r,
+    rather than a tiny one, which bf16 would round away). Only the last divergence has a graph to
+    the parameters; the direction is found without one."""
+    shape = (-1,) + (1,) * (images.dim() - 1)
+    radius = radius.reshape(shape).to(images.dtype)
+
+    def unit(v: torch.Tensor) -> torch.Tensor:
+        return v / v.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(shape)
+
+    probe = (radius * unit(torch.randn_like(images))).requires_grad_(True)
+    divergence = categorical_consistency(target_logits, logits_of(images.detach() + probe), sizes)
+    (gradient,) = torch.autograd.grad(divergence, probe)
+    perturbation = radius * unit(gradient.to(images.dtype))
+    return categorical_consistency(target_logits, logits_of(images + perturbation), sizes)
+
+
 def categorical_entropies(logits: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(H(c | x), H(c)) in nats, each summed over the categorical codes: the batch mean of each
     image's entropy, and the entropy of the batch-mean prediction. IMSAT (Hu et al., ICML 2017)

@@ -14,8 +14,10 @@ With `train.recipe: improved` (infogan/config.py, ImprovedConfig) a nuisance tra
 categorical information term on T(fake) in both steps; and, in the discriminator step, terms on
 Q's class of real images: its consistency between x and T(x), the mutual information between those
 two classes, SCAN's self-labelling (Q's confident class of x as T(x)'s target), and the entropies
-H(c | x) and H(c); and the dependence between the continuous codes Q reads from real images and
-each one's distance from its prior (`real_image_terms`); and, in the generator step,
+H(c | x) and H(c), and its virtual adversarial consistency (`improved.real_vat`: IMSAT's VAT, x
+against x + r, r the perturbation that moves Q's class most); and the dependence between the
+continuous codes Q reads from real images and each one's distance from its prior
+(`real_image_terms`); and, in the generator step,
 the continuous codes' mixed second derivatives (`improved.continuous_hessian`, or relative to their
 first derivatives, `improved.continuous_hessian_relative`) and the overlap of
 their effects on the image (`improved.continuous_orthogonal`), and a code's effect turned the other way
@@ -48,6 +50,7 @@ import torch.nn.functional as F
 
 from infogan.config import ImprovedConfig, ModelConfig, TrainConfig, TrainingConfig
 from infogan.data.images import to_model_range
+from infogan.errors import InfoGANError
 from infogan.evaluation.metrics import continuous_readings_and_classes
 from infogan.model.augment import nuisance
 from infogan.model.codes import Latent
@@ -59,6 +62,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    categorical_virtual_adversarial,
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_cross_reading,
@@ -345,20 +349,25 @@ class InfoGANTraining(pl.LightningModule):
         """Improved recipe: the terms on Q's class of real images, and on the continuous codes it reads
         from them: their dependence (`improved.real_continuous_dependence`, with two codes or more; within
         each class Q reads, `improved.real_continuous_class_dependence`) and
-        each one's distance from its prior (`improved.real_continuous_marginal`). Returns their
+        each one's distance from its prior (`improved.real_continuous_marginal`); and IMSAT's virtual
+        adversarial term (`improved.real_vat`), its perturbation's norm a share of each x's distance to
+        its partner x'. Returns their
         weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
         with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
         with T(x') for `partners` x' (one neighbour of each x) when given."""
         improved, sizes = self.improved, self.model.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
+        virtual_adversarial = improved.real_vat > 0
+        if virtual_adversarial and partners is None:  # ImprovedConfig asks for neighbours with it
+            raise InfoGANError("improved.real_vat needs each real image's neighbour (improved.neighbours > 0)")
         started = self.continuous_started  # the codes held at 0 so far are not read
         # from the number of codes, not of those started, so the keys stay the same on every iteration
         several = self.model.codes.n_continuous > 1
         dependence = improved.real_continuous_dependence > 0 and several
         class_dependence = improved.real_continuous_class_dependence > 0 and several and bool(sizes)
         continuous_marginal = improved.real_continuous_marginal > 0 and self.model.codes.n_continuous > 0
-        if not (entropies or compared or dependence or class_dependence or continuous_marginal):
+        if not (entropies or compared or virtual_adversarial or dependence or class_dependence or continuous_marginal):
             return real_features.new_zeros(()), {}  # Q's head not run: its batch-norm statistics stay as they are
         weighted: list[tuple[float, str, torch.Tensor]] = []
         q = self.model.q_head(real_features)
@@ -391,6 +400,12 @@ class InfoGANTraining(pl.LightningModule):
             if improved.self_label > 0:
                 self_label = categorical_self_label(logits, moved, sizes, improved.self_label_threshold)
                 weighted.append((improved.self_label, "improved/self_label", self_label))
+        if virtual_adversarial:
+            radius = improved.real_vat_radius * (real - partners).flatten(1).norm(dim=1)
+            value = categorical_virtual_adversarial(
+                lambda images: self.model.encode(images).categorical_logits, real, logits, sizes, radius
+            )
+            weighted.append((improved.real_vat, "improved/real_vat", value))
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
 

@@ -23,6 +23,7 @@ from infogan.model.losses import (
     categorical_mutual_information,
     categorical_nll,
     categorical_self_label,
+    categorical_virtual_adversarial,
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_cross_reading,
@@ -319,6 +320,82 @@ def test_self_labelling_enters_with_its_weight_against_q_on_the_transformed_batc
     moved = module.model.encode(nuisance(real, config)).categorical_logits
     direct = categorical_self_label(module.model.encode(real).categorical_logits, moved, (10,), 0.1)
     assert torch.allclose(losses["improved/self_label"], direct, rtol=1e-4) and direct > 0
+
+
+class OnePixelClassifier(torch.nn.Module):
+    """Two classes on (B, 1, 4, 4) images whose logits differ by `sharpness` times pixel 5 alone."""
+
+    def __init__(self, sharpness: float = 3.0):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(16, 2))
+        with torch.no_grad():
+            self.weight[5, 1] = sharpness
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1) @ self.weight
+
+
+def test_virtual_adversarial_perturbation_moves_the_one_pixel_the_class_reads():
+    torch.manual_seed(0)
+    classify, images = OnePixelClassifier(), torch.rand(64, 1, 4, 4)
+    target, radius = classify(images), torch.full((64,), 0.5)
+    value = categorical_virtual_adversarial(classify, images, target, (2,), radius)
+    assert classify.weight.grad is None  # the direction's search leaves no gradient on the parameters
+
+    def along_pixel_5(sign: float) -> torch.Tensor:  # each row's divergence with r = sign * radius on pixel 5
+        moved = images.clone()
+        moved[:, 0, 1, 1] += sign * 0.5
+        t, m = target.detach().log_softmax(1), classify(moved).log_softmax(1)
+        return (t.exp() * (t - m)).sum(1)
+
+    # each row's r is +radius or -radius on pixel 5 (the search keeps its random probe's side), so the
+    # batch's divergence lies between the two signs' and far above random directions' of the same norm
+    low, high = (
+        torch.minimum(along_pixel_5(1.0), along_pixel_5(-1.0)),
+        torch.maximum(along_pixel_5(1.0), along_pixel_5(-1.0)),
+    )
+    found = float(value.detach())
+    assert float(low.mean()) - 1e-6 <= found <= float(high.mean()) + 1e-6
+    random = images + 0.5 * F.normalize(torch.randn(64, 16), dim=1).view(64, 1, 4, 4)
+    assert found > 5 * float(categorical_consistency(target, classify(random), (2,)).detach())
+    value.backward()  # the divergence at x + r reaches the parameters
+    assert classify.weight.grad.abs().sum() > 0
+
+
+def test_virtual_adversarial_term_is_zero_at_radius_zero():
+    torch.manual_seed(0)
+    classify, images = OnePixelClassifier(), torch.rand(8, 1, 4, 4)
+    value = categorical_virtual_adversarial(classify, images, classify(images), (2,), torch.zeros(8))
+    assert float(value) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_virtual_adversarial_term_enters_ds_step_with_its_weight_at_a_share_of_the_partners_distance():
+    config = only(real_vat=0.5, real_vat_radius=0.25, neighbours=5)
+    module = improved_module(config)
+    latent, fake = latent_and_fake(module)
+    real = digits(16)
+    partners = torch.roll(real, shifts=1, dims=3)  # each real digit's neighbour: the bar a pixel to the right
+    torch.manual_seed(2)
+    losses = module.discriminator_step(real, fake, latent, partners)
+    train = module.config.train
+    paper = (
+        losses["loss/d"] + train.lambda_cat * losses["info/categorical"] + train.lambda_cont * losses["info/continuous"]
+    )
+    assert torch.allclose(losses["total"], paper + 0.5 * losses["improved/real_vat"], rtol=1e-5)
+    assert losses["improved/real_vat"] > 0
+    # replay the search's random probe: r's norm is a quarter of the bar's distance to its shifted copy
+    radius = torch.full((16,), 0.25 * float((real[0] - partners[0]).norm()))
+    torch.manual_seed(2)
+    logits_of = lambda images: module.model.encode(images).categorical_logits  # noqa: E731
+    direct = categorical_virtual_adversarial(logits_of, real, logits_of(real), (10,), radius)
+    assert torch.allclose(losses["improved/real_vat"], direct, rtol=1e-4)
+    with pytest.raises(InfoGANError, match="real_vat needs each real image's neighbour"):
+        module.discriminator_step(real, fake, latent)
+
+
+def test_the_virtual_adversarial_term_needs_neighbours():
+    with pytest.raises(InfoGANError, match="real_vat needs neighbours > 0"):
+        only(real_vat=1.0, neighbours=0)
 
 
 def test_continuous_dependence_is_zero_for_independent_codes_and_not_for_a_shear_or_a_rotation():
