@@ -217,6 +217,10 @@ class ImprovedConfig(Section):
     # r's norm as a share of each image's distance to the neighbour it is compared with this epoch
     # (IMSAT takes 0.25 of the distance to the 10th nearest); needs neighbours > 0
     real_vat_radius: Annotated[Float, Field(gt=0)]
+    # whether the consistency, self-labelling and virtual adversarial terms take their target, Q's
+    # class of each real image, from the weights' moving average (a mean teacher, Tarvainen and
+    # Valpola, NeurIPS 2017) rather than from the Q being trained; needs ema_decay > 0
+    real_teacher: Bool
     # weight of the dependence between the continuous codes Q reads from real images, which the
     # prior draws independently: their squared correlations and those of their squares
     # (infogan/model/losses.py, continuous_dependence); 0: not computed
@@ -353,6 +357,8 @@ class ImprovedConfig(Section):
                 "real_vat needs neighbours > 0: its perturbation's norm is a share of each image's distance to "
                 "the neighbour it is compared with"
             )
+        if self.real_teacher and self.ema_decay == 0:
+            raise ValueError("real_teacher needs ema_decay > 0: the teacher is the weights' moving average")
         if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
             raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")
         if self.continuous_hold > 0 and self.continuous_stagger == 0:

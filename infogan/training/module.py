@@ -351,7 +351,8 @@ class InfoGANTraining(pl.LightningModule):
         each class Q reads, `improved.real_continuous_class_dependence`) and
         each one's distance from its prior (`improved.real_continuous_marginal`); and IMSAT's virtual
         adversarial term (`improved.real_vat`), its perturbation's norm a share of each x's distance to
-        its partner x'. Returns their
+        its partner x'. With `improved.real_teacher` the consistency, self-labelling and virtual
+        adversarial terms pull towards the moving average's classes of x, not the live Q's. Returns their
         weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
         with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
         with T(x') for `partners` x' (one neighbour of each x) when given."""
@@ -389,25 +390,46 @@ class InfoGANTraining(pl.LightningModule):
                 weighted.append((improved.real_entropy, "improved/real_entropy", conditional))
             if improved.real_marginal_entropy > 0:
                 weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
+        # the class each real image is pulled towards: the live Q's, or the moving average's
+        target = self.teacher_logits(real) if improved.real_teacher and (compared or virtual_adversarial) else logits
         if compared:
             moved = self.model.encode(nuisance(real if partners is None else partners, improved)).categorical_logits
             if improved.real_consistency > 0:
-                consistency = categorical_consistency(logits, moved, sizes)
+                consistency = categorical_consistency(target, moved, sizes)
                 weighted.append((improved.real_consistency, "improved/real_consistency", consistency))
             if improved.real_information > 0:
                 information = categorical_mutual_information(logits, moved, sizes)
                 weighted.append((-improved.real_information, "improved/real_information", information))
             if improved.self_label > 0:
-                self_label = categorical_self_label(logits, moved, sizes, improved.self_label_threshold)
+                self_label = categorical_self_label(target, moved, sizes, improved.self_label_threshold)
                 weighted.append((improved.self_label, "improved/self_label", self_label))
         if virtual_adversarial:
             radius = improved.real_vat_radius * (real - partners).flatten(1).norm(dim=1)
             value = categorical_virtual_adversarial(
-                lambda images: self.model.encode(images).categorical_logits, real, logits, sizes, radius
+                lambda images: self.model.encode(images).categorical_logits, real, target, sizes, radius
             )
             weighted.append((improved.real_vat, "improved/real_vat", value))
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
+
+    def teacher(self) -> InfoGAN:
+        """With `improved.real_teacher`: the networks whose classes of real images the consistency terms
+        take as targets, the weights' moving average (the live networks before its first update)."""
+        averages = [a for a in self.trainer.callbacks if isinstance(a, WeightAverage)]
+        if not averages:
+            raise InfoGANError("improved.real_teacher needs the weights' moving average (improved.ema_decay > 0)")
+        return averages[0].networks(self)
+
+    def teacher_logits(self, real: torch.Tensor) -> torch.Tensor:
+        """The teacher's categorical logits for `real`, read as the evaluation reads them (batch norm on
+        its running statistics), without a graph."""
+        teacher = self.teacher()
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            logits = teacher.encode(real).categorical_logits
+        teacher.train(was_training)
+        return logits
 
     def generator_step(
         self,

@@ -345,7 +345,8 @@ def test_virtual_adversarial_perturbation_moves_the_one_pixel_the_class_reads():
     def along_pixel_5(sign: float) -> torch.Tensor:  # each row's divergence with r = sign * radius on pixel 5
         moved = images.clone()
         moved[:, 0, 1, 1] += sign * 0.5
-        t, m = target.detach().log_softmax(1), classify(moved).log_softmax(1)
+        with torch.no_grad():
+            t, m = target.log_softmax(1), classify(moved).log_softmax(1)
         return (t.exp() * (t - m)).sum(1)
 
     # each row's r is +radius or -radius on pixel 5 (the search keeps its random probe's side), so the
@@ -396,6 +397,60 @@ def test_virtual_adversarial_term_enters_ds_step_with_its_weight_at_a_share_of_t
 def test_the_virtual_adversarial_term_needs_neighbours():
     with pytest.raises(InfoGANError, match="real_vat needs neighbours > 0"):
         only(real_vat=1.0, neighbours=0)
+
+
+def test_a_teacher_gives_the_consistency_terms_their_target_and_the_live_q_the_rest(monkeypatch):
+    config = only(real_consistency=1.0, real_vat=1.0, real_entropy=0.1, real_teacher=True, ema_decay=0.9)
+    module = improved_module(config)
+    teacher = copy.deepcopy(module.model)
+    with torch.no_grad():  # a teacher that reads the real digits otherwise than the live Q does
+        for parameter in teacher.q_head.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    monkeypatch.setattr(module, "teacher", lambda: teacher)
+    latent, fake = latent_and_fake(module)
+    real = digits(16)
+    partners = torch.roll(real, shifts=1, dims=3)
+    torch.manual_seed(2)
+    losses = module.discriminator_step(real, fake, latent, partners)
+    assert teacher.training  # read as the evaluation reads it, then left as it was
+    with torch.no_grad():
+        taught = teacher.eval().encode(real).categorical_logits
+    teacher.train()
+    live = module.model.encode(real).categorical_logits
+    logits_of = lambda images: module.model.encode(images).categorical_logits  # noqa: E731
+    radius = torch.full((16,), 0.25 * float((real[0] - partners[0]).norm()))
+    torch.manual_seed(2)  # replay T's draws, then the virtual adversarial search's
+    moved = logits_of(nuisance(partners, config))
+    consistency = categorical_consistency(taught, moved, (10,))
+    vat = categorical_virtual_adversarial(logits_of, real, taught, (10,), radius)
+    assert torch.allclose(losses["improved/real_consistency"], consistency, rtol=1e-4)
+    assert torch.allclose(losses["improved/real_vat"], vat, rtol=1e-4)
+    assert not torch.allclose(consistency, categorical_consistency(live, moved, (10,)), rtol=1e-2)
+    # the entropies stay the live Q's own
+    assert torch.allclose(losses["improved/real_entropy"], categorical_entropies(live, (10,))[0], rtol=1e-4)
+
+
+def test_a_fit_with_a_teacher_reads_the_moving_average():
+    module = improved_module(only(real_consistency=1.0, real_teacher=True, ema_decay=0.9))
+    average, read = WeightAverage(0.9), []
+    teacher_logits = module.teacher_logits
+
+    def spied(real: torch.Tensor) -> torch.Tensor:
+        read.append(module.teacher() is module.model)
+        return teacher_logits(real)
+
+    module.teacher_logits = spied
+    fit = trainer(callbacks=[average])
+    fit.fit(module, datamodule=DeviceImages(random_images(), 64, batches_per_epoch=3, seed=0))
+    # the live networks until the average's first update (after the first iteration), then the average's
+    assert read == [True, False, False]
+    assert module.teacher() is average.averaged_module().model
+    assert torch.isfinite(fit.callback_metrics["improved/real_consistency_epoch"])
+
+
+def test_a_teacher_needs_the_moving_average():
+    with pytest.raises(InfoGANError, match="real_teacher needs ema_decay > 0"):
+        only(real_consistency=1.0, real_teacher=True, ema_decay=0.0)
 
 
 def test_continuous_dependence_is_zero_for_independent_codes_and_not_for_a_shear_or_a_rotation():
