@@ -221,6 +221,10 @@ class ImprovedConfig(Section):
     # class of each real image, from the weights' moving average (a mean teacher, Tarvainen and
     # Valpola, NeurIPS 2017) rather than from the Q being trained; needs ema_decay > 0
     real_teacher: Bool
+    # with real_teacher: the iterations before the teacher takes over, the live Q giving the targets
+    # until then (an average of weights that have not yet learned the classes is no reader of them);
+    # 0: from the first
+    real_teacher_start: Count
     # weight of the dependence between the continuous codes Q reads from real images, which the
     # prior draws independently: their squared correlations and those of their squares
     # (infogan/model/losses.py, continuous_dependence); 0: not computed
@@ -359,6 +363,8 @@ class ImprovedConfig(Section):
             )
         if self.real_teacher and self.ema_decay == 0:
             raise ValueError("real_teacher needs ema_decay > 0: the teacher is the weights' moving average")
+        if self.real_teacher_start > 0 and not self.real_teacher:
+            raise ValueError("real_teacher_start needs real_teacher: it is the iteration the teacher takes over")
         if self.continuous_anchor_retake > 0 and self.continuous_anchor == 0:
             raise ValueError("continuous_anchor_retake needs continuous_anchor > 0: it retakes the anchor")
         if self.continuous_hold > 0 and self.continuous_stagger == 0:

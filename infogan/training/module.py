@@ -352,7 +352,8 @@ class InfoGANTraining(pl.LightningModule):
         each one's distance from its prior (`improved.real_continuous_marginal`); and IMSAT's virtual
         adversarial term (`improved.real_vat`), its perturbation's norm a share of each x's distance to
         its partner x'. With `improved.real_teacher` the consistency, self-labelling and virtual
-        adversarial terms pull towards the moving average's classes of x, not the live Q's. Returns their
+        adversarial terms pull towards the moving average's classes of x, not the live Q's, after
+        `improved.real_teacher_start` iterations. Returns their
         weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
         with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
         with T(x') for `partners` x' (one neighbour of each x) when given."""
@@ -391,7 +392,9 @@ class InfoGANTraining(pl.LightningModule):
             if improved.real_marginal_entropy > 0:
                 weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
         # the class each real image is pulled towards: the live Q's, or the moving average's
-        target = self.teacher_logits(real) if improved.real_teacher and (compared or virtual_adversarial) else logits
+        start = improved.real_teacher_start
+        taught = improved.real_teacher and (start == 0 or self.iteration > start)
+        target = self.teacher_logits(real) if taught and (compared or virtual_adversarial) else logits
         if compared:
             moved = self.model.encode(nuisance(real if partners is None else partners, improved)).categorical_logits
             if improved.real_consistency > 0:

@@ -448,6 +448,26 @@ def test_a_fit_with_a_teacher_reads_the_moving_average():
     assert torch.isfinite(fit.callback_metrics["improved/real_consistency_epoch"])
 
 
+def test_a_teacher_takes_over_only_after_its_start():
+    config = only(real_consistency=1.0, real_teacher=True, real_teacher_start=2, ema_decay=0.9)
+    module = improved_module(config)
+    teacher_logits, read = module.teacher_logits, []
+
+    def spied(real: torch.Tensor) -> torch.Tensor:
+        read.append(module.iteration)
+        return teacher_logits(real)
+
+    module.teacher_logits = spied
+    fit = trainer(callbacks=[WeightAverage(0.9)])
+    fit.fit(module, datamodule=DeviceImages(random_images(), 64, batches_per_epoch=3, seed=0))
+    assert read == [3]  # the live Q's targets on iterations 1 and 2, the average's from then on
+
+
+def test_a_teacher_start_needs_a_teacher():
+    with pytest.raises(InfoGANError, match="real_teacher_start needs real_teacher"):
+        only(real_consistency=1.0, real_teacher_start=100, ema_decay=0.9)
+
+
 def test_a_teacher_needs_the_moving_average():
     with pytest.raises(InfoGANError, match="real_teacher needs ema_decay > 0"):
         only(real_consistency=1.0, real_teacher=True, ema_decay=0.0)
