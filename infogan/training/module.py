@@ -353,10 +353,10 @@ class InfoGANTraining(pl.LightningModule):
         adversarial term (`improved.real_vat`), its perturbation's norm a share of each x's distance to
         its partner x'. With `improved.real_teacher` the consistency, self-labelling and virtual
         adversarial terms pull towards the moving average's classes of x, not the live Q's, after
-        `improved.real_teacher_start` iterations. Returns their
-        weighted sum (to add to D's loss) and each term's unweighted value by name (to log). Only terms
-        with a weight above 0 are computed; T is drawn once for the terms that compare x with T(x), or
-        with T(x') for `partners` x' (one neighbour of each x) when given."""
+        `improved.real_teacher_start` iterations. Returns their weighted sum (to add to D's loss) and
+        each term's unweighted value by name (to log). Only terms with a weight above 0 are computed;
+        T is drawn once for the terms that compare x with T(x), or with T(x') for `partners` x' (one
+        neighbour of each x) when given."""
         improved, sizes = self.improved, self.model.codes.categorical_sizes
         entropies = improved.real_entropy > 0 or improved.real_marginal_entropy > 0
         compared = improved.real_consistency > 0 or improved.real_information > 0 or improved.self_label > 0
