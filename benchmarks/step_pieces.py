@@ -2,13 +2,19 @@
 iterations in the memory layouts and compile settings asked for.
 
     python benchmarks/step_pieces.py --threads 2
+    python benchmarks/step_pieces.py --threads 2 --set improved.continuous_orthogonal=3.0 \
+        --without improved.continuous_orthogonal improved.continuous_anchor,improved.continuous_anchor_retake
+
 
 Builds the training module from params.yaml's MNIST model and improved recipe (random weights and
 random images: the time of the arithmetic does not depend on them) and times, under bf16 autocast
 where the CPU has it: G's forward, G's forward and backward, a pass of D's trunk and Q's head
 forward (and back), the nuisance transformation, D's whole step and G's whole step, each after G's
 forward. Then whole iterations (both steps, backward included, no optimizer) per `--layouts`
-entry. Each is timed `--repeats` times, in turn with the others, and its best mean is printed
+entry. `--set` changes params.yaml's values first (as `pipeline.sweep --set` does); each `--without`
+entry (keys joined by commas) adds a whole iteration with those keys at 0 (off), so a term's share of
+the iteration is the difference. Every continuous code counts as started, so the terms between codes
+are all paid. Each is timed `--repeats` times, in turn with the others, and its best mean is printed
 (with images/s for whole iterations): on a shared machine the slowest runs are noise.
 """
 
@@ -23,14 +29,17 @@ import torch
 from infogan.model.augment import nuisance
 from infogan.training.hardware import resolve_precision
 from infogan.training.module import InfoGANTraining
-from pipeline.params import parse_params, shipped_params
+from pipeline.params import parse_params, shipped_params, with_overrides
+from pipeline.sweep import apply_overrides
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def module_and_batch(layout: torch.memory_format, compiled: bool, batch: int) -> tuple[InfoGANTraining, ...]:
+def module_and_batch(
+    params: dict, layout: torch.memory_format, compiled: bool, batch: int
+) -> tuple[InfoGANTraining, ...]:
     torch.manual_seed(0)
-    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    config = parse_params(params).training("mnist")
     module = InfoGANTraining(config.model, config.train, config.improved).to(memory_format=layout)
     if compiled:
         for part in (module.model.generator, module.model.trunk, module.model.d_head, module.model.q_head):
@@ -78,13 +87,18 @@ def main() -> None:
         default=["contiguous", "channels_last", "contiguous+compile"],
         help="whole-iteration settings: contiguous or channels_last, with +compile for torch.compile",
     )
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, as pipeline.sweep's")
+    p.add_argument(
+        "--without", nargs="+", default=[], metavar="KEY[,KEY]", help="a whole iteration with each entry's keys at 0"
+    )
     args = p.parse_args()
+    params = apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)
     torch.set_num_threads(args.threads)
     bf16 = resolve_precision("auto", "cpu") == "bf16-mixed"
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     print(f"{args.threads} threads, batch {args.batch_size}, {'bf16 autocast' if bf16 else 'fp32'}")
 
-    module, real, partners = module_and_batch(torch.contiguous_format, False, args.batch_size)
+    module, real, partners = module_and_batch(params, torch.contiguous_format, False, args.batch_size)
     model, improved = module.model, module.improved
 
     def generate():
@@ -137,15 +151,19 @@ def main() -> None:
     for name, seconds in fastest.items():
         print(f"{name:40s} {1000 * seconds:7.1f} ms")
 
+    settings = {setting: params for setting in args.layouts}
+    settings.update(
+        {f"without {keys}": with_overrides(params, dict.fromkeys(keys.split(","), 0)) for keys in args.without}
+    )
     best: dict[str, float] = {}
     for _ in range(args.repeats):
-        for setting in args.layouts:
-            layout, _, compiled = setting.partition("+")
-            built = module_and_batch(LAYOUTS[layout], compiled == "compile", args.batch_size)
+        for setting, changed in settings.items():
+            layout, _, compiled = setting.partition("+") if setting in args.layouts else ("contiguous", "", "")
+            built = module_and_batch(changed, LAYOUTS[layout], compiled == "compile", args.batch_size)
             seconds = timed(whole_iteration(*built, autocast), warmup=5)
             best[setting] = min(best.get(setting, seconds), seconds)
     for setting, seconds in best.items():
-        print(f"whole iteration, {setting:28s} {1000 * seconds:7.1f} ms  {args.batch_size / seconds:6.0f} images/s")
+        print(f"whole iteration, {setting:48s} {1000 * seconds:7.1f} ms  {args.batch_size / seconds:6.0f} images/s")
 
 
 if __name__ == "__main__":

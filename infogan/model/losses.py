@@ -299,7 +299,7 @@ def least_mixed_turn(
         def turned(v: torch.Tensor) -> torch.Tensor:  # G as turn_slice leaves it: the old codes are trial.T @ new
             return generator(torch.cat([v[:, :first], v[:, first:] @ trial.to(v)], dim=1))
 
-        return float(continuous_mixed_derivatives(turned, vector, n_continuous, epsilon))
+        return float(continuous_mixed_derivatives(code_effects(turned, vector, n_continuous, epsilon=epsilon)))
 
     with torch.no_grad():
         for i in range(n_continuous):
@@ -332,50 +332,90 @@ def continuous_marginal_distance(mean: torch.Tensor, prior: str) -> torch.Tensor
     return (values - quantiles[:, None]).square().mean()
 
 
-def continuous_mixed_derivatives(
-    generator: torch.nn.Module,
-    vector: torch.Tensor,
+class CodeEffects(NamedTuple):
+    """The continuous codes' effects on the image at a set of latents, by central differences
+    (`code_effects`), in float32 at least: `slopes` (S, codes, B, C, H, W), dG/dc_k of each code compared;
+    `mixed` (S, pairs, B, C, H, W), d2G / (dc_i dc_j) of each pair i < j, in the order of `pairs`."""
+
+    slopes: torch.Tensor
+    mixed: torch.Tensor
+    pairs: list[tuple[int, int]]
+
+
+def code_effects(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    vectors: torch.Tensor,
     n_continuous: int,
-    epsilon: float = 0.1,
     started: int | None = None,
-    relative: bool = False,
-    floor: float = 1e-3,
-) -> torch.Tensor:
+    epsilon: float = 0.1,
+) -> CodeEffects:
+    """The first `started` continuous codes' effects (all when None) at `vectors` (S, B, latent_dim),
+    or (B, latent_dim) taken as S = 1, whose last n_continuous columns are the continuous codes: one
+    generator call, whose batch-norm statistics are those of all its images.
+
+    With two codes or more, the four images G(v +- epsilon e_i +- epsilon e_j) of each pair i < j
+    give its mixed derivative, (uu - ud - du + dd) / (4 epsilon^2), and each code's slope, (uu + ud
+    - du - dd) / (4 epsilon) for c_i, the central difference averaged over c_j +- epsilon; a code in
+    several pairs takes the mean of its slopes. So the terms that read slopes and those that read the
+    mixed derivative share 4 passes over B inputs per pair and S. With one code: G(v +- epsilon e_0),
+    2 passes, and no pair; with none, no pass."""
+    vectors = vectors if vectors.dim() == 3 else vectors[None]
+    (n_sets, batch, width), first = vectors.shape, vectors.shape[-1] - n_continuous
+    compared = n_continuous if started is None else started
+    pairs = [(i, j) for i in range(compared) for j in range(i + 1, compared)]
+    if compared < 1:
+        empty = vectors.new_zeros(n_sets, 0, batch, 1, 1, 1, dtype=torch.float32)
+        return CodeEffects(empty, empty, pairs)
+    corners = ((1, 1), (1, -1), (-1, 1), (-1, -1)) if pairs else ((1,), (-1,))
+    shown = pairs or [(0,)]
+    steps = vectors.new_zeros(len(shown), len(corners), width)
+    for row, codes in enumerate(shown):
+        for corner, signs in enumerate(corners):
+            for code, sign in zip(codes, signs, strict=True):
+                steps[row, corner, first + code] = sign * epsilon
+    steps = steps.flatten(0, 1)
+    images = generator((vectors[:, None] + steps[None, :, None]).flatten(0, 2))
+    images = images.to(torch.promote_types(images.dtype, torch.float32))  # bf16 differences lose the change
+    images = images.unflatten(0, (n_sets, len(shown), len(corners), batch))  # (S, pairs, corners, B, C, H, W)
+    if not pairs:
+        slope = (images[:, 0, 0] - images[:, 0, 1]) / (2 * epsilon)
+        return CodeEffects(slope[:, None], images.new_zeros(n_sets, 0, *slope.shape[1:]), pairs)
+    up_up, up_down, down_up, down_down = images.unbind(2)  # each (S, pairs, B, C, H, W)
+    mixed = (up_up - up_down - down_up + down_down) / (4 * epsilon**2)
+    along_i = (up_up + up_down - down_up - down_down) / (4 * epsilon)
+    along_j = (up_up - up_down + down_up - down_down) / (4 * epsilon)
+    slopes = []
+    for code in range(compared):
+        taken = [along_i[:, p] for p, (i, _) in enumerate(pairs) if i == code]
+        taken += [along_j[:, p] for p, (_, j) in enumerate(pairs) if j == code]
+        slopes.append(torch.stack(taken).mean(dim=0))
+    return CodeEffects(torch.stack(slopes, dim=1), mixed, pairs)
+
+
+def continuous_mixed_derivatives(effects: CodeEffects, relative: bool = False, floor: float = 1e-3) -> torch.Tensor:
     """The mean over pairs of continuous codes and over pixels of the squared mixed second derivative
-    d2 G / (dc_i dc_j), i != j, of the generated images, by central differences of step `epsilon`.
+    d2 G / (dc_i dc_j), i != j, of the generated images (`code_effects`); 0 with no pair.
 
     The off-diagonal half of the Hessian penalty (Peebles et al., ECCV 2020): it is 0 where each code
     changes the image in a way that does not depend on the other codes' values, and a code that mixes
     two of the image's factors with another code makes it large. No factor is named: it asks only that
-    the codes act separately. `vector`: (B, latent_dim) generator inputs whose last n_continuous
-    columns are the continuous codes; 4 generator passes over B inputs per pair. `started`: only the
-    first this many codes are paired (all when None), as with `improved.continuous_stagger`.
+    the codes act separately.
 
     `relative`: each pair's mean square is divided by the product of the two codes' mean squared first
-    derivatives dG/dc_i and dG/dc_j, taken from the same four images, each plus `floor`. A code whose
-    whole effect is scaled down scales its mixed derivative and its own first derivative together, so
-    it cannot lower this value by changing the image less, as it can the plain one (by the square of
-    the scale). The floor keeps a code that hardly changes the image (one just started, or a model
-    whose codes do nothing) from being weighed as if its every change were mixed.
+    derivatives dG/dc_i and dG/dc_j, each plus `floor`. A code whose whole effect is scaled down scales
+    its mixed derivative and its own first derivative together, so it cannot lower this value by
+    changing the image less, as it can the plain one (by the square of the scale). The floor keeps a
+    code that hardly changes the image (one just started, or a model whose codes do nothing) from
+    being weighed as if its every change were mixed.
     """
-    first = vector.shape[1] - n_continuous
-    paired = n_continuous if started is None else started
-    pairs = [(i, j) for i in range(paired) for j in range(i + 1, paired)]
-    terms = []
-    for i, j in pairs:
-        steps = vector.new_zeros(4, vector.shape[1])
-        for row, (a, b) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
-            steps[row, first + i], steps[row, first + j] = a * epsilon, b * epsilon
-        images = generator((vector[None] + steps[:, None]).flatten(0, 1)).unflatten(0, (4, vector.shape[0]))
-        up_up, up_down, down_up, down_down = images
-        mixed = (up_up - up_down - down_up + down_down) / (4 * epsilon**2)
-        term = mixed.float().square().mean()
-        if relative:
-            along_i = (up_up + up_down - down_up - down_down) / (4 * epsilon)
-            along_j = (up_up - up_down + down_up - down_down) / (4 * epsilon)
-            term = term / ((along_i.float().square().mean() + floor) * (along_j.float().square().mean() + floor))
-        terms.append(term)
-    return torch.stack(terms).mean() if terms else vector.new_zeros(())
+    if not effects.pairs:
+        return effects.mixed.new_zeros(())
+    terms = effects.mixed.square().transpose(0, 1).flatten(1).mean(dim=1)  # (pairs,)
+    if relative:
+        sizes = effects.slopes.square().transpose(0, 1).flatten(1).mean(dim=1) + floor  # (codes,)
+        i, j = (torch.tensor(side) for side in zip(*effects.pairs, strict=True))
+        terms = terms / (sizes[i] * sizes[j])
+    return terms.mean()
 
 
 def code_changes(
@@ -429,98 +469,63 @@ def continuous_effect_drift(
     return (1 - (now * then).sum(-1)).mean()
 
 
-def continuous_effect_overlap(
-    generator: torch.nn.Module,
-    vector: torch.Tensor,
-    n_continuous: int,
-    epsilon: float = 0.1,
-    started: int | None = None,
-) -> torch.Tensor:
+def continuous_effect_overlap(effects: CodeEffects) -> torch.Tensor:
     """The mean over latents and over pairs of continuous codes of cos^2 between the two codes' effects
-    on the image, dG/dc_i and dG/dc_j, each by central differences of step `epsilon`.
+    on the image, dG/dc_i and dG/dc_j (`code_effects`' slopes); 0 with fewer than two codes compared.
 
     The orthogonal-Jacobian idea (Wei et al., OroJaR, ICCV 2021), normalised so that it asks nothing of
     how much a code changes the image: it is 0 where two codes move different pixels or move them in
     unrelated ways, and 1 where two codes turn the same change. A code that mixes in another code's
-    change raises it; no factor is named. `vector`: (B, latent_dim) generator inputs whose last
-    n_continuous columns are the continuous codes; 2 generator passes over B inputs per code. `started`:
-    only the first this many codes are compared (all when None), as with `improved.continuous_stagger`:
-    a code not started yet is held at 0 and has no effect of its own to keep apart.
+    change raises it; no factor is named. A code not started yet is held at 0 and not compared: it has
+    no effect of its own to keep apart.
     """
-    cosines = effect_cosines(generator, vector, n_continuous, epsilon, started)
-    return cosines.square().mean() if cosines.numel() else vector.new_zeros(())
+    cosines = effect_cosines(effects)
+    return cosines.square().mean() if cosines.numel() else effects.slopes.new_zeros(())
 
 
-def effect_cosines(
-    generator: torch.nn.Module,
-    vector: torch.Tensor,
-    n_continuous: int,
-    epsilon: float = 0.1,
-    started: int | None = None,
-) -> torch.Tensor:
-    """The cosine between two continuous codes' effects on the image, dG/dc_i and dG/dc_j by central
-    differences of step `epsilon`, for every pair i < j of the first `started` codes (all when None) at
-    every latent of `vector` (B, latent_dim): (pairs, B); (0, B) with fewer than two codes."""
-    compared = n_continuous if started is None else started
+def effect_cosines(effects: CodeEffects) -> torch.Tensor:
+    """The cosine between two continuous codes' effects on the image (`code_effects`' slopes), for every
+    pair i < j of the codes compared at every latent: (pairs, S * B); (0, S * B) with fewer than two."""
+    n_sets, compared, batch = effects.slopes.shape[:3]
     if compared < 2:
-        return vector.new_zeros(0, vector.shape[0])
-    changes = code_changes(generator, vector[None], n_continuous, compared, epsilon)[0]  # (codes, B, C, H, W)
-    effects = F.normalize(changes.flatten(2), dim=2, eps=1e-8)  # (codes, B, pixels)
-    cosines = torch.einsum("ibp,jbp->ijb", effects, effects)  # (codes, codes, B)
+        return effects.slopes.new_zeros(0, n_sets * batch)
+    slopes = F.normalize(effects.slopes.transpose(0, 1).flatten(3).flatten(1, 2), dim=2, eps=1e-8)
+    cosines = torch.einsum("ibp,jbp->ijb", slopes, slopes)  # (codes, codes, S * B)
     i, j = torch.triu_indices(compared, compared, offset=1)
     return cosines[i, j]
 
 
-def continuous_shared_effect(
-    generator: torch.nn.Module,
-    vector: torch.Tensor,
-    n_continuous: int,
-    epsilon: float = 0.1,
-    started: int | None = None,
-) -> torch.Tensor:
+def continuous_shared_effect(effects: CodeEffects) -> torch.Tensor:
     """The size of the mean over latents of the cosine between two continuous codes' effects on the
-    image, mean over pairs of codes: |mean_b cos(dG/dc_i, dG/dc_j)|.
+    image, mean over pairs of codes: |mean_b cos(dG/dc_i, dG/dc_j)| (`code_effects`' slopes).
 
     Two codes' effects overlap a little at any latent (they change strokes of the same digit), one way
     at some latents and the other way at others, and over many latents those overlaps cancel. A code
     that makes a share of another code's change the same way at every latent (a width code that also
     leans the digits a little) adds up instead. The squared cosine of `continuous_effect_overlap` pays
     such a small share almost nothing (a cosine of 0.05, 0.0025); this term pays it in proportion, and
-    asks nothing of the overlaps that cancel. No factor is named. Arguments as
-    `continuous_effect_overlap`'s.
+    asks nothing of the overlaps that cancel. No factor is named.
     """
-    cosines = effect_cosines(generator, vector, n_continuous, epsilon, started)
-    return cosines.mean(dim=1).abs().mean() if cosines.numel() else vector.new_zeros(())
+    cosines = effect_cosines(effects)
+    return cosines.mean(dim=1).abs().mean() if cosines.numel() else effects.slopes.new_zeros(())
 
 
-def continuous_class_disagreement(
-    generator: torch.nn.Module,
-    vector: torch.Tensor,
-    other: torch.Tensor,
-    n_continuous: int,
-    epsilon: float = 0.1,
-    pool: int = 4,
-    started: int | None = None,
-) -> torch.Tensor:
+def continuous_class_disagreement(effects: CodeEffects, pool: int = 4) -> torch.Tensor:
     """How far each continuous code's coarse effect on the image at a latent opposes its effect at the
     same latent drawn as another class of the categorical code: max(0, -cos) between the two, mean over
     latents and codes. 0 wherever the two effects do not point opposite ways, 1 where a code moves the
     image's mass exactly the opposite way for the other class.
 
-    A code's effect is dG/dc by central differences of step `epsilon`, averaged over `pool` x `pool`
+    `effects`: `code_effects` at two sets of latents (S = 2), the same but for their categorical
+    one-hots (`LatentCodes.other_class`). A code's effect is its slope averaged over `pool` x `pool`
     pixel blocks, so that two digits' effects compare by where they move ink rather than by stroke.
     The information term alone lets a code turn one class one way and another class the other, since
     Q sees the class with the image; this asks only that a code not do that. Effects that differ but do
     not oppose cost nothing, so nothing pushes the classes' effects toward one shape. No factor is
-    named. `vector`, `other`: (B, latent_dim) generator inputs, the same but for their categorical
-    one-hots (`LatentCodes.other_class`), whose last n_continuous columns are the continuous codes;
-    4 generator passes over B inputs per code. `started`: only the first this many codes count (all
-    when None), as with `improved.continuous_stagger`.
+    named. 0 with no code compared.
     """
-    compared = n_continuous if started is None else started
-    if compared < 1:
-        return vector.new_zeros(())
-    changes = code_changes(generator, torch.stack((vector, other)), n_continuous, compared, epsilon)
-    effects = block_directions(changes, pool)  # (2, codes, B, cells)
-    cosines = (effects[0] * effects[1]).sum(dim=-1)  # (codes, B)
+    if effects.slopes.shape[1] < 1:
+        return effects.slopes.new_zeros(())
+    directions = block_directions(effects.slopes, pool)  # (2, codes, B, cells)
+    cosines = (directions[0] * directions[1]).sum(dim=-1)  # (codes, B)
     return F.relu(-cosines).mean()

@@ -41,7 +41,6 @@ re-expressed.
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import pytorch_lightning as pl
@@ -63,6 +62,7 @@ from infogan.model.losses import (
     categorical_nll,
     categorical_self_label,
     categorical_virtual_adversarial,
+    code_effects,
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_cross_reading,
@@ -468,35 +468,10 @@ class InfoGANTraining(pl.LightningModule):
             drift = continuous_effect_drift(self.model.generator, self.held_generator, rows, n_continuous, held, pool)
             total = total + improved.continuous_hold * drift
             losses["improved/continuous_hold"] = drift
-        if improved is not None and self.model.codes.n_continuous > 1:  # the terms between continuous codes
-            rows, n_continuous = latent.vector[:CONTINUOUS_ROWS], self.model.codes.n_continuous
-            for key, weight, term in (
-                ("continuous_hessian", improved.continuous_hessian, continuous_mixed_derivatives),
-                (
-                    "continuous_hessian_relative",
-                    improved.continuous_hessian_relative,
-                    functools.partial(continuous_mixed_derivatives, relative=True),
-                ),
-                ("continuous_orthogonal", improved.continuous_orthogonal, continuous_effect_overlap),
-                ("continuous_shared_effect", improved.continuous_shared_effect, continuous_shared_effect),
-            ):
-                if weight > 0:  # between the codes started (with a stagger, 0 until the second starts)
-                    value = term(self.model.generator, rows, n_continuous, started=self.continuous_started)
-                    total = total + weight * value
-                    losses[f"improved/{key}"] = value
-        if improved is not None and improved.continuous_class_agreement > 0 and self.model.codes.categorical_sizes:
-            rows = latent.first(CONTINUOUS_ROWS)
-            other = self.model.codes.other_class(rows)  # the codes not started are held at 0 in both
-            value = continuous_class_disagreement(
-                self.model.generator,
-                rows.vector,
-                other.vector,
-                self.model.codes.n_continuous,
-                pool=improved.continuous_class_agreement_pool,
-                started=self.continuous_started,
-            )
-            total = total + improved.continuous_class_agreement * value
-            losses["improved/continuous_class_agreement"] = value
+        if improved is not None:
+            for key, (weight, value) in self.code_effect_terms(latent).items():
+                total = total + weight * value
+                losses[f"improved/{key}"] = value
         if pairs is not None:
             with torch.set_grad_enabled(contrastive_paid and torch.is_grad_enabled()):  # logged only: no graph
                 contrastive = self.contrastive_loss(fake, *pairs)
@@ -504,6 +479,44 @@ class InfoGANTraining(pl.LightningModule):
                 total = total + improved.contrastive * contrastive
             losses["improved/contrastive_g"] = contrastive
         return {"total": total, **losses}
+
+    def code_effect_terms(self, latent: Latent) -> dict[str, tuple[float, torch.Tensor]]:
+        """Improved recipe: G's terms on how the continuous codes change the image, by name, each with
+        its weight and value: between codes (`improved.continuous_hessian`, `continuous_hessian_relative`,
+        `continuous_orthogonal`, `continuous_shared_effect`, with two codes or more) and across classes
+        (`improved.continuous_class_agreement`). All read one set of generator passes (`code_effects`)
+        on the first CONTINUOUS_ROWS latents, and with the class term the same latents drawn as another
+        class too; the codes not started are held at 0 and not compared (with a stagger, each term is 0
+        until its codes start). Only terms with a weight above 0; with none, no pass."""
+        improved, codes = self.improved, self.model.codes
+        between = codes.n_continuous > 1
+        weights = {
+            "continuous_hessian": improved.continuous_hessian * between,
+            "continuous_hessian_relative": improved.continuous_hessian_relative * between,
+            "continuous_orthogonal": improved.continuous_orthogonal * between,
+            "continuous_shared_effect": improved.continuous_shared_effect * between,
+            "continuous_class_agreement": improved.continuous_class_agreement * bool(codes.categorical_sizes),
+        }
+        weights = {key: weight for key, weight in weights.items() if weight > 0}
+        if not weights:
+            return {}
+        rows = latent.first(CONTINUOUS_ROWS)
+        vectors = [rows.vector]
+        if "continuous_class_agreement" in weights:  # the codes not started are held at 0 in both
+            vectors.append(codes.other_class(rows).vector)
+        effects = code_effects(
+            self.model.generator, torch.stack(vectors), codes.n_continuous, started=self.continuous_started
+        )
+        terms = {
+            "continuous_hessian": lambda: continuous_mixed_derivatives(effects),
+            "continuous_hessian_relative": lambda: continuous_mixed_derivatives(effects, relative=True),
+            "continuous_orthogonal": lambda: continuous_effect_overlap(effects),
+            "continuous_shared_effect": lambda: continuous_shared_effect(effects),
+            "continuous_class_agreement": lambda: continuous_class_disagreement(
+                effects, pool=improved.continuous_class_agreement_pool
+            ),
+        }
+        return {key: (weight, terms[key]()) for key, weight in weights.items()}
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":  # NHWC is what cuDNN's convolutions run fastest on

@@ -24,6 +24,7 @@ from infogan.model.losses import (
     categorical_nll,
     categorical_self_label,
     categorical_virtual_adversarial,
+    code_effects,
     continuous_class_dependence,
     continuous_class_disagreement,
     continuous_cross_reading,
@@ -699,12 +700,14 @@ class CodeProduct(torch.nn.Module):
 def test_mixed_derivatives_are_zero_for_codes_that_act_apart_and_exact_for_a_product():
     vector = torch.rand(8, 74) * 2 - 1
     apart = CodeProduct(lambda a, b: torch.sin(2 * a) + b**3)  # each code alone: no mixed derivative
-    assert float(continuous_mixed_derivatives(apart, vector, 2)) == pytest.approx(0.0, abs=1e-6)
+    assert float(continuous_mixed_derivatives(code_effects(apart, vector, 2))) == pytest.approx(0.0, abs=1e-6)
     product = CodeProduct(lambda a, b: a * b)  # d2/(da db) = 1 everywhere: the pattern itself
     expected = float(product.pattern.square().mean())
-    assert float(continuous_mixed_derivatives(product, vector.double(), 2)) == pytest.approx(expected, rel=1e-6)
+    assert float(continuous_mixed_derivatives(code_effects(product, vector.double(), 2))) == pytest.approx(
+        expected, rel=1e-6
+    )
     mixed = CodeProduct(lambda a, b: torch.tanh(2 * (a + b)))  # one factor turned by both codes
-    assert float(continuous_mixed_derivatives(mixed, vector, 2)) > 0.1
+    assert float(continuous_mixed_derivatives(code_effects(mixed, vector, 2))) > 0.1
 
 
 class ThirdsWithAProduct(torch.nn.Module):
@@ -725,23 +728,27 @@ class ThirdsWithAProduct(torch.nn.Module):
 def test_relative_mixed_derivatives_are_zero_for_codes_apart_and_not_lowered_by_a_weaker_code():
     vector = (torch.rand(8, 74) * 2 - 1).double()
     apart = CodeProduct(lambda a, b: torch.sin(2 * a) + b**3)
-    assert float(continuous_mixed_derivatives(apart, vector, 2, relative=True)) == pytest.approx(0.0, abs=1e-6)
+    assert float(continuous_mixed_derivatives(code_effects(apart, vector, 2), relative=True)) == pytest.approx(
+        0.0, abs=1e-6
+    )
     a2, b2 = float(vector[:, -2].square().mean()), float(vector[:, -1].square().mean())
     plain, relative = {}, {}
     for scale in (1.0, 0.1):
         generator = ThirdsWithAProduct(scale)
-        plain[scale] = float(continuous_mixed_derivatives(generator, vector, 2))
-        relative[scale] = float(continuous_mixed_derivatives(generator, vector, 2, relative=True, floor=0.0))
+        plain[scale] = float(continuous_mixed_derivatives(code_effects(generator, vector, 2)))
+        relative[scale] = float(
+            continuous_mixed_derivatives(code_effects(generator, vector, 2), relative=True, floor=0.0)
+        )
         # each third is a third of the pixels: mixed = s on the right; d/da = 1 left, s b right;
         # d/db = s middle, s a right
         expected = (scale**2 / 3) / ((1 + scale**2 * b2) / 3 * (scale**2 + scale**2 * a2) / 3)
         assert relative[scale] == pytest.approx(expected, rel=1e-6)
     assert plain[0.1] == pytest.approx(plain[1.0] / 100, rel=1e-6)  # the plain term is paid by a weaker code
     assert relative[0.1] > relative[1.0]  # this one is not
-    floored = float(continuous_mixed_derivatives(ThirdsWithAProduct(0.1), vector, 2, relative=True))
+    floored = float(continuous_mixed_derivatives(code_effects(ThirdsWithAProduct(0.1), vector, 2), relative=True))
     assert floored == pytest.approx(plain[0.1] / ((1 + 0.01 * b2) / 3 + 1e-3) / (0.01 * (1 + a2) / 3 + 1e-3), rel=1e-6)
     nothing = CodeProduct(lambda a, b: 0 * a * b)  # codes that do nothing: 0, not 0 / 0
-    assert float(continuous_mixed_derivatives(nothing, vector, 2, relative=True)) == 0.0
+    assert float(continuous_mixed_derivatives(code_effects(nothing, vector, 2), relative=True)) == 0.0
 
 
 class TwoPatterns(torch.nn.Module):
@@ -760,13 +767,19 @@ def test_effect_overlap_is_zero_for_codes_that_move_different_pixels_and_one_for
     vector = torch.rand(8, 74, dtype=torch.float64) * 2 - 1
     left, right = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
     left[:, :14], right[:, 14:] = 1.0, 1.0
-    assert float(continuous_effect_overlap(TwoPatterns(left, right), vector, 2)) == pytest.approx(0.0, abs=1e-12)
+    assert float(continuous_effect_overlap(code_effects(TwoPatterns(left, right), vector, 2))) == pytest.approx(
+        0.0, abs=1e-12
+    )
     # the same change, in opposite directions and by different amounts: cos^2 is 1 whatever the sign or size
-    assert float(continuous_effect_overlap(TwoPatterns(left, -3 * left), vector, 2)) == pytest.approx(1.0, rel=1e-5)
+    assert float(continuous_effect_overlap(code_effects(TwoPatterns(left, -3 * left), vector, 2))) == pytest.approx(
+        1.0, rel=1e-5
+    )
     # half shared: 18 columns each, 9 of them the same, meet at cos 1/2
     first, second = torch.zeros(28, 28, dtype=torch.float64), torch.zeros(28, 28, dtype=torch.float64)
     first[:, :18], second[:, 9:27] = 1.0, 1.0
-    assert float(continuous_effect_overlap(TwoPatterns(first, second), vector, 2)) == pytest.approx(0.25, rel=1e-5)
+    assert float(continuous_effect_overlap(code_effects(TwoPatterns(first, second), vector, 2))) == pytest.approx(
+        0.25, rel=1e-5
+    )
 
 
 class GatedSecond(torch.nn.Module):
@@ -839,14 +852,14 @@ def test_a_shared_effect_counts_an_overlap_made_the_same_way_and_not_one_that_tu
     vector = torch.rand(64, 74, dtype=torch.float64) * 2 - 1
     cos = 0.25 / math.sqrt(1 + 0.25**2)
     steady, turning = SharedChange(0.25), SharedChange(0.25, turning=True)
-    assert float(continuous_shared_effect(steady, vector, 2)) == pytest.approx(cos, rel=1e-5)
-    assert float(continuous_effect_overlap(steady, vector, 2)) == pytest.approx(cos**2, rel=1e-5)
+    assert float(continuous_shared_effect(code_effects(steady, vector, 2))) == pytest.approx(cos, rel=1e-5)
+    assert float(continuous_effect_overlap(code_effects(steady, vector, 2))) == pytest.approx(cos**2, rel=1e-5)
     signs = torch.sign(vector[:, 0])
-    assert float(continuous_shared_effect(turning, vector, 2)) == pytest.approx(
+    assert float(continuous_shared_effect(code_effects(turning, vector, 2))) == pytest.approx(
         cos * float(signs.mean().abs()), rel=1e-5
     )
-    assert float(continuous_effect_overlap(turning, vector, 2)) == pytest.approx(cos**2, rel=1e-5)
-    assert float(continuous_shared_effect(steady, vector, 2, started=1)) == 0.0  # one code: no pair
+    assert float(continuous_effect_overlap(code_effects(turning, vector, 2))) == pytest.approx(cos**2, rel=1e-5)
+    assert float(continuous_shared_effect(code_effects(steady, vector, 2, started=1))) == 0.0  # one code: no pair
 
 
 def test_effect_overlap_averages_over_every_pair_of_three_codes():
@@ -859,7 +872,7 @@ def test_effect_overlap_averages_over_every_pair_of_three_codes():
 
     vector = torch.rand(4, 75, dtype=torch.float64) * 2 - 1
     # pairs (c2, c3), (c2, c4), (c3, c4): cos^2 1, 0, 0
-    assert float(continuous_effect_overlap(Three(), vector, 3)) == pytest.approx(1 / 3, rel=1e-5)
+    assert float(continuous_effect_overlap(code_effects(Three(), vector, 3))) == pytest.approx(1 / 3, rel=1e-5)
 
 
 def test_the_terms_between_codes_compare_only_the_codes_started():
@@ -874,9 +887,10 @@ def test_the_terms_between_codes_compare_only_the_codes_started():
             return images
 
     for term in (continuous_effect_overlap, continuous_mixed_derivatives):
-        assert float(term(Three(), vector, 3, started=1)) == 0.0  # one code: no pair
-        assert float(term(Three(), vector, 3, started=2)) == pytest.approx(0.0, abs=1e-9)  # c2, c3 kept apart
-        assert float(term(Three(), vector, 3)) > 0.1  # c4 shares c2's change and mixes with c3
+        assert float(term(code_effects(Three(), vector, 3, started=1))) == 0.0  # one code: no pair
+        kept_apart = term(code_effects(Three(), vector, 3, started=2))
+        assert float(kept_apart) == pytest.approx(0.0, abs=1e-9)  # c2, c3 kept apart
+        assert float(term(code_effects(Three(), vector, 3))) > 0.1  # c4 shares c2's change and mixes with c3
 
 
 class ClassTurned(torch.nn.Module):
@@ -907,19 +921,21 @@ def test_class_disagreement_is_zero_for_a_code_shared_by_every_class_and_one_whe
     latent = codes.sample(200)
     other = codes.other_class(latent)
     vector, moved = latent.vector.double(), other.vector.double()
-    agreeing = continuous_class_disagreement(ClassTurned(()), vector, moved, 2)
+    agreeing = continuous_class_disagreement(code_effects(ClassTurned(()), torch.stack((vector, moved)), 2))
     assert float(agreeing) == pytest.approx(0.0, abs=1e-9)
     # c2 turns the 1s the other way: a row counts 1 (of c2's and c3's two) where exactly one of its two classes is a 1
     one_side = (latent.categorical[:, 0] == 1) ^ (other.categorical[:, 0] == 1)
-    reversed_ones = continuous_class_disagreement(ClassTurned((1,)), vector, moved, 2)
+    reversed_ones = continuous_class_disagreement(code_effects(ClassTurned((1,)), torch.stack((vector, moved)), 2))
     assert float(reversed_ones) == pytest.approx(float(one_side.double().mean()) / 2, rel=1e-6)
     assert 0 < float(one_side.double().mean()) < 0.4
     # a code that moves the 1s' ink another way, but not the opposite way, costs nothing
-    across = continuous_class_disagreement(ClassTurned((1,), angle=math.pi / 2), vector, moved, 2)
+    across = continuous_class_disagreement(
+        code_effects(ClassTurned((1,), angle=math.pi / 2), torch.stack((vector, moved)), 2)
+    )
     assert float(across) == pytest.approx(0.0, abs=1e-6)
     # partly opposite: G learns to turn the 1s' effect away from the others' opposite
     generator = ClassTurned((1,), angle=0.3)
-    partly = continuous_class_disagreement(generator, vector, moved, 2)
+    partly = continuous_class_disagreement(code_effects(generator, torch.stack((vector, moved)), 2))
     assert 0 < float(partly) < float(reversed_ones)
     partly.backward()
     assert float(generator.angle.grad) < 0
@@ -956,7 +972,9 @@ def test_the_generator_step_pays_class_agreement_only_when_asked():
     stepped = float(whole.generator_step(fake, latent)["improved/continuous_class_agreement"])
     torch.manual_seed(7)
     other = whole.model.codes.other_class(latent)
-    direct = continuous_class_disagreement(whole.model.generator, latent.vector, other.vector, 2, pool=28)
+    direct = continuous_class_disagreement(
+        code_effects(whole.model.generator, torch.stack((latent.vector, other.vector)), 2), pool=28
+    )
     assert stepped == pytest.approx(float(direct), rel=1e-6)
     assert stepped < value / 10
     assert float(losses["total"].detach()) == pytest.approx(float(plain["total"].detach()) + 2.0 * value, rel=1e-4)
@@ -972,6 +990,49 @@ def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_h
     module.continuous_started = 2
     later = module.generator_step(fake, latent)
     assert all(float(later[f"improved/{key}"].detach()) > 0 for key in keys)
+
+
+def test_the_terms_on_the_codes_effects_share_one_generator_pass():
+    """The Hessian penalty, the orthogonal term and the class term read one generator call: the four
+    corners of the one pair of codes, at the first CONTINUOUS_ROWS latents and at them drawn as
+    another class; with one code started, its two steps; with none, no call."""
+    keys = ("continuous_hessian_relative", "continuous_orthogonal", "continuous_class_agreement")
+    module = improved_module(only(continuous_stagger=500, **dict.fromkeys(keys, 1.0)))
+    latent = module.model.codes.sample(CONTINUOUS_ROWS + 8)
+    calls = []
+    module.model.generator.register_forward_hook(lambda _, inputs, __: calls.append(inputs[0].shape[0]))
+    for started, passes in ((2, 4), (1, 2)):
+        calls.clear()
+        module.continuous_started = started
+        terms = module.code_effect_terms(latent)
+        assert set(terms) == set(keys)
+        assert calls == [2 * passes * CONTINUOUS_ROWS]
+    calls.clear()
+    module.continuous_started = 0
+    assert all(float(value) == 0.0 for _, value in module.code_effect_terms(latent).values())
+    assert calls == []
+
+
+def test_a_slope_is_the_mean_over_the_pairs_its_code_is_in():
+    """Each pair's corners give both its codes' slopes; with three codes each code is in two pairs."""
+
+    class Curved(torch.nn.Module):  # c2 * c3 on the left half, c4 ** 2 on the right: slopes c3, c2 and 2 c4
+        def forward(self, vector: torch.Tensor) -> torch.Tensor:
+            images = torch.zeros(vector.shape[0], 1, 28, 28, dtype=vector.dtype)
+            images[:, 0, :, :14] = (vector[:, -3] * vector[:, -2]).view(-1, 1, 1)
+            images[:, 0, :, 14:] = vector[:, -1].square().view(-1, 1, 1)
+            return images
+
+    vector = torch.rand(4, 75, dtype=torch.float64) * 2 - 1
+    effects = code_effects(Curved(), vector, 3)
+    assert effects.pairs == [(0, 1), (0, 2), (1, 2)]
+    assert effects.slopes.shape == (1, 3, 4, 1, 28, 28)
+    left, right = slice(None, 14), slice(14, None)
+    for code, (slope, half) in enumerate(((vector[:, -2], left), (vector[:, -3], left), (2 * vector[:, -1], right))):
+        expected = slope.view(-1, 1, 1).expand(-1, 28, 14)
+        assert torch.allclose(effects.slopes[0, code, :, 0, :, half], expected, atol=1e-9)
+    assert torch.allclose(effects.mixed[0, 0, :, 0, :, :14], torch.ones(4, 28, 14, dtype=torch.float64))
+    assert float(effects.mixed[0, 1:].abs().max()) == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -1636,7 +1697,9 @@ def test_the_least_mixed_turn_undoes_a_turn_of_two_factors_that_each_act_alone(m
     def turned(v: torch.Tensor) -> torch.Tensor:  # G with its codes turned as the result says
         return generator(torch.cat([v[:, :3], v[:, 3:] @ turn], dim=1))
 
-    mixed_before, mixed_after = (float(continuous_mixed_derivatives(g, vector, 2, 1.0)) for g in (generator, turned))
+    mixed_before, mixed_after = (
+        float(continuous_mixed_derivatives(code_effects(g, vector, 2, epsilon=1.0))) for g in (generator, turned)
+    )
     assert mixed_before > 0.01 and mixed_after < 1e-9, (mixed_before, mixed_after)
 
 
