@@ -10,6 +10,8 @@ from infogan.errors import InfoGANError
 
 # The epoch aggregates of these step keys make up one row of the training history.
 HISTORY_KEYS = ("loss/d", "loss/g", "info/categorical", "info/continuous")
+# and the epoch aggregate of every step key under this prefix: the improved recipe's terms, unweighted
+IMPROVED_PREFIX = "improved/"
 
 
 def read_history(history: Path) -> pd.DataFrame:

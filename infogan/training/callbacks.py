@@ -19,7 +19,7 @@ from PIL import Image
 from pytorch_lightning.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from infogan.evaluation.history import HISTORY_KEYS
+from infogan.evaluation.history import HISTORY_KEYS, IMPROVED_PREFIX
 from infogan.evaluation.metrics import categorical_code_matching
 from infogan.evaluation.traversal import sample_grid
 from infogan.model.infogan import InfoGAN
@@ -62,7 +62,8 @@ class EpochEvaluation(pl.Callback):
     """At each epoch end: categorical accuracy on held-out labelled images, then a history row.
 
     `history` holds one dict per epoch: the epoch, the training iterations so far, the epoch mean
-    of each of HISTORY_KEYS, and the evaluation metrics, of the weights' moving average when there is
+    of each of HISTORY_KEYS and of each improved-recipe term the step logs (`improved/<key>`,
+    unweighted), and the evaluation metrics, of the weights' moving average when there is
     one (`average`). Under DDP only global rank 0 evaluates (every rank holds the same weights) and
     has the metrics in its history.
     """
@@ -90,6 +91,9 @@ class EpochEvaluation(pl.Callback):
             value = trainer.callback_metrics.get(f"{key}_epoch")
             if value is not None:
                 row[key] = float(value)
+        for name, value in trainer.callback_metrics.items():  # the improved recipe's terms, unweighted
+            if name.startswith(IMPROVED_PREFIX) and name.endswith("_epoch"):
+                row[name.removesuffix("_epoch")] = float(value)
         if self.images is not None and pl_module.model.codes.categorical_sizes and trainer.is_global_zero:
             networks = evaluated_networks(pl_module, self.average)
             metrics, _ = categorical_code_matching(networks, self.images, self.labels, self.batch_size)
@@ -108,7 +112,8 @@ class ProgressLines(pl.Callback):
     """One line per epoch, for a log that is no terminal (a file, a pipe, a CI job), where a live
     progress bar shows nothing: the epoch and iteration of the total, images per second, the time
     elapsed and left, and the epoch's history row from `evaluation` (its mean losses, and the
-    accuracy when there are labels). Global rank 0 writes it; the rate counts every process's images."""
+    accuracy when there are labels; the improved recipe's terms stay in the history alone). Global
+    rank 0 writes it; the rate counts every process's images."""
 
     def __init__(self, evaluation: EpochEvaluation, batch_size: int, stream: TextIO | None = None):
         self.evaluation, self.batch_size, self.stream = evaluation, batch_size, stream
@@ -127,7 +132,8 @@ class ProgressLines(pl.Callback):
         done, total = iterations_done(trainer), iterations_planned(trainer)
         per_second = self.iterations / elapsed
         row = self.evaluation.history[-1] if self.evaluation.history else {}
-        values = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("epoch", "iteration"))
+        shown = (key for key in row if key not in ("epoch", "iteration") and not key.startswith(IMPROVED_PREFIX))
+        values = ", ".join(f"{key} {row[key]:.4g}" for key in shown)
         line = (
             f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, iteration {done}/{total}, "
             f"{per_second * self.batch_size * trainer.world_size:.0f} images/s, elapsed {_clock(elapsed)}, "

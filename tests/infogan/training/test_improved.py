@@ -4,6 +4,7 @@ to the training step; and Q's fixed-std option for continuous codes."""
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import pytest
@@ -38,7 +39,7 @@ from infogan.model.losses import (
     least_mixed_turn,
     plane_turn,
 )
-from infogan.training.callbacks import WeightAverage
+from infogan.training.callbacks import EpochEvaluation, ProgressLines, WeightAverage
 from infogan.training.datamodule import DeviceImages
 from infogan.training.module import CONTINUOUS_ROWS, InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
@@ -462,6 +463,18 @@ def test_a_teacher_takes_over_only_after_its_start():
     fit = trainer(callbacks=[WeightAverage(0.9)])
     fit.fit(module, datamodule=DeviceImages(random_images(), 64, batches_per_epoch=3, seed=0))
     assert read == [3]  # the live Q's targets on iterations 1 and 2, the average's from then on
+
+
+def test_the_history_holds_each_improved_terms_epoch_mean_and_the_progress_line_leaves_them_out():
+    module = improved_module(only(real_consistency=1.0, real_entropy=0.1))
+    evaluation, printed = EpochEvaluation(None, None), io.StringIO()
+    fit = trainer(callbacks=[evaluation, ProgressLines(evaluation, 64, stream=printed)])
+    fit.fit(module, datamodule=DeviceImages(random_images(), 64, batches_per_epoch=2, seed=0))
+    (row,) = evaluation.history
+    assert {"improved/real_consistency", "improved/real_entropy"} <= set(row)
+    assert row["improved/real_entropy"] == pytest.approx(float(fit.callback_metrics["improved/real_entropy_epoch"]))
+    assert 0 < row["improved/real_entropy"] <= math.log(10)  # H(c|x) of Q's ten classes, unweighted
+    assert "loss/d" in printed.getvalue() and "improved/" not in printed.getvalue()
 
 
 def test_a_teacher_start_needs_a_teacher():
