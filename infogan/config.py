@@ -217,6 +217,10 @@ class ImprovedConfig(Section):
     # r's norm as a share of each image's distance to the neighbour it is compared with this epoch
     # (IMSAT takes 0.25 of the distance to the 10th nearest); needs neighbours > 0
     real_vat_radius: Annotated[Float, Field(gt=0)]
+    # with real_vat: the iterations before the term starts (it is 0 until then): a perturbation
+    # towards the nearest class boundary, while the classes are still forming, can stall them;
+    # 0: from the first
+    real_vat_start: Count
     # whether the consistency, self-labelling and virtual adversarial terms take their target, Q's
     # class of each real image, from the weights' moving average (a mean teacher, Tarvainen and
     # Valpola, NeurIPS 2017) rather than from the Q being trained; needs ema_decay > 0
@@ -361,6 +365,8 @@ class ImprovedConfig(Section):
                 "real_vat needs neighbours > 0: its perturbation's norm is a share of each image's distance to "
                 "the neighbour it is compared with"
             )
+        if self.real_vat_start > 0 and self.real_vat == 0:
+            raise ValueError("real_vat_start needs real_vat > 0: it is the iteration the term starts after")
         if self.real_teacher and self.ema_decay == 0:
             raise ValueError("real_teacher needs ema_decay > 0: the teacher is the weights' moving average")
         if self.real_teacher_start > 0 and not self.real_teacher:

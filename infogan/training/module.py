@@ -353,7 +353,8 @@ class InfoGANTraining(pl.LightningModule):
         adversarial term (`improved.real_vat`), its perturbation's norm a share of each x's distance to
         its partner x'. With `improved.real_teacher` the consistency, self-labelling and virtual
         adversarial terms pull towards the moving average's classes of x, not the live Q's, after
-        `improved.real_teacher_start` iterations. Returns their weighted sum (to add to D's loss) and
+        `improved.real_teacher_start` iterations; the virtual adversarial term is 0 for the first
+        `improved.real_vat_start`. Returns their weighted sum (to add to D's loss) and
         each term's unweighted value by name (to log). Only terms with a weight above 0 are computed;
         T is drawn once for the terms that compare x with T(x), or with T(x') for `partners` x' (one
         neighbour of each x) when given."""
@@ -406,11 +407,14 @@ class InfoGANTraining(pl.LightningModule):
             if improved.self_label > 0:
                 self_label = categorical_self_label(target, moved, sizes, improved.self_label_threshold)
                 weighted.append((improved.self_label, "improved/self_label", self_label))
-        if virtual_adversarial:
-            radius = improved.real_vat_radius * (real - partners).flatten(1).norm(dim=1)
-            value = categorical_virtual_adversarial(
-                lambda images: self.model.encode(images).categorical_logits, real, target, sizes, radius
-            )
+        if virtual_adversarial:  # logged from the first iteration (0 before its start), so every iteration has its keys
+            vat_start = improved.real_vat_start
+            value = logits.new_zeros((), dtype=torch.float32)
+            if vat_start == 0 or self.iteration > vat_start:
+                radius = improved.real_vat_radius * (real - partners).flatten(1).norm(dim=1)
+                value = categorical_virtual_adversarial(
+                    lambda images: self.model.encode(images).categorical_logits, real, target, sizes, radius
+                )
             weighted.append((improved.real_vat, "improved/real_vat", value))
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}

@@ -39,6 +39,7 @@ from infogan.model.losses import (
     least_mixed_turn,
     plane_turn,
 )
+from infogan.training.bookkeeping import Losses
 from infogan.training.callbacks import EpochEvaluation, ProgressLines, WeightAverage
 from infogan.training.datamodule import DeviceImages
 from infogan.training.module import CONTINUOUS_ROWS, InfoGANTraining
@@ -475,6 +476,32 @@ def test_the_history_holds_each_improved_terms_epoch_mean_and_the_progress_line_
     assert row["improved/real_entropy"] == pytest.approx(float(fit.callback_metrics["improved/real_entropy_epoch"]))
     assert 0 < row["improved/real_entropy"] <= math.log(10)  # H(c|x) of Q's ten classes, unweighted
     assert "loss/d" in printed.getvalue() and "improved/" not in printed.getvalue()
+
+
+def test_the_virtual_adversarial_term_starts_only_after_its_start(monkeypatch):
+    module = improved_module(only(real_vat=1.0, real_vat_start=2, neighbours=5))
+    term, read = training_module.categorical_virtual_adversarial, []
+
+    def spied(*args, **kwargs) -> torch.Tensor:
+        read.append(module.iteration)
+        return term(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "categorical_virtual_adversarial", spied)
+    logged = []
+
+    def log(losses: Losses, last: bool) -> None:
+        logged.append(float(losses.values[losses.keys.index("improved/real_vat")]))
+
+    monkeypatch.setattr(module, "_log_losses", log)
+    data = DeviceImages(random_images(), 64, batches_per_epoch=3, seed=0, neighbours=5)
+    trainer().fit(module, datamodule=data)
+    assert read == [3]  # 0 on iterations 1 and 2, the term from then on
+    assert logged[:2] == [0.0, 0.0] and logged[2] > 0  # logged on every iteration
+
+
+def test_a_virtual_adversarial_start_needs_the_term():
+    with pytest.raises(InfoGANError, match="real_vat_start needs real_vat"):
+        only(real_vat_start=100)
 
 
 def test_a_teacher_start_needs_a_teacher():
