@@ -413,7 +413,7 @@ def continuous_mixed_derivatives(effects: CodeEffects, relative: bool = False, f
     terms = effects.mixed.square().transpose(0, 1).flatten(1).mean(dim=1)  # (pairs,)
     if relative:
         sizes = effects.slopes.square().transpose(0, 1).flatten(1).mean(dim=1) + floor  # (codes,)
-        i, j = (torch.tensor(side) for side in zip(*effects.pairs, strict=True))
+        i, j = (torch.tensor(side, device=sizes.device) for side in zip(*effects.pairs, strict=True))
         terms = terms / (sizes[i] * sizes[j])
     return terms.mean()
 

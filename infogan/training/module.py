@@ -493,14 +493,17 @@ class InfoGANTraining(pl.LightningModule):
         class too; the codes not started are held at 0 and not compared (with a stagger, each term is 0
         until its codes start). Only terms with a weight above 0; with none, no pass."""
         improved, codes = self.improved, self.model.codes
-        between = codes.n_continuous > 1
-        weights = {
-            "continuous_hessian": improved.continuous_hessian * between,
-            "continuous_hessian_relative": improved.continuous_hessian_relative * between,
-            "continuous_orthogonal": improved.continuous_orthogonal * between,
-            "continuous_shared_effect": improved.continuous_shared_effect * between,
-            "continuous_class_agreement": improved.continuous_class_agreement * bool(codes.categorical_sizes),
-        }
+        weights = {}
+        if codes.n_continuous > 1:  # the terms between codes
+            between = (
+                "continuous_hessian",
+                "continuous_hessian_relative",
+                "continuous_orthogonal",
+                "continuous_shared_effect",
+            )
+            weights.update({key: getattr(improved, key) for key in between})
+        if codes.categorical_sizes:
+            weights["continuous_class_agreement"] = improved.continuous_class_agreement
         weights = {key: weight for key, weight in weights.items() if weight > 0}
         if not weights:
             return {}
