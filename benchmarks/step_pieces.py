@@ -151,14 +151,13 @@ def main() -> None:
     for name, seconds in fastest.items():
         print(f"{name:40s} {1000 * seconds:7.1f} ms")
 
-    settings = {setting: params for setting in args.layouts}
-    settings.update(
-        {f"without {keys}": with_overrides(params, dict.fromkeys(keys.split(","), 0)) for keys in args.without}
-    )
+    # each setting: its params, memory layout and compile flag
+    settings = {setting: (params, *setting.partition("+")[::2]) for setting in args.layouts}
+    for keys in args.without:
+        settings[f"without {keys}"] = (with_overrides(params, dict.fromkeys(keys.split(","), 0)), "contiguous", "")
     best: dict[str, float] = {}
     for _ in range(args.repeats):
-        for setting, changed in settings.items():
-            layout, _, compiled = setting.partition("+") if setting in args.layouts else ("contiguous", "", "")
+        for setting, (changed, layout, compiled) in settings.items():
             built = module_and_batch(changed, LAYOUTS[layout], compiled == "compile", args.batch_size)
             seconds = timed(whole_iteration(*built, autocast), warmup=5)
             best[setting] = min(best.get(setting, seconds), seconds)

@@ -168,9 +168,8 @@ def effect_cosine_summary(model: InfoGAN, latents: torch.Tensor) -> tuple[float,
     set of generator passes: the mean cos^2 over every pair (what the orthogonal term pays), and for
     c2 and c3 the mean cosine, signed (a share of one code's change that the other makes the same way
     at every latent), and the mean of its size (which overlap of either sign raises)."""
-    cosines = effect_cosines(
-        code_effects(model.generator, latents, model.codes.n_continuous)
-    )  # (pairs, B), (c2, c3) first
+    effects = code_effects(model.generator, latents, model.codes.n_continuous)
+    cosines = effect_cosines(effects)  # (pairs, B), (c2, c3) first
     return float(cosines.square().mean()), float(cosines[0].mean()), float(cosines[0].abs().mean())
 
 

@@ -366,20 +366,16 @@ def code_effects(
     if compared < 1:
         empty = vectors.new_zeros(n_sets, 0, batch, 1, 1, 1, dtype=torch.float32)
         return CodeEffects(empty, empty, pairs)
-    corners = ((1, 1), (1, -1), (-1, 1), (-1, -1)) if pairs else ((1,), (-1,))
-    shown = pairs or [(0,)]
-    steps = vectors.new_zeros(len(shown), len(corners), width)
-    for row, codes in enumerate(shown):
-        for corner, signs in enumerate(corners):
-            for code, sign in zip(codes, signs, strict=True):
-                steps[row, corner, first + code] = sign * epsilon
-    steps = steps.flatten(0, 1)
-    images = generator((vectors[:, None] + steps[None, :, None]).flatten(0, 2))
+    if not pairs:  # one code: its two steps
+        slope = code_changes(generator, vectors, n_continuous, 1, epsilon) / (2 * epsilon)  # (S, 1, B, C, H, W)
+        return CodeEffects(slope, slope.new_zeros(n_sets, 0, *slope.shape[2:]), pairs)
+    steps = vectors.new_zeros(len(pairs), 4, width)
+    for row, (i, j) in enumerate(pairs):
+        for corner, (a, b) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
+            steps[row, corner, first + i], steps[row, corner, first + j] = a * epsilon, b * epsilon
+    images = generator((vectors[:, None] + steps.flatten(0, 1)[None, :, None]).flatten(0, 2))
     images = images.to(torch.promote_types(images.dtype, torch.float32))  # bf16 differences lose the change
-    images = images.unflatten(0, (n_sets, len(shown), len(corners), batch))  # (S, pairs, corners, B, C, H, W)
-    if not pairs:
-        slope = (images[:, 0, 0] - images[:, 0, 1]) / (2 * epsilon)
-        return CodeEffects(slope[:, None], images.new_zeros(n_sets, 0, *slope.shape[1:]), pairs)
+    images = images.unflatten(0, (n_sets, len(pairs), 4, batch))  # (S, pairs, corners, B, C, H, W)
     up_up, up_down, down_up, down_down = images.unbind(2)  # each (S, pairs, B, C, H, W)
     mixed = (up_up - up_down - down_up + down_down) / (4 * epsilon**2)
     along_i = (up_up + up_down - down_up - down_down) / (4 * epsilon)
@@ -422,7 +418,7 @@ def code_changes(
     generator: torch.nn.Module, vectors: torch.Tensor, n_continuous: int, compared: int, epsilon: float
 ) -> torch.Tensor:
     """Each of the first `compared` continuous codes' change to the image by central differences,
-    G(v + epsilon e_j) - G(v - epsilon e_j), in float: (S, compared, B, C, H, W) for `vectors`
+    G(v + epsilon e_j) - G(v - epsilon e_j), in float32 at least: (S, compared, B, C, H, W) for `vectors`
     (S, B, latent_dim) whose last n_continuous columns are the continuous codes. One generator call,
     over 2 * compared * S * B inputs."""
     first = vectors.shape[-1] - n_continuous
@@ -430,7 +426,8 @@ def code_changes(
     steps = vectors.new_zeros(2 * compared, vectors.shape[-1])
     steps[2 * codes, first + codes], steps[2 * codes + 1, first + codes] = epsilon, -epsilon
     images = generator((vectors[:, None] + steps[None, :, None]).flatten(0, 2))
-    images = images.float().unflatten(0, (vectors.shape[0], 2 * compared, vectors.shape[1]))
+    images = images.to(torch.promote_types(images.dtype, torch.float32))
+    images = images.unflatten(0, (vectors.shape[0], 2 * compared, vectors.shape[1]))
     return images[:, 0::2] - images[:, 1::2]
 
 

@@ -393,8 +393,7 @@ class InfoGANTraining(pl.LightningModule):
             if improved.real_marginal_entropy > 0:
                 weighted.append((-improved.real_marginal_entropy, "improved/real_marginal_entropy", marginal))
         # the class each real image is pulled towards: the live Q's, or the moving average's
-        start = improved.real_teacher_start
-        taught = improved.real_teacher and (start == 0 or self.iteration > start)
+        taught = improved.real_teacher and self.after(improved.real_teacher_start)
         target = self.teacher_logits(real) if taught and (compared or virtual_adversarial) else logits
         if compared:
             moved = self.model.encode(nuisance(real if partners is None else partners, improved)).categorical_logits
@@ -408,9 +407,8 @@ class InfoGANTraining(pl.LightningModule):
                 self_label = categorical_self_label(target, moved, sizes, improved.self_label_threshold)
                 weighted.append((improved.self_label, "improved/self_label", self_label))
         if virtual_adversarial:  # logged from the first iteration (0 before its start), so every iteration has its keys
-            vat_start = improved.real_vat_start
             value = logits.new_zeros((), dtype=torch.float32)
-            if vat_start == 0 or self.iteration > vat_start:
+            if self.after(improved.real_vat_start):
                 radius = improved.real_vat_radius * (real - partners).flatten(1).norm(dim=1)
                 value = categorical_virtual_adversarial(
                     lambda images: self.model.encode(images).categorical_logits, real, target, sizes, radius
@@ -418,6 +416,11 @@ class InfoGANTraining(pl.LightningModule):
             weighted.append((improved.real_vat, "improved/real_vat", value))
         total = sum((weight * value for weight, _, value in weighted), logits.new_zeros(()))
         return total, {key: value for _, key, value in weighted}
+
+    def after(self, start: int) -> bool:
+        """Whether this iteration comes after the first `start` ones: always with `start` 0, where the
+        iteration is not read (a step run without a Trainer has none)."""
+        return start == 0 or self.iteration > start
 
     def teacher(self) -> InfoGAN:
         """With `improved.real_teacher`: the networks whose classes of real images the consistency terms
