@@ -252,36 +252,41 @@ class ImprovedConfig(Section):
     # generated images, rise from weight 0 to 1 (G's step has them whole); 0: whole from the start
     fake_class_warmup: Count
     # weight of the continuous codes' squared mixed second derivative d2G/(dc_i dc_j) in G's step, on
-    # CONTINUOUS_ROWS latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
+    # continuous_rows latents (infogan/model/losses.py, continuous_mixed_derivatives); 0: not computed
     continuous_hessian: Weight
     # weight of the same mixed derivative divided by the two codes' squared first derivatives dG/dc_i
     # and dG/dc_j (continuous_mixed_derivatives with relative=True): a code cannot lower it by
     # changing the image less; 0: not computed
     continuous_hessian_relative: Weight
     # weight of the squared cosine between the continuous codes' effects on the image, dG/dc_i and
-    # dG/dc_j, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
+    # dG/dc_j, in G's step, on continuous_rows latents (infogan/model/losses.py,
     # continuous_effect_overlap; OroJaR's orthogonal Jacobians); 0: not computed
     continuous_orthogonal: Weight
     # weight of the size of the mean over latents of the cosine between the continuous codes' effects
-    # on the image, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
+    # on the image, in G's step, on continuous_rows latents (infogan/model/losses.py,
     # continuous_shared_effect): overlaps that change sign from latent to latent cancel, a share of
     # another code's change made the same way everywhere does not; 0: not computed
     continuous_shared_effect: Weight
     # weight of max(0, -cos) between each continuous code's effect on the image, averaged over pixel
     # blocks (continuous_class_agreement_pool), at a latent and at the same latent drawn as another
-    # class, in G's step, on CONTINUOUS_ROWS latents (infogan/model/losses.py,
+    # class, in G's step, on continuous_rows latents (infogan/model/losses.py,
     # continuous_class_disagreement): a code must not move one digit's ink the opposite way from
     # another's; 0: not computed
     continuous_class_agreement: Weight
     # the side, in pixels, of the blocks each effect is averaged over for continuous_class_agreement
     continuous_class_agreement_pool: PositiveInt
+    # the latents of each batch (its first ones) that G's terms on the continuous codes' effects
+    # (continuous_hessian, continuous_hessian_relative, continuous_orthogonal, continuous_shared_effect,
+    # continuous_class_agreement), continuous_cross_reading and continuous_hold are found on; their
+    # generator passes grow with it (code_effects: 4 a pair of codes, twice with the class term)
+    continuous_rows: PositiveInt
     # standard deviation of Gaussian noise added to every pixel (images in [-1, 1]) of the generated
     # images Q reads the continuous codes from for G's information term, in place of the clean ones;
     # Q learns from both in D's step. A code earns only as much as its effect stands out of the
     # noise, so a faint effect Q could read exactly earns little; 0: off
     continuous_read_noise: Weight
     # weight, in D's step, of how far Q's reading of each continuous code moves when only the other
-    # continuous codes are drawn anew (z and the categorical codes kept), on CONTINUOUS_ROWS latents
+    # continuous codes are drawn anew (z and the categorical codes kept), on continuous_rows latents
     # (infogan/model/losses.py, continuous_cross_reading): Q must read each code from its own change,
     # so G is not paid for a code that also makes a little of another's change; 0: not computed
     continuous_cross_reading: Weight
@@ -325,7 +330,7 @@ class ImprovedConfig(Section):
     continuous_anchor_alone: Bool
     # with continuous_stagger: weight, in G's step, of how far each code started before the newest has
     # turned its effect on the image from the change it made when the newest started, as a frozen copy
-    # of G taken then makes it (1 - cos over pixel blocks of continuous_hold_pool, on CONTINUOUS_ROWS
+    # of G taken then makes it (1 - cos over pixel blocks of continuous_hold_pool, on continuous_rows
     # latents; infogan/model/losses.py, continuous_effect_drift). The anchor reads an earlier code as Q
     # read it then; a change added beside it (a lean beside a stroke) does not trouble that reading,
     # and this term pays for it; 0: off

@@ -83,8 +83,6 @@ from infogan.model.networks import CodeParams, PairHead
 from infogan.training.bookkeeping import Losses, NonFiniteWatch, RunningMeans, iterations_done, iterations_planned
 from infogan.training.callbacks import WeightAverage
 
-# latents of each batch the continuous codes' mixed derivatives (4 G passes a pair) and effects (2 a code) are found on
-CONTINUOUS_ROWS = 32
 # latents the final turn's mixed derivative is averaged over (improved.continuous_final_turn): 4 generator
 # passes over them for each of 61 angles, 68 s with two threads on a 2-core Zen 5 (docs/digits.md, round 36)
 FINAL_TURN_LATENTS = 1024
@@ -311,14 +309,14 @@ class InfoGANTraining(pl.LightningModule):
         return losses
 
     def cross_reading(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
-        """`improved.continuous_cross_reading`'s term on the first CONTINUOUS_ROWS latents: how far Q's
+        """`improved.continuous_cross_reading`'s term on the first `improved.continuous_rows` latents: how far Q's
         reading of one started continuous code moves between `fake` and the image G draws with the other
         started codes drawn anew (`continuous_cross_reading`); 0 while fewer than two have started. The
         second images are drawn without a graph: the term teaches Q, not G."""
         started = self.continuous_started
         if started < 2:
             return fake.new_zeros((), dtype=torch.float32)
-        rows = latent.first(CONTINUOUS_ROWS)
+        rows = latent.first(self.improved.continuous_rows)
         moved, kept = self.model.codes.redraw_other_continuous(rows, started)
         with torch.no_grad():
             moved_fake = self.model.generator(moved.vector)
@@ -469,7 +467,7 @@ class InfoGANTraining(pl.LightningModule):
             total = total + improved.continuous_anchor * self.config.train.lambda_cont * anchored
             losses["improved/continuous_anchor"] = anchored
         if self.held_generator is not None:  # logged from the first iteration (0 before a second code starts)
-            rows = latent.vector[:CONTINUOUS_ROWS]
+            rows = latent.vector[: improved.continuous_rows]
             held = max(self.continuous_started - 1, 0)  # the codes started before the newest
             n_continuous, pool = self.model.codes.n_continuous, improved.continuous_hold_pool
             drift = continuous_effect_drift(self.model.generator, self.held_generator, rows, n_continuous, held, pool)
@@ -492,7 +490,7 @@ class InfoGANTraining(pl.LightningModule):
         its weight and value: between codes (`improved.continuous_hessian`, `continuous_hessian_relative`,
         `continuous_orthogonal`, `continuous_shared_effect`, with two codes or more) and across classes
         (`improved.continuous_class_agreement`). All read one set of generator passes (`code_effects`)
-        on the first CONTINUOUS_ROWS latents, and with the class term the same latents drawn as another
+        on the first `improved.continuous_rows` latents, and with the class term the same latents drawn as another
         class too; the codes not started are held at 0 and not compared (with a stagger, each term is 0
         until its codes start). Only terms with a weight above 0; with none, no pass."""
         improved, codes = self.improved, self.model.codes
@@ -510,7 +508,7 @@ class InfoGANTraining(pl.LightningModule):
         weights = {key: weight for key, weight in weights.items() if weight > 0}
         if not weights:
             return {}
-        rows = latent.first(CONTINUOUS_ROWS)
+        rows = latent.first(self.improved.continuous_rows)
         vectors = [rows.vector]
         if "continuous_class_agreement" in weights:  # the codes not started are held at 0 in both
             vectors.append(codes.other_class(rows).vector)

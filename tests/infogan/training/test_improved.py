@@ -42,7 +42,7 @@ from infogan.model.losses import (
 from infogan.training.bookkeeping import Losses
 from infogan.training.callbacks import EpochEvaluation, ProgressLines, WeightAverage
 from infogan.training.datamodule import DeviceImages
-from infogan.training.module import CONTINUOUS_ROWS, InfoGANTraining
+from infogan.training.module import InfoGANTraining
 from pipeline.params import shipped_improved, shipped_model, shipped_train
 from tests.infogan.training.test_module import random_images, trainer
 from tests.infogan.training.test_weight_average import SaveAt
@@ -1034,11 +1034,13 @@ def test_a_staggered_generator_step_pays_the_terms_between_codes_only_once_two_h
 
 def test_the_terms_on_the_codes_effects_share_one_generator_pass():
     """The Hessian penalty, the orthogonal term and the class term read one generator call: the four
-    corners of the one pair of codes, at the first CONTINUOUS_ROWS latents and at them drawn as
-    another class; with one code started, its two steps; with none, no call."""
+    corners of the one pair of codes, at the first `improved.continuous_rows` latents (12 here, not
+    the shipped 32) and at them drawn as another class; with one code started, its two steps; with
+    none, no call."""
     keys = ("continuous_hessian_relative", "continuous_orthogonal", "continuous_class_agreement")
-    module = improved_module(only(continuous_stagger=500, **dict.fromkeys(keys, 1.0)))
-    latent = module.model.codes.sample(CONTINUOUS_ROWS + 8)
+    rows = 12
+    module = improved_module(only(continuous_stagger=500, continuous_rows=rows, **dict.fromkeys(keys, 1.0)))
+    latent = module.model.codes.sample(rows + 8)
     calls = []
     module.model.generator.register_forward_hook(lambda _, inputs, __: calls.append(inputs[0].shape[0]))
     for started, passes in ((2, 4), (1, 2)):
@@ -1046,7 +1048,7 @@ def test_the_terms_on_the_codes_effects_share_one_generator_pass():
         module.continuous_started = started
         terms = module.code_effect_terms(latent)
         assert set(terms) == set(keys)
-        assert calls == [2 * passes * CONTINUOUS_ROWS]
+        assert calls == [2 * passes * rows]
     calls.clear()
     module.continuous_started = 0
     assert all(float(value) == 0.0 for _, value in module.code_effect_terms(latent).values())
@@ -1490,7 +1492,7 @@ def test_the_hold_pays_g_for_the_earlier_codes_turned_change_against_the_frozen_
             for p in moved.parameters():
                 p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     losses = module.generator_step(fake, latent)
-    rows = latent.vector[:CONTINUOUS_ROWS]
+    rows = latent.vector[: module.improved.continuous_rows]
     direct = continuous_effect_drift(module.model.generator, module.held_generator, rows, 2, 1, 4)
     assert float(losses["improved/continuous_hold"]) == pytest.approx(float(direct), rel=1e-5) and float(direct) > 0
     expected = float(plain.generator_step(fake, latent)["total"].detach()) + 2.0 * float(direct)

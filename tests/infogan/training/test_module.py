@@ -18,9 +18,10 @@ from pipeline.params import shipped_model, shipped_train
 BATCH = 32
 
 
-def trainer(max_steps: int = -1, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+def trainer(max_steps: int = -1, callbacks: Sequence[pl.Callback] = (), precision: str = "32-true") -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
+        precision=precision,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

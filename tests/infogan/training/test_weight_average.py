@@ -96,3 +96,22 @@ def test_a_checkpoint_keeps_the_average_and_the_trained_weights_and_a_resumed_fi
     resumed = fit(WeightAverage(DECAY), iterations=2, ckpt_path=path, seed=1)
     final = snapshot(resumed.model)
     assert all(torch.allclose(final[name], average[name], atol=1e-6) for name in average)
+
+
+def test_the_epoch_evaluation_runs_in_the_training_steps_precision(monkeypatch):
+    """Under bf16 autocast where the steps are, in fp32 where they are (the render stage's figures are fp32)."""
+    seen = []
+
+    def spy(model, images, labels, batch_size):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return {"eval/categorical_accuracy": 0.5}, {}
+
+    monkeypatch.setattr(callbacks, "categorical_code_matching", spy)
+    images, labels = random_images(64, seed=1), torch.arange(64) % 10
+    for precision in ("bf16-mixed", "32-true"):
+        torch.manual_seed(0)
+        module = InfoGANTraining(shipped_model(), shipped_train(recipe="paper"))
+        data = DeviceImages(random_images(), BATCH, batches_per_epoch=1, seed=0)
+        fitter = trainer(callbacks=[EpochEvaluation(images, labels, 32)], precision=precision)
+        fitter.fit(module, datamodule=data)
+    assert seen == [torch.bfloat16, torch.float32]
