@@ -4,6 +4,8 @@ iterations in the memory layouts and compile settings asked for.
     python benchmarks/step_pieces.py --threads 2
     python benchmarks/step_pieces.py --threads 2 --set improved.continuous_orthogonal=3.0 \
         --without improved.continuous_orthogonal improved.continuous_anchor,improved.continuous_anchor_retake
+    python benchmarks/step_pieces.py --threads 2 --set improved.continuous_orthogonal=3.0 \
+        --variant improved.continuous_rows=16
 
 
 Builds the training module from params.yaml's MNIST model and improved recipe (random weights and
@@ -13,7 +15,8 @@ forward (and back), the nuisance transformation, D's whole step and G's whole st
 forward. Then whole iterations (both steps, backward included, no optimizer) per `--layouts`
 entry. `--set` changes params.yaml's values first (as `pipeline.sweep --set` does); each `--without`
 entry (keys joined by commas) adds a whole iteration with those keys at 0 (off), so a term's share of
-the iteration is the difference. Every continuous code counts as started, so the terms between codes
+the iteration is the difference; each `--variant` entry (KEY=VALUE pairs joined by commas) adds one
+with those values. Every continuous code counts as started, so the terms between codes
 are all paid. Each is timed `--repeats` times, in turn with the others, and its best mean is printed
 (with images/s for whole iterations): on a shared machine the slowest runs are noise.
 """
@@ -91,6 +94,13 @@ def main() -> None:
     p.add_argument(
         "--without", nargs="+", default=[], metavar="KEY[,KEY]", help="a whole iteration with each entry's keys at 0"
     )
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="a whole iteration with each entry's values",
+    )
     args = p.parse_args()
     params = apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)
     torch.set_num_threads(args.threads)
@@ -155,6 +165,8 @@ def main() -> None:
     settings = {setting: (params, *setting.partition("+")[::2]) for setting in args.layouts}
     for keys in args.without:
         settings[f"without {keys}"] = (with_overrides(params, dict.fromkeys(keys.split(","), 0)), "contiguous", "")
+    for values in args.variant:
+        settings[f"with {values}"] = (apply_overrides(params, values.split(",")), "contiguous", "")
     best: dict[str, float] = {}
     for _ in range(args.repeats):
         for setting, (changed, layout, compiled) in settings.items():
