@@ -1,7 +1,8 @@
 """What the train stage's parts around the step cost: the improved recipe trained in Lightning with
 the neighbour pairs, the weights' moving average and the per-epoch evaluation added one at a time,
 and the moving average as Lightning's EMAWeightAveraging updates it by itself (two temporary copies
-of each tensor) beside WeightAverage's one in-place lerp.
+of each tensor) beside WeightAverage's one in-place lerp, and one per-epoch evaluation in fp32 and
+in the training steps' bf16 autocast (where the CPU has bf16), which `EpochEvaluation` runs in.
 
     python benchmarks/train_overhead.py --data data/prepared/mnist --threads 2
 
@@ -9,7 +10,8 @@ Each setting trains `--epochs` epochs of `--batches-per-epoch` iterations from t
 prepared MNIST folder (its neighbour table included), with no logger, checkpoint or snapshot, and
 prints images/s from iteration `--skip` to the end (epoch ends, and so the evaluations, included).
 The settings are alternated `--repeats` times. Set beside the train stage's own images/s (its log
-lines), the last row leaves what MLflow logging, checkpoints and snapshots cost.
+lines), the last row leaves what MLflow logging, checkpoints and snapshots cost. `--repeats 0`
+times the average's update and the evaluation alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from infogan.config import TrainingConfig
 from infogan.data.neighbours import load_neighbours
+from infogan.evaluation.metrics import categorical_code_matching
 from infogan.training.callbacks import EpochEvaluation, WeightAverage
 from infogan.training.datamodule import DeviceImages
 from infogan.training.hardware import resolve_precision
@@ -110,6 +113,22 @@ def update_milliseconds(config: TrainingConfig, updates: int) -> tuple[dict[str,
     return {kind: 1000 * total / updates for kind, total in seconds.items()}, weights
 
 
+def evaluation_seconds(config: TrainingConfig, test: dict[str, torch.Tensor], calls: int) -> dict[str, float]:
+    """One `categorical_code_matching` of the test split by the improved recipe's networks (random
+    weights: the arithmetic is the same), in fp32 and under bf16 autocast where the CPU has bf16,
+    alternated `calls` times: the fastest call's seconds for each."""
+    model = InfoGANTraining(config.model, config.train, config.improved).model
+    kinds = {"fp32": False, **({"bf16": True} if resolve_precision("auto", "cpu") == "bf16-mixed" else {})}
+    fastest = dict.fromkeys(kinds, float("inf"))
+    for _ in range(calls):
+        for kind, bf16 in kinds.items():
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                categorical_code_matching(model, test["images"], test["labels"], config.train.eval_batch_size)
+            fastest[kind] = min(fastest[kind], time.perf_counter() - start)
+    return fastest
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("data/prepared/mnist"), help="prepare's MNIST folder")
@@ -120,6 +139,9 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=20, help="iterations of warm-up left out of the rate")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--updates", type=int, default=50, help="updates of the average timed on their own")
+    p.add_argument(
+        "--evaluations", type=int, default=3, help="per-epoch evaluations timed on their own, each precision"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
@@ -137,6 +159,9 @@ def main() -> None:
         f"one update of the average of {weights / 1e6:.1f} M weights: lerp {update['lerp']:.1f} ms, "
         f"Lightning's {update['lightning']:.1f} ms ({update['lightning'] / update['lerp']:.2f}x)"
     )
+    evaluation = evaluation_seconds(config, splits["test"], args.evaluations)
+    images = len(splits["test"]["images"])
+    print(f"one evaluation of {images:,} test images: " + ", ".join(f"{k} {v:.2f} s" for k, v in evaluation.items()))
 
 
 if __name__ == "__main__":

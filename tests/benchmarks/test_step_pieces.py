@@ -18,3 +18,22 @@ def test_step_pieces_prints_each_piece_and_each_whole_iteration():
         assert re.search(rf"^{re.escape(piece)}.*\d+\.\d ms$", out, re.M), (piece, out)
     for layout in ("contiguous", "channels_last"):
         assert re.search(rf"^whole iteration, {layout} .* ms +\d+ images/s$", out, re.M), (layout, out)
+
+
+def test_step_pieces_times_the_recipe_beside_each_variant_and_each_term_left_out():
+    command = [sys.executable, "benchmarks/step_pieces.py", "--threads", "1", "--batch-size", "8", "--repeats", "1"]
+    command += ["--layouts", "contiguous", "--set", "improved.continuous_orthogonal=1.0"]
+    command += [
+        "--without",
+        "improved.continuous_orthogonal",
+        "--variant",
+        "improved.continuous_rows=4,train.lambda_cont=0.2",
+    ]
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    settings = (
+        "contiguous",
+        "without improved.continuous_orthogonal",
+        "with improved.continuous_rows=4,train.lambda_cont=0.2",
+    )
+    for setting in settings:
+        assert re.search(rf"^whole iteration, {re.escape(setting)} .* ms +\d+ images/s$", out, re.M), (setting, out)

@@ -22,10 +22,11 @@ def test_train_overhead_prints_every_setting(tmp_path):
     torch.save({"neighbours": torch.randint(0, 64, (64, 10), generator=generator)}, tmp_path / FILE)
     command = [sys.executable, "benchmarks/train_overhead.py", "--data", str(tmp_path), "--threads", "1"]
     command += ["--batch-size", "16", "--batches-per-epoch", "3", "--epochs", "2", "--skip", "2", "--repeats", "1"]
-    command += ["--updates", "2"]
+    command += ["--updates", "2", "--evaluations", "1"]
     out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     settings = ("step alone", "+ neighbour pairs", "+ moving average", "  (Lightning's update)")
     for setting in (*settings, "+ per-epoch evaluation"):
         assert re.search(rf"^{re.escape(setting)} +\d+ images/s$", out, re.M), (setting, out)
     update = r"^one update of the average of [\d.]+ M weights: lerp [\d.]+ ms, Lightning's [\d.]+ ms \([\d.]+x\)$"
     assert re.search(update, out, re.M), out
+    assert re.search(r"^one evaluation of 40 test images: fp32 [\d.]+ s(, bf16 [\d.]+ s)?$", out, re.M), out
