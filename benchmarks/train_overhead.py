@@ -151,9 +151,12 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, setting in SETTINGS.items():
             rates[name].append(images_per_second(config, splits, table, setting, args))
-    print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
-    for name, found in rates.items():
-        print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
+    if args.repeats > 0:
+        print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
+        for name, found in rates.items():
+            print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
+    else:
+        print(f"{args.threads} threads")
     update, weights = update_milliseconds(config, args.updates)
     print(
         f"one update of the average of {weights / 1e6:.1f} M weights: lerp {update['lerp']:.1f} ms, "

@@ -309,10 +309,10 @@ class InfoGANTraining(pl.LightningModule):
         return losses
 
     def cross_reading(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
-        """`improved.continuous_cross_reading`'s term on the first `improved.continuous_rows` latents: how far Q's
-        reading of one started continuous code moves between `fake` and the image G draws with the other
-        started codes drawn anew (`continuous_cross_reading`); 0 while fewer than two have started. The
-        second images are drawn without a graph: the term teaches Q, not G."""
+        """`improved.continuous_cross_reading`'s term on the first `improved.continuous_rows` latents:
+        how far Q's reading of one started continuous code moves between `fake` and the image G draws
+        with the other started codes drawn anew (`continuous_cross_reading`); 0 while fewer than two
+        have started. The second images are drawn without a graph: the term teaches Q, not G."""
         started = self.continuous_started
         if started < 2:
             return fake.new_zeros((), dtype=torch.float32)
@@ -490,9 +490,9 @@ class InfoGANTraining(pl.LightningModule):
         its weight and value: between codes (`improved.continuous_hessian`, `continuous_hessian_relative`,
         `continuous_orthogonal`, `continuous_shared_effect`, with two codes or more) and across classes
         (`improved.continuous_class_agreement`). All read one set of generator passes (`code_effects`)
-        on the first `improved.continuous_rows` latents, and with the class term the same latents drawn as another
-        class too; the codes not started are held at 0 and not compared (with a stagger, each term is 0
-        until its codes start). Only terms with a weight above 0; with none, no pass."""
+        on the first `improved.continuous_rows` latents, and with the class term the same latents drawn
+        as another class too; the codes not started are held at 0 and not compared (with a stagger,
+        each term is 0 until its codes start). Only terms with a weight above 0; with none, no pass."""
         improved, codes = self.improved, self.model.codes
         weights = {}
         if codes.n_continuous > 1:  # the terms between codes
