@@ -100,7 +100,7 @@ class EpochEvaluation(pl.Callback):
                 row[name.removesuffix("_epoch")] = float(value)
         if self.images is not None and pl_module.model.codes.categorical_sizes and trainer.is_global_zero:
             networks = evaluated_networks(pl_module, self.average)
-            with trainer.precision_plugin.forward_context():  # the steps' precision (docstring)
+            with trainer.precision_plugin.forward_context():  # bf16 autocast where the steps run in it
                 metrics, _ = categorical_code_matching(networks, self.images, self.labels, self.batch_size)
             pl_module.log_dict(metrics, on_step=False, on_epoch=True, rank_zero_only=True)
             row.update(metrics)

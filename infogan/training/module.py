@@ -508,7 +508,7 @@ class InfoGANTraining(pl.LightningModule):
         weights = {key: weight for key, weight in weights.items() if weight > 0}
         if not weights:
             return {}
-        rows = latent.first(self.improved.continuous_rows)
+        rows = latent.first(improved.continuous_rows)
         vectors = [rows.vector]
         if "continuous_class_agreement" in weights:  # the codes not started are held at 0 in both
             vectors.append(codes.other_class(rows).vector)
