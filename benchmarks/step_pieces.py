@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import torch
 
+from infogan.errors import InfoGANError
 from infogan.model.augment import nuisance
 from infogan.training.hardware import resolve_precision
 from infogan.training.module import InfoGANTraining
@@ -102,7 +103,22 @@ def main() -> None:
         help="a whole iteration with each entry's values",
     )
     args = p.parse_args()
-    params = apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)
+    try:  # a setting the params refuse stops here, before anything is timed
+        params = apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)
+        # each setting: its params, memory layout and compile flag
+        settings = {setting: (params, *setting.partition("+")[::2]) for setting in args.layouts}
+        for keys in args.without:
+            without = with_overrides(params, dict.fromkeys(keys.split(","), 0))
+            settings[f"without {keys}"] = (without, "contiguous", "")
+        for values in args.variant:
+            settings[f"with {values}"] = (apply_overrides(params, values.split(",")), "contiguous", "")
+        for setting, (changed, _, _) in settings.items():
+            try:
+                parse_params(changed)
+            except InfoGANError as err:
+                raise InfoGANError(f"{setting}: {err}") from None
+    except InfoGANError as err:
+        p.error(str(err))
     torch.set_num_threads(args.threads)
     bf16 = resolve_precision("auto", "cpu") == "bf16-mixed"
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
@@ -161,12 +177,6 @@ def main() -> None:
     for name, seconds in fastest.items():
         print(f"{name:40s} {1000 * seconds:7.1f} ms")
 
-    # each setting: its params, memory layout and compile flag
-    settings = {setting: (params, *setting.partition("+")[::2]) for setting in args.layouts}
-    for keys in args.without:
-        settings[f"without {keys}"] = (with_overrides(params, dict.fromkeys(keys.split(","), 0)), "contiguous", "")
-    for values in args.variant:
-        settings[f"with {values}"] = (apply_overrides(params, values.split(",")), "contiguous", "")
     best: dict[str, float] = {}
     for _ in range(args.repeats):
         for setting, (changed, layout, compiled) in settings.items():

@@ -194,6 +194,9 @@ class ImprovedConfig(Section):
     # lambda of the categorical information term on transformed fakes: Q must still read the
     # sampled class from T(G(z, c)), so G cannot signal the class by slant or thickness alone
     augmented_information: Weight
+    # the generated images (each batch's first ones) T(G(z, c)) is drawn and read on for that term, in
+    # D's step and G's: each is a pass of D's trunk, as costly as the fake's own; 0: the whole batch
+    augmented_information_rows: Count
     # weight of KL(Q(c | x) || Q(c | T(x))) on real images, the first held fixed: Q's class for a
     # real digit must not change under T (self-augmented training)
     real_consistency: Weight
@@ -319,6 +322,9 @@ class ImprovedConfig(Section):
     # started, in G's step. The copy reads each earlier code from what it controlled alone, so a later
     # code that also moves that makes the copy misread it, and costs G; 0: off
     continuous_anchor: Weight
+    # the generated images (each batch's first ones) the anchor reads, a pass of its trunk in G's
+    # step; 0: the whole batch
+    continuous_anchor_rows: Count
     # with continuous_anchor: the iteration at which the anchor is taken again, from then on reading
     # every code started, the newest too, so that each code is held to what it controls then (a code
     # starting later takes it again as before); 0: taken only when each code starts

@@ -176,10 +176,13 @@ class InfoGANTraining(pl.LightningModule):
     def anchored_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
         """With the anchor: the information loss, nats, of the codes started before the newest one
         (all but the last of `continuous_started`; all of them once the anchor is retaken), as the
-        anchor reads them from `fake`; 0 while only one code has started and the anchor is not retaken."""
+        anchor reads them from `fake`'s first `improved.continuous_anchor_rows` images (all with 0);
+        0 while only one code has started and the anchor is not retaken."""
         anchored = self.continuous_started - (0 if self.anchor_retaken else 1)
         if anchored < 1:
             return fake.new_zeros((), dtype=torch.float32)
+        rows = self.improved.continuous_anchor_rows or len(fake)
+        fake, latent = fake[:rows], latent.first(rows)
         q = self.anchor["q_head"](self.anchor["trunk"](fake))
         return gaussian_nll(
             q.continuous_mean[:, :anchored], q.continuous_log_scale[:, :anchored], latent.continuous[:, :anchored]
@@ -250,7 +253,10 @@ class InfoGANTraining(pl.LightningModule):
         return improved is not None and improved.continuous_read_noise > 0 and self.model.codes.n_continuous > 0
 
     def augmented_information(self, fake: torch.Tensor, latent: Latent) -> torch.Tensor:
-        """Improved recipe: the categorical information loss on T(fake), nats."""
+        """Improved recipe: the categorical information loss on T(fake), nats, on the first
+        `improved.augmented_information_rows` images (all with 0)."""
+        rows = self.improved.augmented_information_rows or len(fake)
+        fake, latent = fake[:rows], latent.first(rows)
         logits = self.model.encode(nuisance(fake, self.improved)).categorical_logits
         return categorical_nll(logits, latent.categorical, self.model.codes.categorical_sizes).sum()
 

@@ -37,3 +37,15 @@ def test_step_pieces_times_the_recipe_beside_each_variant_and_each_term_left_out
     )
     for setting in settings:
         assert re.search(rf"^whole iteration, {re.escape(setting)} .* ms +\d+ images/s$", out, re.M), (setting, out)
+
+
+def test_step_pieces_refuses_a_setting_the_params_refuse_before_timing_anything():
+    command = [sys.executable, "benchmarks/step_pieces.py", "--threads", "1", "--batch-size", "8", "--repeats", "1"]
+    command += ["--set", "improved.continuous_stagger=10", "improved.continuous_anchor=1.0"]
+    command += ["improved.continuous_anchor_retake=20", "--without", "improved.continuous_anchor"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2, done
+    assert (
+        "without improved.continuous_anchor: improved: continuous_anchor_retake needs continuous_anchor" in done.stderr
+    )
+    assert "Traceback" not in done.stderr and " ms" not in done.stdout, done

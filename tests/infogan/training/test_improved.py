@@ -1777,3 +1777,45 @@ def test_the_final_turn_turns_the_saved_average_so_it_draws_the_same_images_from
 def test_a_final_turn_under_a_uniform_prior_is_refused_with_the_reason():
     with pytest.raises(InfoGANError, match=r"continuous_final_turn needs model\.<dataset>\.continuous_prior: gaussian"):
         InfoGANTraining(shipped_model(), shipped_train(), only(continuous_final_turn=True))
+
+
+def trunk_batches(module: InfoGANTraining) -> list[int]:
+    """The batch sizes D's trunk is called on from now on (the list fills as it runs)."""
+    sizes: list[int] = []
+    module.model.trunk.register_forward_hook(lambda _, inputs, __: sizes.append(len(inputs[0])))
+    return sizes
+
+
+def test_the_augmented_term_reads_only_its_rows_in_both_steps_and_as_on_those_rows_alone():
+    """With `augmented_information_rows` k, T(fake) is drawn and read on the first k fakes only: D's
+    trunk runs on k images for it in both steps, and the term is what the whole-batch term gives on
+    those k (the same draws of T)."""
+    rows = 8
+    module = improved_module(only(augmented_information=1.0, augmented_information_rows=rows))
+    whole = improved_module(only(augmented_information=1.0))
+    latent, fake = latent_and_fake(module)
+    sizes = trunk_batches(module)
+    module.discriminator_step(digits(len(fake)), fake, latent)
+    module.generator_step(fake, latent)
+    assert len(fake) == 16 and sizes == [16, 16, rows, 16, rows]  # D: real, fake, T(fake); G: fake, T(fake)
+    torch.manual_seed(5)
+    part = module.augmented_information(fake, latent)
+    torch.manual_seed(5)
+    assert part.item() == pytest.approx(whole.augmented_information(fake[:rows], latent.first(rows)).item())
+    torch.manual_seed(5)
+    assert part.item() != pytest.approx(whole.augmented_information(fake, latent).item())
+
+
+def test_the_anchor_reads_only_its_rows_and_as_on_those_rows_alone():
+    rows = 8
+    module, _, latent, fake = frozen_and_plain(continuous_anchor=1.0, continuous_anchor_rows=rows)
+    whole, _, _, _ = frozen_and_plain(continuous_anchor=1.0)
+    for each in (module, whole):
+        each.continuous_started = 2
+        each.take_anchor()
+    sizes = []
+    module.anchor["trunk"].register_forward_hook(lambda _, inputs, __: sizes.append(len(inputs[0])))
+    part = module.anchored_information(fake, latent)
+    assert sizes == [rows] and part.item() > 0
+    assert part.item() == pytest.approx(whole.anchored_information(fake[:rows], latent.first(rows)).item(), rel=1e-6)
+    assert part.item() != pytest.approx(whole.anchored_information(fake, latent).item(), rel=1e-6)
