@@ -12,20 +12,22 @@ Builds the training module from params.yaml's MNIST model and improved recipe (r
 random images: the time of the arithmetic does not depend on them) and times, under bf16 autocast
 where the CPU has it: G's forward, G's forward and backward, a pass of D's trunk and Q's head
 forward (and back), the nuisance transformation, D's whole step and G's whole step, each after G's
-forward. Then whole iterations (both steps, backward included, no optimizer) per `--layouts`
-entry. `--set` changes params.yaml's values first (as `pipeline.sweep --set` does); each `--without`
-entry (keys joined by commas) adds a whole iteration with those keys at 0 (off), so a term's share of
-the iteration is the difference; each `--variant` entry (KEY=VALUE pairs joined by commas) adds one
-with those values. Every continuous code counts as started, so the terms between codes
-are all paid. Each is timed `--repeats` times, in turn with the others, and its best mean is printed
-(with images/s for whole iterations): on a shared machine the slowest runs are noise.
+forward and each computing only its own weights' gradients, as training does. Then whole
+iterations (both steps, backward included, no optimizer) per `--layouts` entry. `--set` changes
+params.yaml's values first (as `pipeline.sweep --set` does); each `--without` entry (keys joined by
+commas) adds a whole iteration with those keys at 0 (off), so a term's share of the iteration is
+the difference; each `--variant` entry (KEY=VALUE pairs joined by commas) adds one with those
+values. Every continuous code counts as started, so the terms between codes are all paid. Each is
+timed `--repeats` times, in turn with the others, and its best mean is printed (with images/s for
+whole iterations): on a shared machine the slowest runs are noise.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -62,20 +64,41 @@ def timed(step: Callable[[], object], repeats: int = 10, warmup: int = 3) -> flo
     return (time.perf_counter() - start) / repeats
 
 
+@contextmanager
+def trained_alone(module: InfoGANTraining, step: str) -> Iterator[None]:
+    """Inside, only the weights `step` ("d" or "g") trains need gradients, as in training, where
+    Lightning's `toggled_optimizer` turns the other optimizer's off: G's step computes no gradient
+    of D's weights, nor D's step of G's."""
+    opt_d, opt_g = module.configure_optimizers()
+    trained = {id(p) for group in (opt_d if step == "d" else opt_g).param_groups for p in group["params"]}
+    others = [p for p in module.parameters() if p.requires_grad and id(p) not in trained]
+    for p in others:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in others:
+            p.requires_grad_(True)
+
+
 def whole_iteration(
     module: InfoGANTraining, real: torch.Tensor, partners: torch.Tensor, autocast: Callable
 ) -> Callable[[], None]:
-    """One training iteration's arithmetic: G's forward, D's step and G's step, each backward (no optimizer)."""
+    """One training iteration's arithmetic: G's forward, D's step and G's step, each backward with
+    only its own weights' gradients, as in training (no optimizer)."""
 
     def iteration() -> None:
         with autocast():
             latent = module.model.codes.sample(real.shape[0])
             fake = module.model.generator(latent.vector)
-            d_losses = module.discriminator_step(real, fake, latent, partners)
-        d_losses["total"].backward()
-        with autocast():
-            g_losses = module.generator_step(fake, latent)
-        g_losses["total"].backward()
+        with trained_alone(module, "d"):
+            with autocast():
+                d_losses = module.discriminator_step(real, fake, latent, partners)
+            d_losses["total"].backward()
+        with trained_alone(module, "g"):
+            with autocast():
+                g_losses = module.generator_step(fake, latent)
+            g_losses["total"].backward()
 
     return iteration
 
@@ -150,15 +173,17 @@ def main() -> None:
 
     def d_step() -> None:
         fake, latent = generate()
-        with autocast():
-            losses = module.discriminator_step(real, fake, latent, partners)
-        losses["total"].backward()
+        with trained_alone(module, "d"):
+            with autocast():
+                losses = module.discriminator_step(real, fake, latent, partners)
+            losses["total"].backward()
 
     def g_step() -> None:
         fake, latent = generate()
-        with autocast():
-            losses = module.generator_step(fake, latent)
-        losses["total"].backward()
+        with trained_alone(module, "g"):
+            with autocast():
+                losses = module.generator_step(fake, latent)
+            losses["total"].backward()
 
     pieces = {
         "G forward": generate,

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from benchmarks.step_pieces import module_and_batch, whole_iteration
+from pipeline.params import shipped_params
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +54,25 @@ def test_step_pieces_refuses_a_setting_the_params_refuse_before_timing_anything(
         "without improved.continuous_anchor: improved: continuous_anchor_retake needs continuous_anchor" in done.stderr
     )
     assert "Traceback" not in done.stderr and " ms" not in done.stdout, done
+
+
+def test_a_timed_iteration_computes_only_each_steps_own_gradients_as_training_does():
+    """G's step adds nothing to D's weights' gradients (Lightning's toggled_optimizer turns them off
+    in training): after a whole timed iteration they are what D's step alone gives, from the same draws."""
+    params = shipped_params({"train.recipe": "improved"})
+    module, real, partners = module_and_batch(params, torch.contiguous_format, False, 8)
+    autocast = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    d_weights = [*module.model.trunk.parameters(), *module.model.d_head.parameters()]
+    flags = [p.requires_grad for p in module.parameters()]
+    torch.manual_seed(3)
+    whole_iteration(module, real, partners, autocast)()
+    assert [p.requires_grad for p in module.parameters()] == flags  # each step's freeze undone
+    after_both = [p.grad.clone() for p in d_weights]
+    assert all(p.grad is not None for p in module.model.generator.parameters())  # G's step ran, backward too
+    module.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    latent = module.model.codes.sample(8)
+    fake = module.model.generator(latent.vector)
+    module.discriminator_step(real, fake, latent, partners)["total"].backward()
+    for both, alone in zip(after_both, (p.grad for p in d_weights), strict=True):
+        assert torch.allclose(both, alone, atol=1e-6)
