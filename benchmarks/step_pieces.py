@@ -64,20 +64,28 @@ def timed(step: Callable[[], object], repeats: int = 10, warmup: int = 3) -> flo
     return (time.perf_counter() - start) / repeats
 
 
-@contextmanager
-def trained_alone(module: InfoGANTraining, step: str) -> Iterator[None]:
-    """Inside, only the weights `step` ("d" or "g") trains need gradients, as in training, where
-    Lightning's `toggled_optimizer` turns the other optimizer's off: G's step computes no gradient
-    of D's weights, nor D's step of G's."""
+def others_weights(module: InfoGANTraining) -> dict[str, list[torch.nn.Parameter]]:
+    """For each step ("d", "g"): the trainable weights its optimizer does not train (the other's)."""
     opt_d, opt_g = module.configure_optimizers()
-    trained = {id(p) for group in (opt_d if step == "d" else opt_g).param_groups for p in group["params"]}
-    others = [p for p in module.parameters() if p.requires_grad and id(p) not in trained]
-    for p in others:
+
+    def untrained_by(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+        own = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return [p for p in module.parameters() if p.requires_grad and id(p) not in own]
+
+    return {"d": untrained_by(opt_d), "g": untrained_by(opt_g)}
+
+
+@contextmanager
+def frozen(weights: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Inside, `weights` need no gradient, as in training, where Lightning's `toggled_optimizer` turns
+    the other optimizer's weights off in each step: G's step computes no gradient of D's weights,
+    nor D's step of G's."""
+    for p in weights:
         p.requires_grad_(False)
     try:
         yield
     finally:
-        for p in others:
+        for p in weights:
             p.requires_grad_(True)
 
 
@@ -86,16 +94,17 @@ def whole_iteration(
 ) -> Callable[[], None]:
     """One training iteration's arithmetic: G's forward, D's step and G's step, each backward with
     only its own weights' gradients, as in training (no optimizer)."""
+    others = others_weights(module)
 
     def iteration() -> None:
         with autocast():
             latent = module.model.codes.sample(real.shape[0])
             fake = module.model.generator(latent.vector)
-        with trained_alone(module, "d"):
+        with frozen(others["d"]):
             with autocast():
                 d_losses = module.discriminator_step(real, fake, latent, partners)
             d_losses["total"].backward()
-        with trained_alone(module, "g"):
+        with frozen(others["g"]):
             with autocast():
                 g_losses = module.generator_step(fake, latent)
             g_losses["total"].backward()
@@ -149,6 +158,7 @@ def main() -> None:
 
     module, real, partners = module_and_batch(params, torch.contiguous_format, False, args.batch_size)
     model, improved = module.model, module.improved
+    others = others_weights(module)
 
     def generate():
         with autocast():
@@ -173,14 +183,14 @@ def main() -> None:
 
     def d_step() -> None:
         fake, latent = generate()
-        with trained_alone(module, "d"):
+        with frozen(others["d"]):
             with autocast():
                 losses = module.discriminator_step(real, fake, latent, partners)
             losses["total"].backward()
 
     def g_step() -> None:
         fake, latent = generate()
-        with trained_alone(module, "g"):
+        with frozen(others["g"]):
             with autocast():
                 losses = module.generator_step(fake, latent)
             losses["total"].backward()

@@ -5,8 +5,11 @@ of each tensor) beside WeightAverage's one in-place lerp, and one per-epoch eval
 in the training steps' bf16 autocast (where the CPU has bf16), which `EpochEvaluation` runs in.
 
     python benchmarks/train_overhead.py --data data/prepared/mnist --threads 2
+    python benchmarks/train_overhead.py --data data/prepared/mnist --threads 2 \
+        --set improved.augmented_information_rows=64
 
-Each setting trains `--epochs` epochs of `--batches-per-epoch` iterations from the same seed on the
+Each setting trains `--epochs` epochs of `--batches-per-epoch` iterations of params.yaml's improved
+recipe (with `--set`'s changes, as `pipeline.sweep --set` makes them) from the same seed on the
 prepared MNIST folder (its neighbour table included), with no logger, checkpoint or snapshot, and
 prints images/s from iteration `--skip` to the end (epoch ends, and so the evaluations, included).
 The settings are alternated `--repeats` times. Set beside the train stage's own images/s (its log
@@ -26,12 +29,14 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from infogan.config import TrainingConfig
 from infogan.data.neighbours import load_neighbours
+from infogan.errors import InfoGANError
 from infogan.evaluation.metrics import categorical_code_matching
 from infogan.training.callbacks import EpochEvaluation, WeightAverage
 from infogan.training.datamodule import DeviceImages
 from infogan.training.hardware import resolve_precision
 from infogan.training.module import InfoGANTraining
 from pipeline.params import parse_params, shipped_params
+from pipeline.sweep import apply_overrides
 
 DECAY = 0.995  # the moving average's decay in round 11's recipe (improved.ema_decay; the shipped default is 0, off)
 AVERAGES = {  # the moving average's update: WeightAverage's one lerp, or Lightning's own EMA callback's
@@ -142,9 +147,13 @@ def main() -> None:
     p.add_argument(
         "--evaluations", type=int, default=3, help="per-epoch evaluations timed on their own, each precision"
     )
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params overrides, as pipeline.sweep's")
     args = p.parse_args()
+    try:
+        config = parse_params(apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)).training("mnist")
+    except InfoGANError as err:
+        p.error(str(err))
     torch.set_num_threads(args.threads)
-    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
     splits = {split: torch.load(args.data / f"{split}.pt", weights_only=True) for split in ("train", "test")}
     table = load_neighbours(args.data, config.improved.neighbours, len(splits["train"]["images"]))
     rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
@@ -153,6 +162,8 @@ def main() -> None:
             rates[name].append(images_per_second(config, splits, table, setting, args))
     if args.repeats > 0:
         print(f"{args.threads} threads, batch {args.batch_size}, {args.epochs} x {args.batches_per_epoch} iterations")
+        if args.set:
+            print("with " + " ".join(args.set))
         for name, found in rates.items():
             print(f"{name:24s} " + "  ".join(f"{rate:6.0f}" for rate in found) + " images/s")
     else:
