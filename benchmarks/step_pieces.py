@@ -31,6 +31,7 @@ from contextlib import contextmanager
 
 import torch
 
+from infogan.config import TrainingConfig
 from infogan.errors import InfoGANError
 from infogan.model.augment import nuisance
 from infogan.training.hardware import resolve_precision
@@ -42,10 +43,9 @@ LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channel
 
 
 def module_and_batch(
-    params: dict, layout: torch.memory_format, compiled: bool, batch: int
+    config: TrainingConfig, layout: torch.memory_format, compiled: bool, batch: int
 ) -> tuple[InfoGANTraining, ...]:
     torch.manual_seed(0)
-    config = parse_params(params).training("mnist")
     module = InfoGANTraining(config.model, config.train, config.improved).to(memory_format=layout)
     if compiled:
         for part in (module.model.generator, module.model.trunk, module.model.d_head, module.model.q_head):
@@ -135,20 +135,24 @@ def main() -> None:
         help="a whole iteration with each entry's values",
     )
     args = p.parse_args()
-    try:  # a setting the params refuse stops here, before anything is timed
+
+    def parsed(setting: str, params: dict) -> TrainingConfig:
+        try:
+            return parse_params(params).training("mnist")
+        except InfoGANError as err:
+            raise InfoGANError(f"{setting}: {err}") from None
+
+    try:  # every setting is parsed here, so one the params refuse stops before anything is timed
         params = apply_overrides(shipped_params({"train.recipe": "improved"}), args.set)
-        # each setting: its params, memory layout and compile flag
-        settings = {setting: (params, *setting.partition("+")[::2]) for setting in args.layouts}
+        config = parsed("the recipe", params)
+        # each setting: its config, memory layout and compile flag
+        settings = {setting: (config, *setting.partition("+")[::2]) for setting in args.layouts}
         for keys in args.without:
             without = with_overrides(params, dict.fromkeys(keys.split(","), 0))
-            settings[f"without {keys}"] = (without, "contiguous", "")
+            settings[f"without {keys}"] = (parsed(f"without {keys}", without), "contiguous", "")
         for values in args.variant:
-            settings[f"with {values}"] = (apply_overrides(params, values.split(",")), "contiguous", "")
-        for setting, (changed, _, _) in settings.items():
-            try:
-                parse_params(changed)
-            except InfoGANError as err:
-                raise InfoGANError(f"{setting}: {err}") from None
+            changed = apply_overrides(params, values.split(","))
+            settings[f"with {values}"] = (parsed(f"with {values}", changed), "contiguous", "")
     except InfoGANError as err:
         p.error(str(err))
     torch.set_num_threads(args.threads)
@@ -156,7 +160,7 @@ def main() -> None:
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     print(f"{args.threads} threads, batch {args.batch_size}, {'bf16 autocast' if bf16 else 'fp32'}")
 
-    module, real, partners = module_and_batch(params, torch.contiguous_format, False, args.batch_size)
+    module, real, partners = module_and_batch(config, torch.contiguous_format, False, args.batch_size)
     model, improved = module.model, module.improved
     others = others_weights(module)
 
@@ -214,8 +218,8 @@ def main() -> None:
 
     best: dict[str, float] = {}
     for _ in range(args.repeats):
-        for setting, (changed, layout, compiled) in settings.items():
-            built = module_and_batch(changed, LAYOUTS[layout], compiled == "compile", args.batch_size)
+        for setting, (setting_config, layout, compiled) in settings.items():
+            built = module_and_batch(setting_config, LAYOUTS[layout], compiled == "compile", args.batch_size)
             seconds = timed(whole_iteration(*built, autocast), warmup=5)
             best[setting] = min(best.get(setting, seconds), seconds)
     for setting, seconds in best.items():

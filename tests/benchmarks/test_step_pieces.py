@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.step_pieces import module_and_batch, whole_iteration
-from pipeline.params import shipped_params
+from pipeline.params import parse_params, shipped_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,8 +59,8 @@ def test_step_pieces_refuses_a_setting_the_params_refuse_before_timing_anything(
 def test_a_timed_iteration_computes_only_each_steps_own_gradients_as_training_does():
     """G's step adds nothing to D's weights' gradients (Lightning's toggled_optimizer turns them off
     in training): after a whole timed iteration they are what D's step alone gives, from the same draws."""
-    params = shipped_params({"train.recipe": "improved"})
-    module, real, partners = module_and_batch(params, torch.contiguous_format, False, 8)
+    config = parse_params(shipped_params({"train.recipe": "improved"})).training("mnist")
+    module, real, partners = module_and_batch(config, torch.contiguous_format, False, 8)
     autocast = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
     d_weights = [*module.model.trunk.parameters(), *module.model.d_head.parameters()]
     flags = [p.requires_grad for p in module.parameters()]
