@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from mlflow.tracking import MlflowClient
@@ -30,24 +31,35 @@ from pipeline.stage import train_command
 LIMIT = 1.10  # the long run may peak at most 10% above the short one
 
 
-def train_peak_rss(params: dict, dataset: str, data: Path, scratch: Path, name: str) -> tuple[float, float, float]:
-    """Run the train stage with `params` in a child process; return (wall s, peak RSS MiB, the peak
-    RSS MiB it logged to MLflow)."""
-    folder = scratch / name
-    folder.mkdir()
+def run_train_stage(
+    params: dict, dataset: str, data: Path, folder: Path, uri: str, env: dict[str, str] | None = None
+) -> tuple[float, Any]:
+    """Run the train stage with `params` in a fresh child process, its outputs and train.log in
+    `folder`, tracked at `uri`, with `env`'s variables added to this process's environment; return
+    its wall seconds and resource usage (wait4's: the child's own). Exits with the log's end if it fails."""
     params_file = folder / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     cmd = train_command(dataset, params_file, data, folder)
-    uri = f"sqlite:///{scratch / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {**os.environ, **(env or {}), "MLFLOW_TRACKING_URI": uri}
     log = folder / "train.log"
     start = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+    child.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"the {name} training failed:\n{log.read_text()[-3000:]}")
+    if child.returncode != 0:
+        sys.exit(f"the training in {folder} failed:\n{log.read_text()[-3000:]}")
+    return seconds, usage
+
+
+def train_peak_rss(params: dict, dataset: str, data: Path, scratch: Path, name: str) -> tuple[float, float, float]:
+    """Run the train stage with `params` in a child process; return (wall s, peak RSS MiB, the peak
+    RSS MiB it logged to MLflow)."""
+    folder = scratch / name
+    folder.mkdir()
+    uri = f"sqlite:///{scratch / 'mlflow.db'}"
+    seconds, usage = run_train_stage(params, dataset, data, folder, uri)
     run_id = json.loads((folder / "model" / "run.json").read_text())["run_id"]
     logged = MlflowClient(uri).get_run(run_id).data.metrics["system/peak_rss_mib"]
     return seconds, usage.ru_maxrss / 1024, logged  # Linux reports KiB

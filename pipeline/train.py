@@ -49,7 +49,7 @@ from infogan.training.checkpoint import (
     training_identity,
 )
 from infogan.training.datamodule import DeviceImages
-from infogan.training.hardware import resolve_compile, resolve_precision
+from infogan.training.hardware import keep_freed_memory, resolve_compile, resolve_precision
 from infogan.training.module import InfoGANTraining
 from infogan.training.trainer import build_trainer
 from pipeline import tracking
@@ -75,6 +75,7 @@ def main() -> None:
     p.add_argument("--history", type=Path, required=True, help="per-epoch history CSV")
     p.add_argument("--checkpoints", type=Path, required=True, help="folder for the checkpoint a run resumes from")
     args = p.parse_args()
+    keep_freed_memory()  # each iteration reuses the last one's memory instead of faulting it in again
 
     # the configuration, every value checked, and the tracking store, before the data is even read
     dataset = find_dataset(args.dataset)
