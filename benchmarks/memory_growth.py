@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 from mlflow.tracking import MlflowClient
@@ -33,7 +33,7 @@ LIMIT = 1.10  # the long run may peak at most 10% above the short one
 
 def run_train_stage(
     params: dict, dataset: str, data: Path, folder: Path, uri: str, env: dict[str, str] | None = None
-) -> tuple[float, Any]:
+) -> tuple[float, resource.struct_rusage]:
     """Run the train stage with `params` in a fresh child process, its outputs and train.log in
     `folder`, tracked at `uri`, with `env`'s variables added to this process's environment; return
     its wall seconds and resource usage (wait4's: the child's own). Exits with the log's end if it fails."""

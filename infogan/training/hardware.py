@@ -1,11 +1,13 @@
-"""What trains fastest on the hardware at hand, for `precision: auto` and `compile: auto`.
+"""What trains fastest on the hardware at hand, for `precision: auto` and `compile: auto`, and a
+malloc that keeps the memory freed tensors leave (keep_freed_memory, which the train stage calls).
 
 bf16 autocast is cheaper for the matrix products that dominate this model on CPUs with
 AVX512-BF16 or AMX, and on GPUs with bf16 it uses the tensor cores; it does not change what the
 model learns. torch.compile fuses the many small elementwise kernels (batch norm, leaky ReLU, the
 losses) that dominate a GPU step of this small model; on a CPU it costs compilation time and gained
 nothing, so auto leaves it off there. The measurements, with their commands, are in
-docs/benchmarks.md (benchmarks/train_throughput.py, benchmarks/precision_check.py).
+docs/benchmarks.md (benchmarks/train_throughput.py, benchmarks/precision_check.py,
+benchmarks/freed_memory.py).
 """
 
 from __future__ import annotations
